@@ -1,0 +1,43 @@
+"""The small tree of errors that crosses module boundaries."""
+
+from __future__ import annotations
+
+
+class HeraldError(Exception):
+    """Base of every error Herald raises on purpose."""
+
+
+class ConfigError(HeraldError):
+    """A setting or template is wrong; the message says which and how to fix it."""
+
+
+class PostError(HeraldError):
+    """A post file cannot be read or parsed; the message gives the reason."""
+
+
+class DeliveryError(HeraldError):
+    """A send failed; subclasses say whether trying again can help."""
+
+
+class TransientError(DeliveryError):
+    """Worth retrying, after `retry_after_s` if the far side said so."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot help; `deactivate` marks the recipient blocked/bounced."""
+
+    def __init__(self, message: str, deactivate: bool = False) -> None:
+        super().__init__(message)
+        self.deactivate = deactivate
+
+
+class ChatMigratedError(DeliveryError):
+    """A Telegram group became a supergroup; resend to `new_chat_id`."""
+
+    def __init__(self, message: str, new_chat_id: int) -> None:
+        super().__init__(message)
+        self.new_chat_id = new_chat_id

@@ -1,0 +1,217 @@
+"""Settings: environment, then `./.env`, then defaults; plus what `_config.yml` says."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_PERMALINK = "date"
+
+
+class Settings(BaseSettings):
+    """The SPEC's HERALD_* variables, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    site_dir: Path = Path("examples/site")
+    site_url: str | None = None
+    timezone: str | None = None
+    database_url: str = "sqlite:///data/herald.db"
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_channel: str | None = None
+    telegram_rate: float = Field(default=25.0, gt=0, le=1000)
+    admin_ids: str = ""
+    smtp_url: SecretStr | None = None
+    mail_from: str = "News <news@localhost>"
+    public_url: str = "http://127.0.0.1:8080"
+    web_listen: str = "127.0.0.1:8080"
+    secret_key: SecretStr | None = None
+    digest_time: str = "08:00"
+    outbox_dir: Path = Path("outbox")
+
+    @field_validator("telegram_token", "smtp_url", "secret_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("site_url", "timezone", "telegram_channel", mode="before")
+    @classmethod
+    def _blank_str_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _check_digest_time(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+    @field_validator("web_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, such as 127.0.0.1:8080")
+        return value
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _check_admin_ids(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not part.lstrip("-").isdigit():
+                raise ValueError(
+                    f"{part!r} is not a numeric Telegram user id (ask @userinfobot for yours)"
+                )
+        return value
+
+    @property
+    def admin_user_ids(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.admin_ids.split(",") if p.strip())
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by `database_url`."""
+        url = self.database_url
+        if not url.startswith("sqlite:///"):
+            raise ConfigError(
+                f"HERALD_DATABASE_URL={url!r}: this build supports only "
+                "sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        return Path(url.removeprefix("sqlite:///"))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.database_path.parent
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.web_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def public_base(self) -> str:
+        return self.public_url.rstrip("/")
+
+
+def parse_hhmm(value: str) -> tuple[int, int]:
+    """`"08:00"` → `(8, 0)`, or ValueError naming the expected form."""
+    hh, sep, mm = value.strip().partition(":")
+    if not sep or not hh.isdigit() or not mm.isdigit() or int(hh) > 23 or int(mm) > 59:
+        raise ValueError(f"{value!r} is not a time of day; use HH:MM such as 08:00")
+    return int(hh), int(mm)
+
+
+@dataclass(frozen=True)
+class Site:
+    """The Jekyll site as `_config.yml` describes it."""
+
+    root: Path
+    url: str  # absolute base without trailing slash: url + baseurl
+    tz: ZoneInfo
+    permalink: str
+    title: str
+    config: dict[str, Any] = field(default_factory=dict)
+    excerpt_separator: str = "\n\n"
+
+    @property
+    def posts_dir(self) -> Path:
+        return self.root / "_posts"
+
+
+def read_site_config(root: Path) -> dict[str, Any]:
+    """`_config.yml` as a dict; a missing file is an empty config."""
+    path = root / "_config.yml"
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the file") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping of settings")
+    return data
+
+
+def load_site(settings: Settings) -> Site:
+    """Combine settings with `_config.yml`: settings win where both speak."""
+    root = settings.site_dir
+    if not root.is_dir():
+        raise ConfigError(
+            f"HERALD_SITE_DIR={str(root)!r} is not a directory; point it at the Jekyll site root"
+        )
+    config = read_site_config(root)
+    url = settings.site_url
+    if url is None:
+        url = str(config.get("url") or "") + str(config.get("baseurl") or "")
+    url = url.rstrip("/")
+    if not url:
+        url = "http://localhost:4000"
+    if urlsplit(url).scheme not in {"http", "https"}:
+        raise ConfigError(
+            f"site URL {url!r} is not absolute; set HERALD_SITE_URL or `url` in _config.yml"
+        )
+    tz_name = settings.timezone or str(config.get("timezone") or "UTC")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"time zone {tz_name!r} is unknown; use an IANA name such as Europe/Berlin "
+            "in HERALD_TIMEZONE or `timezone` in _config.yml"
+        ) from exc
+    collections = config.get("collections")
+    permalink = config.get("permalink") or DEFAULT_PERMALINK
+    if isinstance(collections, dict):
+        posts_conf = collections.get("posts")
+        if isinstance(posts_conf, dict) and posts_conf.get("permalink"):
+            permalink = posts_conf["permalink"]
+    separator = config.get("excerpt_separator")
+    return Site(
+        root=root,
+        url=url,
+        tz=tz,
+        permalink=str(permalink),
+        title=str(config.get("title") or "News"),
+        config=config,
+        excerpt_separator=str(separator) if separator else "\n\n",
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings or raise ConfigError with one sentence per problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "HERALD_" + "_".join(str(p) for p in err["loc"]).upper()
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise ConfigError("\n".join(problems)) from exc
+
+
+def secret_key(settings: Settings) -> str:
+    """HERALD_SECRET_KEY, else one generated once and kept in the data directory."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key + "\n", encoding="ascii")
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,134 @@
+"""Which posts Herald has seen and announced, so none is announced twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from bot.models import Post
+
+MIGRATIONS = [
+    """
+    CREATE TABLE posts (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        url TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        breaking INTEGER NOT NULL DEFAULT 0,
+        first_seen_at TEXT NOT NULL,
+        announced INTEGER NOT NULL DEFAULT 0,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX posts_path ON posts(path);
+    CREATE INDEX posts_url ON posts(url);
+    CREATE INDEX posts_fingerprint ON posts(fingerprint);
+    CREATE INDEX posts_first_seen ON posts(first_seen_at);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
+]
+
+_MATCH = "path = ? OR url = ? OR fingerprint = ?"
+
+
+def post_to_json(post: Post) -> str:
+    data = dataclasses.asdict(post)
+    data["date"] = post.date.isoformat()
+    return json.dumps(data, ensure_ascii=False)
+
+
+def post_from_json(text: str) -> Post:
+    data = json.loads(text)
+    data["date"] = datetime.fromisoformat(data["date"])
+    data["categories"] = tuple(data["categories"])
+    data["tags"] = tuple(data["tags"])
+    return Post(**data)
+
+
+class PostLog:
+    """The `posts` table: one row per post ever seen, however often it was edited or renamed."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def record(self, post: Post, *, announced: bool, now: datetime) -> int | None:
+        """Remember a post; its new row id when it was new (the caller announces it), else None.
+
+        A post is the same post when its path (an edit), its URL or its day and title (a
+        rename) match one seen before; the stored row then follows it to its new name.
+        """
+        key = (post.path, post.url, post.fingerprint)
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with self._conn.execute(f"SELECT id FROM posts WHERE {_MATCH}", key) as cur:
+                ids = [int(r[0]) for r in await cur.fetchall()]
+            new_id: int | None = None
+            if len(ids) == 1:
+                await self._conn.execute(
+                    "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
+                    "WHERE id = ?",
+                    (*key, post.title, post_to_json(post), ids[0]),
+                )
+            elif not ids:
+                cur2 = await self._conn.execute(
+                    "INSERT INTO posts(path, url, fingerprint, title, published_at, breaking,"
+                    " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        *key,
+                        post.title,
+                        post.date.astimezone(UTC).isoformat(),
+                        int(post.breaking),
+                        now.astimezone(UTC).isoformat(),
+                        int(announced),
+                        post_to_json(post),
+                    ),
+                )
+                new_id = cur2.lastrowid
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+        return new_id
+
+    async def count(self) -> int:
+        async with self._conn.execute("SELECT COUNT(*) FROM posts") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def announced_since(self, since: datetime, until: datetime) -> list[Post]:
+        """Posts announced in [since, until), oldest first: the digest's content."""
+        async with self._conn.execute(
+            "SELECT data FROM posts WHERE announced = 1 AND first_seen_at >= ? "
+            "AND first_seen_at < ? ORDER BY published_at, id",
+            (since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()),
+        ) as cur:
+            return [post_from_json(str(r[0])) for r in await cur.fetchall()]
+
+    async def latest(self, limit: int) -> list[Post]:
+        """The newest posts by date, newest first (for /latest)."""
+        async with self._conn.execute(
+            "SELECT data FROM posts ORDER BY published_at DESC, id DESC LIMIT ?", (limit,)
+        ) as cur:
+            return [post_from_json(str(r[0])) for r in await cur.fetchall()]
+
+    async def rows(self) -> AsyncIterator[tuple[int, Post]]:
+        async with self._conn.execute("SELECT id, data FROM posts ORDER BY id") as cur:
+            async for row in cur:
+                yield int(row[0]), post_from_json(str(row[1]))
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
