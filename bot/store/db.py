@@ -25,7 +25,8 @@ async def connect(path: Path) -> aiosqlite.Connection:
     await conn.execute("PRAGMA foreign_keys=ON")
     await conn.execute("PRAGMA busy_timeout=5000")
     await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS schema_version"
+        " (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     return conn
 
