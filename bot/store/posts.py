@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -56,44 +56,51 @@ class PostLog:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
-    async def record(self, post: Post, *, announced: bool, now: datetime) -> int | None:
-        """Remember a post; its new row id when it was new (the caller announces it), else None.
+    async def record(self, posts: Sequence[Post], *, announced: bool, now: datetime) -> list[Post]:
+        """Remember posts in one transaction; returns those never seen before.
 
         A post is the same post when its path (an edit), its URL or its day and title (a
         rename) match one seen before; the stored row then follows it to its new name.
         """
-        key = (post.path, post.url, post.fingerprint)
+        fresh: list[Post] = []
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            async with self._conn.execute(f"SELECT id FROM posts WHERE {_MATCH}", key) as cur:
-                ids = [int(r[0]) for r in await cur.fetchall()]
-            new_id: int | None = None
-            if len(ids) == 1:
-                await self._conn.execute(
-                    "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
-                    "WHERE id = ?",
-                    (*key, post.title, post_to_json(post), ids[0]),
-                )
-            elif not ids:
-                cur2 = await self._conn.execute(
-                    "INSERT INTO posts(path, url, fingerprint, title, published_at, breaking,"
-                    " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        *key,
-                        post.title,
-                        post.date.astimezone(UTC).isoformat(),
-                        int(post.breaking),
-                        now.astimezone(UTC).isoformat(),
-                        int(announced),
-                        post_to_json(post),
-                    ),
-                )
-                new_id = cur2.lastrowid
+            for post in posts:
+                if await self._record_one(post, announced=announced, now=now):
+                    fresh.append(post)
         except BaseException:
             await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
-        return new_id
+        return fresh
+
+    async def _record_one(self, post: Post, *, announced: bool, now: datetime) -> bool:
+        key = (post.path, post.url, post.fingerprint)
+        data = post_to_json(post)
+        async with self._conn.execute(f"SELECT id, data FROM posts WHERE {_MATCH}", key) as cur:
+            rows = list(await cur.fetchall())
+        if len(rows) == 1 and rows[0][1] != data:
+            await self._conn.execute(
+                "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
+                "WHERE id = ?",
+                (*key, post.title, data, rows[0][0]),
+            )
+        if rows:
+            return False
+        await self._conn.execute(
+            "INSERT INTO posts(path, url, fingerprint, title, published_at, breaking,"
+            " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *key,
+                post.title,
+                post.date.astimezone(UTC).isoformat(),
+                int(post.breaking),
+                now.astimezone(UTC).isoformat(),
+                int(announced),
+                data,
+            ),
+        )
+        return True
 
     async def count(self) -> int:
         async with self._conn.execute("SELECT COUNT(*) FROM posts") as cur:

@@ -1,0 +1,74 @@
+"""The `herald` command: argument parsing and dispatch; the work lives in other modules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("herald")
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Configure logging once, at the entry point; keep the bot token out of the logs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL, and Bot API URLs contain the token.
+    for noisy in ("httpx", "httpcore", "telegram.ext", "aiohttp.access", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import run
+
+    return asyncio.run(run(settings))
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.check import check
+
+    return check(settings, posts=args.posts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="herald", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="watch the site, run the bot, deliver, serve the web")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate settings and templates")
+    p.add_argument("--posts", action="store_true", help="also render every post of the site")
+    p.set_defaults(func=cmd_check)
+
+    # Further subcommands register here: preview, digest, subscribers, stats.
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        settings = load_settings()
+        func: Command = args.func
+        return func(args, settings)
+    except ConfigError as exc:
+        print(f"herald: configuration problem:\n{exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The outbox transport: writes each message as a file instead of sending it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage as MimeMessage
+from email.policy import SMTP
+from pathlib import Path
+
+from bot.models import TelegramMessage
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+_counter = itertools.count(1)
+
+
+def _stamp() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{next(_counter):04d}"
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name)[:80] or "_"
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Write then rename, so a reader of the folder never sees half a message.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+class FilesTelegram:
+    """`outbox/telegram/<time>-<chat>-<method>.html`: the exact HTML text or caption."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, chat_id: str, message: TelegramMessage) -> None:
+        path = self.folder / f"{_stamp()}-{_safe(chat_id)}-{message.method}.html"
+        await asyncio.to_thread(_write, path, message.text.encode("utf-8"))
+
+
+class FilesMail:
+    """`outbox/email/<time>-<recipient>.eml`, openable in a mail client."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, message: MimeMessage) -> None:
+        path = self.folder / f"{_stamp()}-{_safe(str(message['To'] or 'unknown'))}.eml"
+        await asyncio.to_thread(_write, path, message.as_bytes(policy=SMTP))

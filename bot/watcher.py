@@ -1,0 +1,232 @@
+"""Watches `_posts/` and hands each newly published post on, once.
+
+A full scan at start, then filesystem events (watchfiles, no polling loop). Broken files are
+logged once per version and retried when they change; future-dated posts are held until
+their time; a file still being written is left until it is complete and parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from bot.errors import PostError
+from bot.models import Post
+from bot.posts import is_post_filename, parse_post
+from bot.settings import Site
+from bot.store.posts import PostLog
+
+log = logging.getLogger(__name__)
+
+OnPost = Callable[[Post], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+BASELINE_KEY = "watcher.baseline_done"
+# A file that fails to parse and changed this recently may still be being written.
+SETTLE_S = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a file's last read gave: its version, and the reason when it was broken."""
+
+    version: tuple[int, int]  # (mtime_ns, size)
+    reason: str | None = None
+
+
+def read_version(path: Path) -> tuple[tuple[int, int], bytes]:
+    """The file's (mtime_ns, size) and its bytes, read together."""
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size), path.read_bytes()
+
+
+class Watcher:
+    """Turns the posts folder into a stream of new posts for `on_post`."""
+
+    def __init__(
+        self,
+        site: Site,
+        posts: PostLog,
+        on_post: OnPost,
+        *,
+        clock: Clock = utc_now,
+        settle_s: float = SETTLE_S,
+    ) -> None:
+        self.site = site
+        self.root = site.posts_dir
+        self._posts = posts
+        self._on_post = on_post
+        self._clock = clock
+        self._settle_s = settle_s
+        self._states: dict[str, FileState] = {}
+        self._held: dict[str, datetime] = {}  # rel path → when it may be published
+        self._recheck: dict[str, float] = {}  # rel path → epoch seconds to look again
+        self._wake = asyncio.Event()
+        self._baseline = False
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    async def scan(self) -> int:
+        """Read every post file once; on the very first start, record them silently."""
+        self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
+        paths = await asyncio.to_thread(self._list_files, self.root)
+        results = await asyncio.to_thread(self._parse_many, paths)
+        now = self._clock()
+        ready = [post for post in results if self._classify(post, now)]
+        self._wake.set()
+        fresh = await self._posts.record(ready, announced=not self._baseline, now=now)
+        if self._baseline:
+            await self._posts.set_meta(BASELINE_KEY, now.isoformat())
+            log.info("first start: %d existing posts recorded, none announced", len(fresh))
+            self._baseline = False
+        else:
+            for post in fresh:
+                await self._announce(post)
+        return len(paths)
+
+    def _list_files(self, folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            log.warning("posts folder %s does not exist yet; waiting for it", folder)
+            return []
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+            found.extend(Path(dirpath) / f for f in sorted(filenames) if is_post_filename(f))
+        return found
+
+    def _parse_many(self, paths: Iterable[Path]) -> list[Post]:
+        posts = []
+        for path in paths:
+            post = self._parse_file(path)
+            if post is not None:
+                posts.append(post)
+        return posts
+
+    def _parse_file(self, path: Path) -> Post | None:
+        """Parse one file, remembering its state; runs in a worker thread."""
+        rel = self.rel(path)
+        try:
+            version, raw = read_version(path)
+        except FileNotFoundError:
+            self._forget(rel)
+            return None
+        except OSError as exc:
+            self._broken(rel, (0, 0), f"cannot be read ({exc.strerror})")
+            return None
+        try:
+            post = parse_post(rel, raw, self.site)
+        except PostError as exc:
+            self._broken(rel, version, str(exc))
+            return None
+        self._states[rel] = FileState(version)
+        self._recheck.pop(rel, None)
+        return post
+
+    def _broken(self, rel: str, version: tuple[int, int], reason: str) -> None:
+        before = self._states.get(rel)
+        modified_s = version[0] / 1e9
+        if 0 <= time.time() - modified_s < self._settle_s:
+            # Probably half-written: look again once it has been quiet for a while.
+            self._recheck[rel] = modified_s + self._settle_s
+            return
+        self._recheck.pop(rel, None)
+        if before is None or before.version != version or before.reason != reason:
+            log.warning("skipping post %s: %s", rel, reason)
+        self._states[rel] = FileState(version, reason)
+
+    def _forget(self, rel: str) -> None:
+        self._states.pop(rel, None)
+        self._held.pop(rel, None)
+        self._recheck.pop(rel, None)
+
+    def _classify(self, post: Post, now: datetime) -> bool:
+        """True when the post is live now; drafts are dropped, future posts held."""
+        self._held.pop(post.path, None)
+        if not post.published:
+            log.debug("draft %s not announced", post.path)
+            return False
+        if post.date > now:
+            self._held[post.path] = post.date
+            log.info("post %s is dated %s: held until then", post.path, post.date.isoformat())
+            return False
+        return True
+
+    async def _announce(self, post: Post) -> None:
+        log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
+        await self._on_post(post)
+
+    async def handle(self, paths: Iterable[Path]) -> None:
+        """Look at changed files: new live posts are recorded and announced."""
+        ready = []
+        now = self._clock()
+        for path in paths:
+            post = await asyncio.to_thread(self._parse_file, path)
+            if post is not None and self._classify(post, now):
+                ready.append(post)
+        self._wake.set()  # new held or half-written files may need an earlier timer
+        for post in await self._posts.record(ready, announced=True, now=now):
+            await self._announce(post)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Scan, signal `ready`, then follow events until `stop` is set."""
+        count = await self.scan()
+        log.info("watching %s: %d post files", self.root, count)
+        if ready is not None:
+            ready.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._timers(stop))
+            await self._events(stop)
+            self._wake.set()
+
+    async def _events(self, stop: asyncio.Event) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        async for changes in awatch(self.root, stop_event=stop, step=30, debounce=400):
+            changed: set[Path] = set()
+            for change, name in changes:
+                path = Path(name)
+                if change == Change.deleted:
+                    if path.name and is_post_filename(path.name):
+                        self._forget(self.rel(path))
+                    continue
+                if path.is_dir():
+                    changed.update(await asyncio.to_thread(self._list_files, path))
+                elif is_post_filename(path.name):
+                    changed.add(path)
+            if changed:
+                await self.handle(sorted(changed))
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        """Release held posts at their time and re-read files that were mid-write."""
+        while not stop.is_set():
+            self._wake.clear()
+            now = self._clock()
+            epoch_s = time.time()
+            due = [rel for rel, at in self._held.items() if at <= now]
+            due += [rel for rel, at in self._recheck.items() if at <= epoch_s]
+            delays = [(at - now).total_seconds() for at in self._held.values()]
+            delays += [at - epoch_s for at in self._recheck.values()]
+            if due:
+                for rel in due:
+                    self._held.pop(rel, None)
+                    self._recheck.pop(rel, None)
+                await self.handle(self.root / rel for rel in due)
+                continue
+            # Held posts may sit for days: wake at least hourly in case the clock jumped.
+            timeout = min([*delays, 3600.0])
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+            except TimeoutError:
+                pass
