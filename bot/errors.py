@@ -41,3 +41,7 @@ class ChatMigratedError(DeliveryError):
     def __init__(self, message: str, new_chat_id: int) -> None:
         super().__init__(message)
         self.new_chat_id = new_chat_id
+
+
+class ImageError(PermanentError):
+    """Telegram could not fetch or use a message's image; the text alone may still go."""

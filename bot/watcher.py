@@ -8,6 +8,7 @@ their time; a file still being written is left until it is complete and parses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -46,10 +47,31 @@ class FileState:
     reason: str | None = None
 
 
-def read_version(path: Path) -> tuple[tuple[int, int], bytes]:
-    """The file's (mtime_ns, size) and its bytes, read together."""
-    st = path.stat()
-    return (st.st_mtime_ns, st.st_size), path.read_bytes()
+@dataclass(frozen=True)
+class Reading:
+    """One look at one file: the post, or why there is none."""
+
+    rel: str
+    version: tuple[int, int] = (0, 0)  # (mtime_ns, size)
+    post: Post | None = None
+    reason: str | None = None
+    missing: bool = False
+
+
+def read_post(path: Path, rel: str, site: Site) -> Reading:
+    """Read and parse one post file."""
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Reading(rel, missing=True)
+    except OSError as exc:
+        return Reading(rel, reason=f"cannot be read ({exc.strerror})")
+    version = (st.st_mtime_ns, st.st_size)
+    try:
+        return Reading(rel, version, post=parse_post(rel, raw, site))
+    except PostError as exc:
+        return Reading(rel, version, reason=str(exc))
 
 
 class Watcher:
@@ -83,9 +105,9 @@ class Watcher:
         """Read every post file once; on the very first start, record them silently."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
         paths = await asyncio.to_thread(self._list_files, self.root)
-        results = await asyncio.to_thread(self._parse_many, paths)
+        posts = self._absorb(await asyncio.to_thread(self._read_many, paths))
         now = self._clock()
-        ready = [post for post in results if self._classify(post, now)]
+        ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()
         fresh = await self._posts.record(ready, announced=not self._baseline, now=now)
         if self._baseline:
@@ -101,39 +123,29 @@ class Watcher:
         if not folder.is_dir():
             log.warning("posts folder %s does not exist yet; waiting for it", folder)
             return []
-        found = []
+        found: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             found.extend(Path(dirpath) / f for f in sorted(filenames) if is_post_filename(f))
         return found
 
-    def _parse_many(self, paths: Iterable[Path]) -> list[Post]:
-        posts = []
-        for path in paths:
-            post = self._parse_file(path)
-            if post is not None:
-                posts.append(post)
-        return posts
+    def _read_many(self, paths: Iterable[Path]) -> list[Reading]:
+        """Read and parse files; pure of watcher state, so it can run in a worker thread."""
+        return [read_post(path, self.rel(path), self.site) for path in paths]
 
-    def _parse_file(self, path: Path) -> Post | None:
-        """Parse one file, remembering its state; runs in a worker thread."""
-        rel = self.rel(path)
-        try:
-            version, raw = read_version(path)
-        except FileNotFoundError:
-            self._forget(rel)
-            return None
-        except OSError as exc:
-            self._broken(rel, (0, 0), f"cannot be read ({exc.strerror})")
-            return None
-        try:
-            post = parse_post(rel, raw, self.site)
-        except PostError as exc:
-            self._broken(rel, version, str(exc))
-            return None
-        self._states[rel] = FileState(version)
-        self._recheck.pop(rel, None)
-        return post
+    def _absorb(self, readings: Iterable[Reading]) -> list[Post]:
+        """Update file states from readings (in the event loop); returns the parsed posts."""
+        posts = []
+        for r in readings:
+            if r.missing:
+                self._forget(r.rel)
+            elif r.post is None:
+                self._broken(r.rel, r.version, r.reason or "unknown problem")
+            else:
+                self._states[r.rel] = FileState(r.version)
+                self._recheck.pop(r.rel, None)
+                posts.append(r.post)
+        return posts
 
     def _broken(self, rel: str, version: tuple[int, int], reason: str) -> None:
         before = self._states.get(rel)
@@ -170,12 +182,9 @@ class Watcher:
 
     async def handle(self, paths: Iterable[Path]) -> None:
         """Look at changed files: new live posts are recorded and announced."""
-        ready = []
+        posts = self._absorb(await asyncio.to_thread(self._read_many, list(paths)))
         now = self._clock()
-        for path in paths:
-            post = await asyncio.to_thread(self._parse_file, path)
-            if post is not None and self._classify(post, now):
-                ready.append(post)
+        ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()  # new held or half-written files may need an earlier timer
         for post in await self._posts.record(ready, announced=True, now=now):
             await self._announce(post)
@@ -194,19 +203,25 @@ class Watcher:
     async def _events(self, stop: asyncio.Event) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         async for changes in awatch(self.root, stop_event=stop, step=30, debounce=400):
-            changed: set[Path] = set()
             for change, name in changes:
-                path = Path(name)
-                if change == Change.deleted:
-                    if path.name and is_post_filename(path.name):
-                        self._forget(self.rel(path))
-                    continue
-                if path.is_dir():
-                    changed.update(await asyncio.to_thread(self._list_files, path))
-                elif is_post_filename(path.name):
-                    changed.add(path)
+                if change == Change.deleted and is_post_filename(Path(name).name):
+                    self._forget(self.rel(Path(name)))
+            changed = await asyncio.to_thread(self._changed_files, changes)
             if changed:
-                await self.handle(sorted(changed))
+                await self.handle(changed)
+
+    def _changed_files(self, changes: set[tuple[Change, str]]) -> list[Path]:
+        """Post files to (re)read for a batch of events; a folder moved in is read whole."""
+        changed: set[Path] = set()
+        for change, name in changes:
+            path = Path(name)
+            if change == Change.deleted:
+                continue
+            if path.is_dir():
+                changed.update(self._list_files(path))
+            elif is_post_filename(path.name):
+                changed.add(path)
+        return sorted(changed)
 
     async def _timers(self, stop: asyncio.Event) -> None:
         """Release held posts at their time and re-read files that were mid-write."""
@@ -226,7 +241,5 @@ class Watcher:
                 continue
             # Held posts may sit for days: wake at least hourly in case the clock jumped.
             timeout = min([*delays, 3600.0])
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
-            except TimeoutError:
-                pass

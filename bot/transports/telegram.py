@@ -1,0 +1,139 @@
+"""Telegram transport: one Bot API call per message, PTB errors translated into Herald's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import telegram
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+
+from bot.errors import (
+    ChatMigratedError,
+    ConfigError,
+    DeliveryError,
+    ImageError,
+    PermanentError,
+    TransientError,
+)
+from bot.models import TelegramMessage
+from bot.settings import Settings
+from bot.transports.aiohttp_request import AiohttpRequest
+
+log = logging.getLogger(__name__)
+
+# Fan-out keeps many sends in flight; each needs its own keep-alive connection.
+SEND_POOL_SIZE = 128
+# Answers Telegram gives when the *image* of a sendPhoto is at fault, not the chat or text.
+IMAGE_FAULTS = (
+    "wrong file identifier",
+    "failed to get http url content",
+    "wrong type of the web page content",
+    "image_process_failed",
+    "photo_invalid_dimensions",
+    "photo_invalid",
+    "wrong remote file",
+)
+# Answers that mean the chat is gone for good, although Telegram sends them as 400.
+GONE_FAULTS = ("chat not found", "peer_id_invalid", "user not found")
+
+
+def make_bot(settings: Settings) -> telegram.Bot:
+    """A Bot for `settings`: fast pooled requests for sends, a separate one for long polling."""
+    if settings.telegram_token is None:
+        raise ConfigError("HERALD_TELEGRAM_TOKEN is not set; get a token from @BotFather")
+    api_url = settings.telegram_api_url.rstrip("/")
+    file_url = api_url[: -len("/bot")] + "/file/bot" if api_url.endswith("/bot") else None
+    return telegram.Bot(
+        settings.telegram_token.get_secret_value(),
+        base_url=api_url,
+        base_file_url=file_url or "https://api.telegram.org/file/bot",
+        request=AiohttpRequest(connection_pool_size=SEND_POOL_SIZE),
+        # getUpdates holds its connection for the whole poll; PTB adds the poll time to this.
+        get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=10.0),
+    )
+
+
+class BotTransport:
+    """Sends TelegramMessages through a Bot; raises only bot.errors."""
+
+    def __init__(self, bot: telegram.Bot, *, paid: bool = False) -> None:
+        self._bot = bot
+        self._paid = paid
+
+    async def send(self, chat_id: str, message: TelegramMessage) -> None:
+        """Make one sendMessage/sendPhoto call with parse_mode=HTML."""
+        markup = None
+        if message.button_url:
+            button = telegram.InlineKeyboardButton(
+                message.button_text or message.button_url, url=message.button_url
+            )
+            markup = telegram.InlineKeyboardMarkup([[button]])
+        photo = message.method == "sendPhoto" and bool(message.photo)
+        try:
+            if photo:
+                await self._bot.send_photo(
+                    chat_id,
+                    str(message.photo),
+                    caption=message.text or None,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    allow_paid_broadcast=self._paid or None,
+                )
+            else:
+                await self._bot.send_message(
+                    chat_id,
+                    message.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    link_preview_options=_preview(message),
+                    allow_paid_broadcast=self._paid or None,
+                )
+        except TelegramError as exc:
+            raise translate(exc, photo=photo) from exc
+
+
+def _preview(message: TelegramMessage) -> telegram.LinkPreviewOptions:
+    # A notice about a post previews the post itself; anything else (digests list many
+    # links, whose first one would be an arbitrary preview) goes without one.
+    if message.button_url:
+        return telegram.LinkPreviewOptions(url=message.button_url, prefer_large_media=True)
+    return telegram.LinkPreviewOptions(is_disabled=True)
+
+
+def translate(exc: TelegramError, *, photo: bool = False) -> DeliveryError:
+    """Herald's error for a PTB error; the order matters, see the comments."""
+    # Decided by the answer's parameters, not its text, so these come first.
+    if isinstance(exc, RetryAfter):
+        wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+        return TransientError(f"Telegram flood control: retry after {seconds:g}s", seconds)
+    if isinstance(exc, ChatMigrated):
+        return ChatMigratedError(
+            f"group moved to supergroup {exc.new_chat_id}", new_chat_id=int(exc.new_chat_id)
+        )
+    if isinstance(exc, Forbidden):  # blocked, deactivated, kicked
+        return PermanentError(f"Telegram refused: {exc.message}", deactivate=True)
+    if isinstance(exc, InvalidToken):
+        # Every send fails until the token is fixed; keep the messages queued meanwhile.
+        return TransientError("Telegram rejected HERALD_TELEGRAM_TOKEN (check the token)")
+    # BadRequest and TimedOut both subclass NetworkError: BadRequest must be tested first.
+    if isinstance(exc, BadRequest):
+        text = exc.message.lower()
+        if any(fault in text for fault in GONE_FAULTS):
+            return PermanentError(f"Telegram: {exc.message}", deactivate=True)
+        if photo and any(fault in text for fault in IMAGE_FAULTS):
+            return ImageError(f"Telegram could not use the image: {exc.message}")
+        return PermanentError(f"Telegram: {exc.message}", deactivate=False)
+    if isinstance(exc, NetworkError):  # TimedOut, connection errors, 5xx
+        return TransientError(f"Telegram unreachable: {exc.message}")
+    return PermanentError(f"Telegram: {exc.message}", deactivate=False)

@@ -1,0 +1,580 @@
+"""A fake Telegram Bot API server on 127.0.0.1 that answers, limits and fails like Telegram.
+
+Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends are recorded
+in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Updates for a
+polling bot are queued with `push_command` / `push_message` / `push_callback`.
+Run `python -m tests.fakes.bot_api --no-limits` to serve it alone (prints its base URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.tg_html import TelegramHTMLError, check, utf16_len
+
+TOKEN = "123456:TEST-token"
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Herald", "username": "herald_test_bot"}
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "copyMessage"})
+RECORDED = SEND_METHODS | {"editMessageText", "editMessageReplyMarkup"}
+PHOTO_SIZE = {"file_id": "AgAD-fake", "file_unique_id": "fake-unique", "width": 640, "height": 480}
+_RIGHTS = """can_be_edited is_anonymous can_manage_chat can_delete_messages can_manage_video_chats
+can_restrict_members can_promote_members can_change_info can_invite_users can_post_stories
+can_edit_stories can_delete_stories"""
+ADMIN_RIGHTS = dict.fromkeys(_RIGHTS.split(), False) | {"can_manage_chat": True}
+GIFTS = dict.fromkeys(
+    ["unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription"], False
+) | {"gifts_from_channels": False}
+
+
+class ApiError(Exception):
+    """An error answer: `{"ok": false, "error_code": code, "description": ..., ...}`."""
+
+    def __init__(self, code: int, description: str, **parameters: Any) -> None:
+        super().__init__(description)
+        self.code, self.description, self.parameters = code, description, parameters
+
+
+@dataclass
+class Call:
+    """One request as the server saw it, with the HTTP status it answered."""
+
+    method: str
+    params: dict[str, Any]
+    status: int = 200
+    description: str = ""
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Sent:
+    """One successful send or edit: what a user would see in the chat."""
+
+    method: str
+    chat_id: int | str  # int for numeric ids, "@name" for channel usernames
+    message_id: int
+    text: str | None
+    caption: str | None
+    parse_mode: str | None
+    reply_markup: dict[str, Any] | None
+    allow_paid_broadcast: bool
+    photo: str | None
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+def _chat_key(value: Any) -> int | str:
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in {"true", "1"}
+
+
+def _obj(value: Any) -> Any:
+    """Form fields carry nested objects as JSON strings; JSON bodies carry them as-is."""
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+class FakeBotAPI:
+    """The fake server; use as `async with FakeBotAPI() as fake:`."""
+
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        global_rate: int | None = 30,
+        paid_rate: int | None = 1000,
+        chat_rate: float | None = 1.0,
+        chat_burst: int = 3,
+        record: bool = True,
+    ) -> None:
+        self.token = token
+        self.global_rate, self.paid_rate = global_rate, paid_rate
+        self.chat_rate, self.chat_burst = chat_rate, chat_burst
+        self.record = record  # the benchmark turns bookkeeping lists off
+        self.sent: list[Sent] = []
+        self.calls: list[Call] = []
+        self.too_many = 0
+        self.commands: list[dict[str, Any]] = []
+        self.base_url = self.base_file_url = ""
+        # fault injection, keyed by chat id (int, or "@name")
+        self.blocked: set[int | str] = set()
+        self.deactivated: set[int | str] = set()
+        self.missing: set[int | str] = set()
+        self.migrated: dict[int | str, int] = {}
+        self.failing: dict[int | str, tuple[int, int]] = {}  # chat → (times left, status)
+        self.bad_photos: dict[str, str] = {}  # photo URL → description
+        self.latency_s = 0.0
+        self.chat_latency_s: dict[int | str, float] = {}
+        self.fail_next_n, self.fail_next_status = 0, 502
+        self.members: dict[tuple[int | str, int], str] = {}
+        self._window: deque[float] = deque()
+        self._buckets: dict[int | str, tuple[float, float]] = {}  # chat → (tokens, at)
+        self._ids: dict[int | str, itertools.count[int]] = {}
+        self._messages: dict[tuple[int | str, int], dict[str, Any]] = {}
+        self._chats: dict[int | str, dict[str, Any]] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._changed = asyncio.Event()  # set and replaced on every change
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def __aenter__(self) -> FakeBotAPI:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/bot"
+        self.base_file_url = f"http://127.0.0.1:{port}/file/bot"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()  # ends pending long polls, so shutdown does not wait for them
+        self._notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- fault injection and state for tests ----------------------------------------
+    def block(self, chat_id: int | str) -> None:
+        """The user blocked the bot: 403."""
+        self.blocked.add(_chat_key(chat_id))
+
+    def deactivate(self, chat_id: int | str) -> None:
+        """The user deleted their account: 403."""
+        self.deactivated.add(_chat_key(chat_id))
+
+    def not_found(self, chat_id: int | str) -> None:
+        """The chat does not exist (or the bot was never in it): 400."""
+        self.missing.add(_chat_key(chat_id))
+
+    def migrate(self, chat_id: int | str, new_chat_id: int) -> None:
+        """The group became a supergroup: 400 with migrate_to_chat_id."""
+        self.migrated[_chat_key(chat_id)] = new_chat_id
+
+    def fail(self, chat_id: int | str, times: int, status: int = 502) -> None:
+        """The next `times` sends to the chat fail with a 5xx, then succeed."""
+        self.failing[_chat_key(chat_id)] = (times, status)
+
+    def fail_next(self, times: int, status: int = 502) -> None:
+        """The next `times` requests of any method fail with a 5xx."""
+        self.fail_next_n, self.fail_next_status = times, status
+
+    def bad_photo(
+        self, url: str, description: str = "Bad Request: wrong file identifier/HTTP URL specified"
+    ) -> None:
+        """sendPhoto with this photo URL fails the way Telegram fails on a broken image."""
+        self.bad_photos[url] = description
+
+    def delay(self, seconds: float, chat_id: int | str | None = None) -> None:
+        """Answer every request (or sends to one chat) after `seconds`."""
+        if chat_id is None:
+            self.latency_s = seconds
+        else:
+            self.chat_latency_s[_chat_key(chat_id)] = seconds
+
+    def set_member(self, chat_id: int | str, user_id: int, status: str = "administrator") -> None:
+        """getChatMember answers `status` (creator, administrator, member, left, kicked)."""
+        self.members[(_chat_key(chat_id), user_id)] = status
+
+    def sent_to(self, chat_id: int | str) -> list[Sent]:
+        """Successful sends and edits in one chat, oldest first."""
+        key = _chat_key(chat_id)
+        return [s for s in self.sent if s.chat_id == key]
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until `predicate()` is true; AssertionError with the recent calls if not."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._until(lambda: bool(predicate()))
+        except TimeoutError:
+            recent = [(c.method, c.status, c.description) for c in self.calls[-10:]]
+            raise AssertionError(f"condition not met in {timeout}s; last calls: {recent}") from None
+
+    # ---- updates for a polling bot --------------------------------------------------
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update (its update_id is assigned here) for getUpdates."""
+        update = {"update_id": next(self._update_ids), **update}
+        self._updates.append(update)
+        self._notify()
+        return int(update["update_id"])
+
+    def push_message(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        chat_type: str = "private",
+        entities: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """A user writes `text` in a chat; returns the new message_id."""
+        user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = user["first_name"]
+        else:
+            chat["title"] = f"Chat {chat_id}"
+        self._chats[_chat_key(chat_id)] = chat
+        msg = self._new_message(chat_id, {"from": user, "text": text})
+        if entities:
+            msg["entities"] = entities
+        if reply_to is not None:
+            replied = self._messages.get((_chat_key(chat_id), reply_to))
+            if replied is not None:
+                msg["reply_to_message"] = replied
+        self.push_update({"message": msg})
+        return int(msg["message_id"])
+
+    def push_command(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        chat_type: str = "private",
+        entities: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """A user sends a command such as `/start ref`; returns the new message_id."""
+        command = text.split(maxsplit=1)[0]
+        cmd_entity = {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
+        return self.push_message(
+            chat_id, user_id, text, chat_type, [cmd_entity, *(entities or [])], reply_to
+        )
+
+    def push_callback(self, chat_id: int, user_id: int, data: str, message_id: int) -> str:
+        """A user presses an inline button on `message_id`; returns the callback query id."""
+        message = self._messages.get((_chat_key(chat_id), message_id)) or {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self._chat(chat_id),
+            "text": "",
+        }
+        query_id = str(next(self._callback_ids))
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+                    "chat_instance": f"ci{chat_id}",
+                    "data": data,
+                    "message": message,
+                }
+            }
+        )
+        return query_id
+
+    # ---- the HTTP side --------------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        call = Call(method, params)
+        try:
+            if request.match_info["token"] != self.token:
+                raise ApiError(401, "Unauthorized")
+            result = await self._dispatch(method, params)
+        except ApiError as err:
+            call.status, call.description = err.code, err.description
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": err.code,
+                "description": err.description,
+            }
+            if err.parameters:
+                body["parameters"] = err.parameters
+            response = web.json_response(body, status=err.code)
+        else:
+            response = web.json_response({"ok": True, "result": result})
+        if self.record:
+            self.calls.append(call)
+            self._notify()
+        return response
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                for key, value in (await request.post()).items():
+                    params[key] = value if isinstance(value, str) else f"<upload {value.filename}>"
+        return params
+
+    async def _dispatch(self, method: str, p: dict[str, Any]) -> Any:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if self.fail_next_n > 0:
+            self.fail_next_n -= 1
+            raise ApiError(self.fail_next_status, "Bad Gateway")
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            raise ApiError(404, "Not Found")
+        return await handler(p)
+
+    def _check_chat(self, p: dict[str, Any]) -> int | str:
+        if "chat_id" not in p or p["chat_id"] in ("", None):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        chat = _chat_key(p["chat_id"])
+        if chat in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat in self.deactivated:
+            raise ApiError(403, "Forbidden: user is deactivated")
+        if chat in self.missing:
+            raise ApiError(400, "Bad Request: chat not found")
+        if chat in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self.migrated[chat],
+            )
+        times, status = self.failing.get(chat, (0, 0))
+        if times > 0:
+            self.failing[chat] = (times - 1, status)
+            raise ApiError(status, "Bad Gateway" if status == 502 else "Internal Server Error")
+        return chat
+
+    @staticmethod
+    def _check_text(text: Any, parse_mode: Any, *, caption: bool) -> None:
+        if text is None or text == "":
+            if not caption:
+                raise ApiError(400, "Bad Request: message text is empty")
+            return
+        try:
+            if str(parse_mode).upper() == "HTML":
+                check(str(text), caption=caption)
+            elif utf16_len(str(text)) > (1024 if caption else 4096):
+                raise TelegramHTMLError(
+                    "message caption is too long" if caption else "message is too long"
+                )
+            elif not caption and not str(text).strip():
+                raise TelegramHTMLError("message text is empty")
+        except TelegramHTMLError as exc:
+            raise ApiError(400, f"Bad Request: {exc}") from None
+
+    def _check_rate(self, chat: int | str, paid: bool) -> None:
+        now = time.monotonic()
+        window = self._window
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        limit = self.paid_rate if paid else self.global_rate
+        if limit is not None and len(window) >= limit:
+            self._too_many(max(1, math.ceil(1.0 - (now - window[0]))))
+        if self.chat_rate is not None:
+            tokens, at = self._buckets.get(chat, (float(self.chat_burst), now))
+            tokens = min(float(self.chat_burst), tokens + (now - at) * self.chat_rate)
+            if tokens < 1.0:
+                self._buckets[chat] = (tokens, now)
+                self._too_many(max(1, math.ceil((1.0 - tokens) / self.chat_rate)))
+            self._buckets[chat] = (tokens - 1.0, now)
+        window.append(now)
+
+    def _too_many(self, retry_after_s: int) -> None:
+        self.too_many += 1
+        raise ApiError(
+            429, f"Too Many Requests: retry after {retry_after_s}", retry_after=retry_after_s
+        )
+
+    def _chat(self, chat_id: int | str) -> dict[str, Any]:
+        key = _chat_key(chat_id)
+        if key in self._chats:
+            return self._chats[key]
+        if isinstance(key, str):
+            return {"id": -1001000000000, "type": "channel", "title": key, "username": key[1:]}
+        if key > 0:
+            return {"id": key, "type": "private", "first_name": f"User{key}"}
+        kind = "supergroup" if str(key).startswith("-100") else "group"
+        return {"id": key, "type": kind, "title": f"Chat {key}"}
+
+    def _new_message(self, chat_id: int | str, body: dict[str, Any]) -> dict[str, Any]:
+        key = _chat_key(chat_id)
+        counter = self._ids.setdefault(key, itertools.count(1))
+        msg = {"message_id": next(counter), "date": int(time.time()), "chat": self._chat(key)}
+        msg.update(body)
+        self._messages[(key, msg["message_id"])] = msg
+        return msg
+
+    def _record(self, method: str, chat: int | str, msg: dict[str, Any], p: dict[str, Any]) -> None:
+        if self.record:
+            paid, markup = _flag(p.get("allow_paid_broadcast")), _obj(p.get("reply_markup"))
+            text, caption = msg.get("text"), msg.get("caption")
+            mid, mode, photo = msg["message_id"], p.get("parse_mode"), p.get("photo")
+            self.sent.append(Sent(method, chat, mid, text, caption, mode, markup, paid, photo, p))
+
+    async def _send(self, p: dict[str, Any], method: str, body: dict[str, Any]) -> dict[str, Any]:
+        chat = self._check_chat(p)
+        if chat in self.chat_latency_s:
+            await asyncio.sleep(self.chat_latency_s[chat])
+        paid = _flag(p.get("allow_paid_broadcast"))
+        self._check_rate(chat, paid)
+        markup = _obj(p.get("reply_markup"))
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            body["reply_markup"] = markup
+        msg = self._new_message(chat, {"from": BOT_USER, **body})
+        self._record(method, chat, msg, p)
+        return msg
+
+    # ---- methods --------------------------------------------------------------------
+    async def _m_getMe(self, p: dict[str, Any]) -> Any:
+        return BOT_USER | {"can_join_groups": True, "can_read_all_group_messages": False}
+
+    async def _m_getUpdates(self, p: dict[str, Any]) -> Any:
+        offset = int(p.get("offset") or 0)
+        limit = int(p.get("limit") or 100)
+        timeout = float(p.get("timeout") or 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates and timeout > 0 and not self._closing.is_set():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._until(lambda: bool(self._updates) or self._closing.is_set())
+            except TimeoutError:
+                pass
+        return self._updates[:limit]
+
+    async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        return True
+
+    async def _m_setMyCommands(self, p: dict[str, Any]) -> Any:
+        self.commands = list(_obj(p.get("commands")) or [])
+        return True
+
+    async def _m_getMyCommands(self, p: dict[str, Any]) -> Any:
+        return self.commands
+
+    async def _m_sendChatAction(self, p: dict[str, Any]) -> Any:
+        self._check_chat(p)
+        return True
+
+    async def _m_sendMessage(self, p: dict[str, Any]) -> Any:
+        self._check_text(p.get("text"), p.get("parse_mode"), caption=False)
+        return await self._send(p, "sendMessage", {"text": p["text"]})
+
+    async def _m_sendPhoto(self, p: dict[str, Any]) -> Any:
+        photo = p.get("photo")
+        if not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        self._check_text(p.get("caption"), p.get("parse_mode"), caption=True)
+        if photo in self.bad_photos:
+            self._check_chat(p)
+            raise ApiError(400, self.bad_photos[photo])
+        body: dict[str, Any] = {"photo": [PHOTO_SIZE]}
+        if p.get("caption"):
+            body["caption"] = p["caption"]
+        return await self._send(p, "sendPhoto", body)
+
+    async def _m_copyMessage(self, p: dict[str, Any]) -> Any:
+        source = self._messages.get((_chat_key(p.get("from_chat_id")), int(p["message_id"])))
+        if source is None:
+            raise ApiError(400, "Bad Request: message to copy not found")
+        body = {k: source[k] for k in ("text", "entities", "caption", "photo") if k in source}
+        msg = await self._send(p, "copyMessage", body)
+        return {"message_id": msg["message_id"]}
+
+    async def _edit(self, p: dict[str, Any], method: str, text: str | None) -> Any:
+        chat = self._check_chat(p)
+        msg = self._messages.get((chat, int(p.get("message_id") or 0)))
+        if msg is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        markup = _obj(p.get("reply_markup"))
+        if (text is None or text == msg.get("text")) and markup == msg.get("reply_markup"):
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
+        if text is not None:
+            msg["text"] = text
+        msg["reply_markup"] = markup
+        if not markup:
+            msg.pop("reply_markup")
+        msg["edit_date"] = int(time.time())
+        self._record(method, chat, msg, p)
+        return msg
+
+    async def _m_editMessageText(self, p: dict[str, Any]) -> Any:
+        self._check_text(p.get("text"), p.get("parse_mode"), caption=False)
+        return await self._edit(p, "editMessageText", str(p["text"]))
+
+    async def _m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
+        return await self._edit(p, "editMessageReplyMarkup", None)
+
+    async def _m_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
+        if not p.get("callback_query_id"):
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired")
+        return True
+
+    def _member(self, chat: int | str, user_id: int) -> dict[str, Any]:
+        user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        status = self.members.get((chat, user_id), "member")
+        member: dict[str, Any] = {"status": status, "user": user}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(ADMIN_RIGHTS)
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
+    async def _m_getChatMember(self, p: dict[str, Any]) -> Any:
+        chat = self._check_chat(p)
+        return self._member(chat, int(p["user_id"]))
+
+    async def _m_getChatAdministrators(self, p: dict[str, Any]) -> Any:
+        chat = self._check_chat(p)
+        users = [u for (c, u), s in self.members.items() if c == chat and s in ADMIN_STATUSES]
+        return [self._member(chat, u) for u in users]
+
+    async def _m_getChat(self, p: dict[str, Any]) -> Any:
+        chat = self._check_chat(p)
+        info = {"accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": GIFTS}
+        return self._chat(chat) | info
+
+
+ADMIN_STATUSES = frozenset({"administrator", "creator"})
+
+
+async def _serve(limits: bool) -> None:
+    rates: dict[str, Any] = {} if limits else {"global_rate": None, "paid_rate": None}
+    async with FakeBotAPI(record=False, **rates) as fake:
+        if not limits:
+            fake.chat_rate = None
+        print(fake.base_url, flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Serve the fake alone (for benchmarks): prints its base URL, runs until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-limits", action="store_true", help="disable rate limits")
+    args = parser.parse_args()
+    asyncio.run(_serve(limits=not args.no_limits))
+
+
+if __name__ == "__main__":
+    main()

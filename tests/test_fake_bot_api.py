@@ -1,0 +1,147 @@
+"""The fake Bot API answers python-telegram-bot the way Telegram does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import telegram
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+
+from tests.fakes.bot_api import TOKEN, FakeBotAPI
+
+
+@pytest.fixture
+async def bot(fake_bot_api: FakeBotAPI) -> AsyncIterator[telegram.Bot]:
+    async with telegram.Bot(TOKEN, base_url=fake_bot_api.base_url) as bot:
+        yield bot
+
+
+async def test_send_message_is_recorded_and_answered(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A valid HTML message is accepted, returned as a Message and recorded with its options."""
+    markup = telegram.InlineKeyboardMarkup(
+        [[telegram.InlineKeyboardButton("Read", url="https://example.org/a")]]
+    )
+    first = await bot.send_message(42, "<b>Hi</b> &amp; welcome", parse_mode="HTML")
+    second = await bot.send_message(42, "again", reply_markup=markup)
+    assert (first.message_id, second.message_id) == (1, 2)
+    assert first.chat.id == 42 and first.chat.type == "private"
+    assert second.reply_markup == markup
+    rec = fake_bot_api.sent_to(42)
+    assert [r.text for r in rec] == ["<b>Hi</b> &amp; welcome", "again"]
+    assert rec[0].parse_mode == "HTML" and rec[1].reply_markup is not None
+    assert rec[1].reply_markup["inline_keyboard"][0][0]["url"] == "https://example.org/a"
+
+
+async def test_bad_html_and_limits_are_rejected(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """Unbalanced HTML, empty text and over-long messages and captions get Telegram's 400s."""
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.send_message(1, "<b>open", parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
+        await bot.send_message(1, " ")
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(1, "x" * 4097, parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
+        await bot.send_photo(1, "https://example.org/p.jpg", caption="y" * 1025)
+    assert fake_bot_api.sent == []
+
+
+async def test_burst_to_one_chat_gets_429_with_retry_after(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A fourth quick message to one chat gets 429 with retry_after; other chats still work."""
+    fake_bot_api.chat_rate = 0.2  # slow refill, so a loaded machine cannot make this pass by luck
+    for i in range(3):
+        await bot.send_message(7, f"m{i}")
+    with pytest.raises(RetryAfter) as info:
+        await bot.send_message(7, "too fast")
+    wait = info.value.retry_after
+    assert 1 <= (wait if isinstance(wait, int) else wait.total_seconds()) <= 5
+    assert fake_bot_api.too_many == 1
+    await bot.send_message(8, "other chat is fine")
+    assert len(fake_bot_api.sent) == 4
+
+
+async def test_global_rate_and_paid_broadcast() -> None:
+    """Over 30 msg/s is refused unless allow_paid_broadcast is set."""
+    async with FakeBotAPI(global_rate=5, paid_rate=8) as fake:
+        async with telegram.Bot(TOKEN, base_url=fake.base_url) as bot:
+            for chat in range(5):
+                await bot.send_message(100 + chat, "x")
+            with pytest.raises(RetryAfter):
+                await bot.send_message(200, "x")
+            for chat in range(3):
+                await bot.send_message(300 + chat, "x", allow_paid_broadcast=True)
+            with pytest.raises(RetryAfter):
+                await bot.send_message(400, "x", allow_paid_broadcast=True)
+        assert fake.too_many == 2
+        assert [s.allow_paid_broadcast for s in fake.sent[-3:]] == [True] * 3
+
+
+async def test_faults_per_chat(bot: telegram.Bot, fake_bot_api: FakeBotAPI) -> None:
+    """Blocked, deactivated, missing, migrated and flaky chats fail like Telegram's answers."""
+    fake_bot_api.block(1)
+    fake_bot_api.deactivate(2)
+    fake_bot_api.not_found(3)
+    fake_bot_api.migrate(-4, -1004)
+    fake_bot_api.fail(5, times=1)
+    with pytest.raises(Forbidden, match="blocked"):
+        await bot.send_message(1, "x")
+    with pytest.raises(Forbidden, match="deactivated"):
+        await bot.send_message(2, "x")
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.send_message(3, "x")
+    with pytest.raises(ChatMigrated) as info:
+        await bot.send_message(-4, "x")
+    assert info.value.new_chat_id == -1004
+    assert (await bot.send_message(-1004, "x")).chat.type == "supergroup"
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.send_message(5, "x")
+    await bot.send_message(5, "x")
+    assert [s.chat_id for s in fake_bot_api.sent] == [-1004, 5]
+
+
+async def test_polling_bot_sees_commands_and_callbacks(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """Pushed commands and button presses arrive through getUpdates with offsets honoured."""
+    fake_bot_api.set_member(-100, 9, "administrator")
+    fake_bot_api.push_command(-100, 9, "/broadcast now", chat_type="supergroup")
+    msg = await bot.send_message(5, "pick", reply_markup=None)
+    fake_bot_api.push_callback(5, 5, "yes", msg.message_id)
+    updates = await bot.get_updates(timeout=1)
+    assert len(updates) == 2
+    command = updates[0].message
+    assert command is not None and command.text == "/broadcast now"
+    assert command.parse_entities(["bot_command"]) and command.chat.type == "supergroup"
+    assert updates[1].callback_query is not None and updates[1].callback_query.data == "yes"
+    again = await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0)
+    assert again == ()
+    member = await bot.get_chat_member(-100, 9)
+    assert member.status == "administrator"
+    assert (await bot.get_chat_member(-100, 10)).status == "member"
+    waiter = asyncio.create_task(bot.get_updates(offset=updates[-1].update_id + 1, timeout=5))
+    await asyncio.sleep(0.05)
+    fake_bot_api.push_message(5, 5, "hello")
+    late = await asyncio.wait_for(waiter, 2)
+    assert late[0].message is not None and late[0].message.text == "hello"
+
+
+async def test_unknown_method_and_copy(bot: telegram.Bot, fake_bot_api: FakeBotAPI) -> None:
+    """Unknown methods are 404; copyMessage re-sends a user's message with its entities."""
+    with pytest.raises(telegram.error.EndPointNotFound):
+        await bot.do_api_request("noSuchMethod")
+    source = fake_bot_api.push_message(
+        9, 9, "bold news", entities=[{"type": "bold", "offset": 0, "length": 4}]
+    )
+    copied = await bot.copy_message(11, from_chat_id=9, message_id=source)
+    await fake_bot_api.wait_for(lambda: fake_bot_api.sent_to(11))
+    assert copied.message_id == 1
+    assert fake_bot_api.sent_to(11)[0].text == "bold news"
+    assert json.dumps(fake_bot_api.calls[-1].params)

@@ -1,0 +1,136 @@
+"""BotTransport sends Herald's messages through the Bot API and maps every failure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import telegram
+
+from bot.errors import ChatMigratedError, ImageError, PermanentError, TransientError
+from bot.models import TelegramMessage
+from bot.settings import Settings
+from bot.transports.aiohttp_request import AiohttpRequest
+from bot.transports.telegram import BotTransport, make_bot
+from tests.fakes.bot_api import TOKEN, FakeBotAPI
+
+NOTICE = TelegramMessage(
+    method="sendMessage",
+    text='<b>New post</b>: <a href="https://example.org/p">Title</a>',
+    button_text="Read",
+    button_url="https://example.org/p",
+)
+PHOTO = TelegramMessage(
+    method="sendPhoto",
+    text="<i>Breaking</i> news",
+    photo="https://example.org/img.jpg",
+    button_text="Read",
+    button_url="https://example.org/p",
+)
+
+
+@pytest.fixture
+async def bot(fake_bot_api: FakeBotAPI) -> AsyncIterator[telegram.Bot]:
+    settings = Settings(telegram_token=TOKEN, telegram_api_url=fake_bot_api.base_url)
+    async with make_bot(settings) as bot:
+        yield bot
+
+
+async def test_message_arrives_as_html_with_button(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A post notice reaches the chat as HTML with an inline URL button and no paid flag."""
+    await BotTransport(bot).send("42", NOTICE)
+    [sent] = fake_bot_api.sent_to(42)
+    assert sent.method == "sendMessage" and sent.text == NOTICE.text
+    assert sent.parse_mode == "HTML" and not sent.allow_paid_broadcast
+    assert sent.reply_markup == {
+        "inline_keyboard": [[{"text": "Read", "url": "https://example.org/p"}]]
+    }
+    assert '"url": "https://example.org/p"' in sent.params["link_preview_options"]
+
+
+async def test_paid_photo_sends_caption_and_paid_flag(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """In paid mode a photo message goes out with its caption and allow_paid_broadcast."""
+    await BotTransport(bot, paid=True).send("-100500", PHOTO)
+    [sent] = fake_bot_api.sent_to(-100500)
+    assert sent.method == "sendPhoto" and sent.photo == PHOTO.photo
+    assert sent.caption == PHOTO.text and sent.parse_mode == "HTML"
+    assert sent.allow_paid_broadcast is True
+
+
+async def test_faults_map_to_herald_errors(bot: telegram.Bot, fake_bot_api: FakeBotAPI) -> None:
+    """Each Bot API failure becomes the Herald error the delivery engine acts on."""
+    transport = BotTransport(bot)
+    fake_bot_api.chat_rate = 0.2  # slow refill, so the burst below is refused even under load
+    fake_bot_api.block(1)
+    fake_bot_api.deactivate(2)
+    fake_bot_api.not_found(3)
+    fake_bot_api.migrate(-4, -1004)
+    fake_bot_api.fail(5, times=1, status=502)
+    fake_bot_api.fail(6, times=1, status=500)
+    fake_bot_api.bad_photo(str(PHOTO.photo))
+    for chat in ("1", "2", "3"):
+        with pytest.raises(PermanentError) as gone:
+            await transport.send(chat, NOTICE)
+        assert gone.value.deactivate, chat
+    with pytest.raises(ChatMigratedError) as moved:
+        await transport.send("-4", NOTICE)
+    assert moved.value.new_chat_id == -1004
+    for chat in ("5", "6"):
+        with pytest.raises(TransientError):
+            await transport.send(chat, NOTICE)
+    bad_html = TelegramMessage(method="sendMessage", text="<b>unclosed")
+    with pytest.raises(PermanentError, match=r"(?i)parse entities") as bad:
+        await transport.send("7", bad_html)
+    assert not bad.value.deactivate and not isinstance(bad.value, ImageError)
+    with pytest.raises(ImageError):
+        await transport.send("8", PHOTO)
+    await transport.send("8", NOTICE)  # the text-only fallback goes through
+    for _ in range(3):
+        await transport.send("9", NOTICE)
+    with pytest.raises(TransientError) as flood:
+        await transport.send("9", NOTICE)
+    assert flood.value.retry_after_s is not None and flood.value.retry_after_s >= 1
+    assert [s.chat_id for s in fake_bot_api.sent] == [8, 9, 9, 9]
+
+
+async def test_timeouts_and_dead_servers_are_transient(fake_bot_api: FakeBotAPI) -> None:
+    """A slow answer, a refused connection or a rejected token never drop a message for good."""
+    fake_bot_api.delay(1.0, chat_id=11)
+    request = AiohttpRequest(read_timeout=0.2)
+    async with telegram.Bot(TOKEN, base_url=fake_bot_api.base_url, request=request) as bot:
+        with pytest.raises(TransientError, match="unreachable"):
+            await BotTransport(bot).send("11", NOTICE)
+    async with FakeBotAPI() as gone:
+        dead_url = gone.base_url
+    for token, url, match in (
+        (TOKEN, dead_url, "unreachable"),
+        ("1:x", fake_bot_api.base_url, "TOKEN"),
+    ):
+        bot = make_bot(Settings(telegram_token=token, telegram_api_url=url))
+        # only the request: Bot.initialize() would call getMe, which fails here by design
+        async with bot.request:
+            with pytest.raises(TransientError, match=match):
+                await BotTransport(bot).send("12", NOTICE)
+
+
+async def test_request_uploads_files_and_polls(fake_bot_api: FakeBotAPI) -> None:
+    """The aiohttp request sends multipart uploads and long-polls getUpdates."""
+    async with telegram.Bot(TOKEN, base_url=fake_bot_api.base_url, request=AiohttpRequest()) as bot:
+        await bot.send_photo(21, b"\x89PNG fake bytes", caption="c")
+        fake_bot_api.push_command(21, 21, "/start")
+        [update] = await bot.get_updates(timeout=2)
+    [sent] = fake_bot_api.sent_to(21)
+    assert sent.photo is not None and sent.photo.startswith("<upload")
+    assert update.message is not None and update.message.text == "/start"
+
+
+def test_make_bot_needs_a_token() -> None:
+    """Without HERALD_TELEGRAM_TOKEN make_bot names the missing setting."""
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="HERALD_TELEGRAM_TOKEN"):
+        make_bot(Settings(telegram_token=None))
