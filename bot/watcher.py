@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +56,11 @@ class Reading:
     post: Post | None = None
     reason: str | None = None
     missing: bool = False
+    unchanged: bool = False  # same version as when its post was recorded: not parsed
+
+
+def version_text(version: tuple[int, int]) -> str:
+    return f"{version[0]}:{version[1]}"
 
 
 def read_post(path: Path, rel: str, site: Site) -> Reading:
@@ -105,11 +110,15 @@ class Watcher:
         """Read every post file once; on the very first start, record them silently."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
         paths = await asyncio.to_thread(self._list_files, self.root)
-        posts = self._absorb(await asyncio.to_thread(self._read_many, paths))
+        known = await self._posts.file_versions()
+        readings = await asyncio.to_thread(self._read_many, paths, known)
+        posts = self._absorb(readings)
         now = self._clock()
         ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()
-        fresh = await self._posts.record(ready, announced=not self._baseline, now=now)
+        fresh = await self._posts.record(
+            ready, announced=not self._baseline, now=now, versions=self._versions(ready)
+        )
         if self._baseline:
             await self._posts.set_meta(BASELINE_KEY, now.isoformat())
             log.info("first start: %d existing posts recorded, none announced", len(fresh))
@@ -129,15 +138,35 @@ class Watcher:
             found.extend(Path(dirpath) / f for f in sorted(filenames) if is_post_filename(f))
         return found
 
-    def _read_many(self, paths: Iterable[Path]) -> list[Reading]:
-        """Read and parse files; pure of watcher state, so it can run in a worker thread."""
-        return [read_post(path, self.rel(path), self.site) for path in paths]
+    def _read_many(
+        self, paths: Iterable[Path], known: Mapping[str, str] | None = None
+    ) -> list[Reading]:
+        """Read and parse files, skipping those `known` at the same version.
+
+        Pure of watcher state, so it can run in a worker thread.
+        """
+        readings = []
+        for path in paths:
+            rel = self.rel(path)
+            if known and rel in known:
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    if version_text((st.st_mtime_ns, st.st_size)) == known[rel]:
+                        readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), unchanged=True))
+                        continue
+            readings.append(read_post(path, rel, self.site))
+        return readings
+
+    def _versions(self, posts: Iterable[Post]) -> dict[str, str]:
+        return {p.path: version_text(self._states[p.path].version) for p in posts}
 
     def _absorb(self, readings: Iterable[Reading]) -> list[Post]:
         """Update file states from readings (in the event loop); returns the parsed posts."""
         posts = []
         for r in readings:
-            if r.missing:
+            if r.unchanged:
+                self._states[r.rel] = FileState(r.version)
+            elif r.missing:
                 self._forget(r.rel)
             elif r.post is None:
                 self._broken(r.rel, r.version, r.reason or "unknown problem")
@@ -186,7 +215,8 @@ class Watcher:
         now = self._clock()
         ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()  # new held or half-written files may need an earlier timer
-        for post in await self._posts.record(ready, announced=True, now=now):
+        versions = self._versions(ready)
+        for post in await self._posts.record(ready, announced=True, now=now, versions=versions):
             await self._announce(post)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -31,6 +31,8 @@ MIGRATIONS = [
     CREATE INDEX posts_first_seen ON posts(first_seen_at);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # The file version behind each recorded post, so a restart skips unchanged files.
+    "CREATE TABLE post_files (path TEXT PRIMARY KEY, version TEXT NOT NULL)",
 ]
 
 _MATCH = "path = ? OR url = ? OR fingerprint = ?"
@@ -56,8 +58,17 @@ class PostLog:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
-    async def record(self, posts: Sequence[Post], *, announced: bool, now: datetime) -> list[Post]:
+    async def record(
+        self,
+        posts: Sequence[Post],
+        *,
+        announced: bool,
+        now: datetime,
+        versions: Mapping[str, str] | None = None,
+    ) -> list[Post]:
         """Remember posts in one transaction; returns those never seen before.
+
+        `versions` maps a post's path to its file version, remembered for `file_versions`.
 
         A post is the same post when its path (an edit), its URL or its day and title (a
         rename) match one seen before; the stored row then follows it to its new name.
@@ -68,6 +79,12 @@ class PostLog:
             for post in posts:
                 if await self._record_one(post, announced=announced, now=now):
                     fresh.append(post)
+            if versions:
+                await self._conn.executemany(
+                    "INSERT INTO post_files(path, version) VALUES (?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET version = excluded.version",
+                    [(p.path, versions[p.path]) for p in posts if p.path in versions],
+                )
         except BaseException:
             await self._conn.execute("ROLLBACK")
             raise
@@ -101,6 +118,15 @@ class PostLog:
             ),
         )
         return True
+
+    async def file_versions(self) -> dict[str, str]:
+        """Path → file version of every file whose post is recorded."""
+        async with self._conn.execute("SELECT path, version FROM post_files") as cur:
+            return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+    async def forget_file(self, path: str) -> None:
+        """A file went away or stopped being a live post; its post stays known."""
+        await self._conn.execute("DELETE FROM post_files WHERE path = ?", (path,))
 
     async def count(self) -> int:
         async with self._conn.execute("SELECT COUNT(*) FROM posts") as cur:
