@@ -21,7 +21,7 @@ from watchfiles import Change, awatch
 
 from bot.errors import PostError
 from bot.models import Post
-from bot.posts import is_post_filename, parse_post
+from bot.posts import is_post_path, parse_post
 from bot.settings import Site
 from bot.store.posts import PostLog
 
@@ -106,6 +106,12 @@ class Watcher:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def _is_post(self, path: Path) -> bool:
+        try:
+            return is_post_path(self.rel(path), self.site)
+        except ValueError:  # outside _posts/
+            return False
+
     async def scan(self) -> int:
         """Read every post file once; on the very first start, record them silently."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
@@ -135,7 +141,8 @@ class Watcher:
         found: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-            found.extend(Path(dirpath) / f for f in sorted(filenames) if is_post_filename(f))
+            here = Path(dirpath)
+            found.extend(here / f for f in sorted(filenames) if self._is_post(here / f))
         return found
 
     def _read_many(
@@ -234,7 +241,7 @@ class Watcher:
         self.root.mkdir(parents=True, exist_ok=True)
         async for changes in awatch(self.root, stop_event=stop, step=30, debounce=400):
             for change, name in changes:
-                if change == Change.deleted and is_post_filename(Path(name).name):
+                if change == Change.deleted and self._is_post(Path(name)):
                     self._forget(self.rel(Path(name)))
             changed = await asyncio.to_thread(self._changed_files, changes)
             if changed:
@@ -249,7 +256,7 @@ class Watcher:
                 continue
             if path.is_dir():
                 changed.update(self._list_files(path))
-            elif is_post_filename(path.name):
+            elif self._is_post(path):
                 changed.add(path)
         return sorted(changed)
 
