@@ -51,7 +51,7 @@ def startup(site: Path, db: Path) -> None:
     from bot.watcher import Watcher
 
     async def main() -> float:
-        async def on_post(post: object) -> None:
+        async def on_post(post: object, post_id: int) -> None:
             pass
 
         async with open_store(db) as store:
@@ -75,7 +75,7 @@ async def latency(site: Path, db: Path, samples: int) -> list[float]:
 
     arrived: asyncio.Queue[float] = asyncio.Queue()
 
-    async def on_post(post: Post) -> None:
+    async def on_post(post: Post, post_id: int) -> None:
         arrived.put_nowait(time.perf_counter())
 
     stop, ready = asyncio.Event(), asyncio.Event()

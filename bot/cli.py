@@ -7,7 +7,9 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from bot import subscribers_cli
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
 
@@ -24,14 +26,36 @@ def setup_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
     )
     # httpx logs every request URL, and Bot API URLs contain the token.
-    for noisy in ("httpx", "httpcore", "telegram.ext", "aiohttp.access", "uvicorn.access"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "telegram.ext",
+        "aiohttp.access",
+        "uvicorn.access",
+        "watchfiles",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run
 
-    return asyncio.run(run(settings))
+    try:
+        return asyncio.run(run(settings))
+    except ExceptionGroup as group:
+        # A part of `herald run` failed to start, e.g. a web port that is taken: say which.
+        config = group.subgroup(ConfigError)
+        while config is not None and isinstance(config.exceptions[0], ExceptionGroup):
+            config = config.exceptions[0]
+        if config is None:
+            raise
+        raise config.exceptions[0] from group
+
+
+def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.preview import preview
+
+    return preview(settings, args.file, telegram=args.telegram, email=args.email, out=args.out)
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     # Further subcommands register here: preview, digest, subscribers, stats.
+    p = sub.add_parser("preview", help="write exactly what a post would send, without sending")
+    p.add_argument("file", type=Path, metavar="FILE", help="a post file under _posts/")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--telegram", action="store_true", help="only the Telegram messages")
+    which.add_argument("--email", action="store_true", help="only the email (.eml and .html)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write files here, not to stdout")
+    p.set_defaults(func=cmd_preview)
+    subscribers_cli.add_parser(sub)
+    subscribers_cli.add_stats_parser(sub)
     return parser
 
 

@@ -27,7 +27,7 @@ from bot.store.posts import PostLog
 
 log = logging.getLogger(__name__)
 
-OnPost = Callable[[Post], Awaitable[None]]
+OnPost = Callable[[Post, int], Awaitable[object]]  # (post, its id in the posts table)
 Clock = Callable[[], datetime]
 
 BASELINE_KEY = "watcher.baseline_done"
@@ -92,7 +92,7 @@ class Watcher:
         settle_s: float = SETTLE_S,
     ) -> None:
         self.site = site
-        self.root = site.posts_dir
+        self.root = site.posts_dir.absolute()  # events name absolute paths
         self._posts = posts
         self._on_post = on_post
         self._clock = clock
@@ -115,6 +115,9 @@ class Watcher:
     async def scan(self) -> int:
         """Read every post file once; on the very first start, record them silently."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
+        for post_id, post in await self._posts.pending():
+            log.info("post %s was recorded but not queued before a stop; queuing it now", post.path)
+            await self._announce(post_id, post)
         paths = await asyncio.to_thread(self._list_files, self.root)
         known = await self._posts.file_versions()
         readings = await asyncio.to_thread(self._read_many, paths, known)
@@ -130,8 +133,8 @@ class Watcher:
             log.info("first start: %d existing posts recorded, none announced", len(fresh))
             self._baseline = False
         else:
-            for post in fresh:
-                await self._announce(post)
+            for post_id, post in fresh:
+                await self._announce(post_id, post)
         return len(paths)
 
     def _list_files(self, folder: Path) -> list[Path]:
@@ -212,9 +215,15 @@ class Watcher:
             return False
         return True
 
-    async def _announce(self, post: Post) -> None:
+    async def _announce(self, post_id: int, post: Post) -> None:
         log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
-        await self._on_post(post)
+        try:
+            await self._on_post(post, post_id)
+        except Exception:
+            # Stays pending and is tried again at the next start; the watcher goes on.
+            log.exception("post %s could not be queued; will retry at next start", post.path)
+            return
+        await self._posts.mark_announced(post_id)
 
     async def handle(self, paths: Iterable[Path]) -> None:
         """Look at changed files: new live posts are recorded and announced."""
@@ -223,8 +232,10 @@ class Watcher:
         ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()  # new held or half-written files may need an earlier timer
         versions = self._versions(ready)
-        for post in await self._posts.record(ready, announced=True, now=now, versions=versions):
-            await self._announce(post)
+        for post_id, post in await self._posts.record(
+            ready, announced=True, now=now, versions=versions
+        ):
+            await self._announce(post_id, post)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Scan, signal `ready`, then follow events until `stop` is set."""

@@ -69,7 +69,7 @@ async def watching(
 ) -> AsyncIterator[Running]:
     running = Running(site)
 
-    async def on_post(post: Post) -> None:
+    async def on_post(post: Post, post_id: int) -> None:
         running.announced.append(post)
         running.arrived.set()
 
@@ -227,3 +227,33 @@ async def test_bad_file_never_stops_the_watcher(site: Path, tmp_path: Path) -> N
         assert (await w.next_post()).title == "Good"
         await w.quiet()
     assert [p.title for p in w.announced] == ["Good"]
+
+
+async def test_post_not_queued_before_a_stop_goes_out_at_restart(
+    site: Path, tmp_path: Path
+) -> None:
+    """If queuing a new post fails (or the process dies first), the next start queues it."""
+    db = tmp_path / "db.sqlite"
+    failures: list[str] = []
+
+    async def broken_queue(post: Post, post_id: int) -> None:
+        failures.append(post.title)
+        raise RuntimeError("database is locked")
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with open_store(db) as store:
+        watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, broken_queue)
+        task = asyncio.create_task(watcher.run(stop, ready))
+        await ready.wait()
+        await asyncio.sleep(0.2)
+        (site / "_posts" / "2026-11-21-urgent.md").write_text(post_text("Urgent"))
+        for _ in range(50):
+            if failures:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+    assert failures == ["Urgent"]
+    async with watching(site, db) as w:
+        await asyncio.sleep(0.2)
+    assert [p.title for p in w.announced] == ["Urgent"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store import db
+from bot.store import outbox as outbox_area
 from bot.store import posts as posts_area
 from bot.store import subscribers as subscribers_area
 
@@ -20,11 +21,13 @@ class Store:
         self.conn = conn
         self.posts = posts_area.PostLog(conn)
         self.subscribers = subscribers_area.Subscribers(conn)
+        self.outbox = outbox_area.Outbox(conn)
 
 
 AREAS: dict[str, db.Migrations] = {
     "posts": posts_area.MIGRATIONS,
     "subscribers": subscribers_area.MIGRATIONS,
+    "outbox": outbox_area.MIGRATIONS,
 }
 
 

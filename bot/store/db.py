@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
@@ -12,6 +15,24 @@ log = logging.getLogger(__name__)
 
 # One list of steps per area; a step is one SQL script. Append, never edit a shipped step.
 Migrations = Sequence[str]
+
+# Coroutines share one connection: a transaction open across an `await` must not meet
+# another one's BEGIN, so transactions take turns.
+_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), one transaction at a time per connection."""
+    lock = _LOCKS.setdefault(conn, asyncio.Lock())
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
 
 
 async def connect(path: Path) -> aiosqlite.Connection:

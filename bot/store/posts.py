@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from bot.models import Post
+from bot.store.db import transaction
 
 MIGRATIONS = [
     """
@@ -36,6 +37,9 @@ MIGRATIONS = [
 ]
 
 _MATCH = "path = ? OR url = ? OR fingerprint = ?"
+
+# posts.announced: a baseline post never goes out; a pending one is queued at the next chance.
+BASELINE, ANNOUNCED, PENDING = 0, 1, 2
 
 
 def post_to_json(post: Post) -> str:
@@ -65,33 +69,32 @@ class PostLog:
         announced: bool,
         now: datetime,
         versions: Mapping[str, str] | None = None,
-    ) -> list[Post]:
-        """Remember posts in one transaction; returns those never seen before.
+    ) -> list[tuple[int, Post]]:
+        """Remember posts in one transaction; returns (id, post) of those never seen before.
+
+        New posts are stored as pending announcement (or, with `announced=False`, as the
+        silent baseline); `mark_announced` settles them once they are queued.
 
         `versions` maps a post's path to its file version, remembered for `file_versions`.
 
         A post is the same post when its path (an edit), its URL or its day and title (a
         rename) match one seen before; the stored row then follows it to its new name.
         """
-        fresh: list[Post] = []
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        fresh: list[tuple[int, Post]] = []
+        async with transaction(self._conn):
             for post in posts:
-                if await self._record_one(post, announced=announced, now=now):
-                    fresh.append(post)
+                post_id = await self._record_one(post, announced=announced, now=now)
+                if post_id is not None:
+                    fresh.append((post_id, post))
             if versions:
                 await self._conn.executemany(
                     "INSERT INTO post_files(path, version) VALUES (?, ?) "
                     "ON CONFLICT(path) DO UPDATE SET version = excluded.version",
                     [(p.path, versions[p.path]) for p in posts if p.path in versions],
                 )
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
         return fresh
 
-    async def _record_one(self, post: Post, *, announced: bool, now: datetime) -> bool:
+    async def _record_one(self, post: Post, *, announced: bool, now: datetime) -> int | None:
         key = (post.path, post.url, post.fingerprint)
         data = post_to_json(post)
         async with self._conn.execute(f"SELECT id, data FROM posts WHERE {_MATCH}", key) as cur:
@@ -103,8 +106,8 @@ class PostLog:
                 (*key, post.title, data, rows[0][0]),
             )
         if rows:
-            return False
-        await self._conn.execute(
+            return None
+        cur = await self._conn.execute(
             "INSERT INTO posts(path, url, fingerprint, title, published_at, breaking,"
             " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -113,11 +116,24 @@ class PostLog:
                 post.date.astimezone(UTC).isoformat(),
                 int(post.breaking),
                 now.astimezone(UTC).isoformat(),
-                int(announced),
+                PENDING if announced else BASELINE,
                 data,
             ),
         )
-        return True
+        return cur.lastrowid
+
+    async def mark_announced(self, post_id: int) -> None:
+        """The post's messages are queued: it is never announced again."""
+        await self._conn.execute(
+            "UPDATE posts SET announced = ? WHERE id = ?", (ANNOUNCED, post_id)
+        )
+
+    async def pending(self) -> list[tuple[int, Post]]:
+        """Posts recorded as new whose announcement was not queued (a crash in between)."""
+        async with self._conn.execute(
+            "SELECT id, data FROM posts WHERE announced = ? ORDER BY id", (PENDING,)
+        ) as cur:
+            return [(int(r[0]), post_from_json(str(r[1]))) for r in await cur.fetchall()]
 
     async def file_versions(self) -> dict[str, str]:
         """Path → file version of every file whose post is recorded."""

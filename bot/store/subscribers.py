@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiosqlite
 
 from bot.models import Channel, Status, Subscriber
+from bot.store.db import transaction
 
 MIGRATIONS = [
     """
@@ -29,9 +31,37 @@ MIGRATIONS = [
     );
     CREATE INDEX subscribers_status ON subscribers(status, channel)
     """,
+    # Scans of every channel stream in id order straight from this index, with no sort.
+    "CREATE INDEX subscribers_by_status ON subscribers(status)",
 ]
 
+STREAM_CHUNK = 1000
 _COLUMNS = "id, channel, address, breaking, daily, every_post, status, created_at"
+
+# Statuses an import may overwrite: someone who unsubscribed, blocked the bot or bounced
+# stays out even when an old list names them again.
+_IMPORT_UPSERT = (
+    "INSERT INTO subscribers(channel, address, breaking, daily, status, created_at,"
+    " updated_at, confirmed_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?) "
+    "ON CONFLICT(channel, address) DO UPDATE SET breaking = excluded.breaking,"
+    " daily = excluded.daily, status = 'active', updated_at = excluded.updated_at,"
+    " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at)"
+    " WHERE subscribers.status IN ('active', 'pending')"
+)
+
+
+# (channel, address, breaking, daily), validated and normalised by the caller.
+ImportRow = tuple[Channel, str, bool, bool]
+
+
+@dataclass(frozen=True)
+class PreferenceCounts:
+    """Active subscribers of one channel, in total and per preference."""
+
+    active: int = 0
+    breaking: int = 0
+    daily: int = 0
+    every_post: int = 0
 
 
 def _now() -> str:
@@ -72,6 +102,12 @@ class Subscribers:
             row = await cur.fetchone()
         return _row(row) if row else None
 
+    async def _get_required(self, channel: Channel, address: str) -> Subscriber:
+        found = await self.get(channel, address)
+        if found is None:  # only after a concurrent delete; the caller's row is gone
+            raise LookupError(f"subscriber {channel.value}:{address} vanished")
+        return found
+
     async def upsert(
         self,
         channel: Channel,
@@ -92,7 +128,7 @@ class Subscribers:
             " daily = excluded.daily, every_post = excluded.every_post,"
             " status = excluded.status, updated_at = excluded.updated_at,"
             " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at),"
-            " hard_bounces = 0",
+            " left_at = NULL, hard_bounces = 0",
             (
                 channel.value,
                 address,
@@ -105,9 +141,35 @@ class Subscribers:
                 confirmed,
             ),
         )
-        found = await self.get(channel, address)
-        assert found is not None
-        return found
+        return await self._get_required(channel, address)
+
+    async def request_email(self, address: str, *, breaking: bool, daily: bool) -> Subscriber:
+        """Start double opt-in for `address`: a pending subscriber, or the known one as it is.
+
+        An active subscriber is left untouched (a stranger must not change its preferences);
+        one that left (unsubscribed, bounced) or is still pending becomes pending again with
+        the preferences asked for, so the confirmation link brings it back.
+        """
+        now = _now()
+        await self._conn.execute(
+            "INSERT INTO subscribers(channel, address, breaking, daily, status, created_at,"
+            " updated_at) VALUES ('email', ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT(channel, address) DO UPDATE SET breaking = excluded.breaking,"
+            " daily = excluded.daily, status = 'pending', updated_at = excluded.updated_at"
+            " WHERE subscribers.status != 'active'",
+            (address, int(breaking), int(daily), now, now),
+        )
+        return await self._get_required(Channel.EMAIL, address)
+
+    async def confirm(self, subscriber_id: int) -> Subscriber | None:
+        """Pending → active (confirmed now); an active one stays as it is; None if unknown."""
+        now = _now()
+        await self._conn.execute(
+            "UPDATE subscribers SET status = 'active', confirmed_at = ?, updated_at = ?,"
+            " left_at = NULL, hard_bounces = 0 WHERE id = ? AND status = 'pending'",
+            (now, now, subscriber_id),
+        )
+        return await self.get_by_id(subscriber_id)
 
     async def set_prefs(
         self, subscriber_id: int, *, breaking: bool, daily: bool, every_post: bool
@@ -134,6 +196,29 @@ class Subscribers:
             "UPDATE OR REPLACE subscribers SET address = ?, updated_at = ? WHERE id = ?",
             (address, _now(), subscriber_id),
         )
+
+    async def remove(self, channel: Channel, address: str) -> bool:
+        """Delete a subscriber and everything known about it; False when there was none."""
+        cur = await self._conn.execute(
+            "DELETE FROM subscribers WHERE channel = ? AND address = ?", (channel.value, address)
+        )
+        return cur.rowcount > 0
+
+    async def import_rows(self, rows: Iterable[ImportRow]) -> int:
+        """Add or update many confirmed subscribers in one transaction; returns rows written.
+
+        Known subscribers get the imported preferences; those who unsubscribed, blocked the
+        bot or bounced are left out (an old list must not bring them back).
+        """
+        now = _now()
+        params = [
+            (channel.value, address, int(breaking), int(daily), now, now, now)
+            for channel, address, breaking, daily in rows
+        ]
+        before = self._conn.total_changes
+        async with transaction(self._conn):
+            await self._conn.executemany(_IMPORT_UPSERT, params)
+        return self._conn.total_changes - before
 
     async def add_hard_bounce(self, subscriber_id: int) -> int:
         """Count one permanent failure; returns the count so far."""
@@ -170,20 +255,33 @@ class Subscribers:
                 where.append(f"{column} = ?")
                 args.append(int(wanted))
         sql = f"SELECT {_COLUMNS} FROM subscribers WHERE {' AND '.join(where)} ORDER BY id"
-        async with self._conn.execute(sql, args) as cur:
-            async for row in cur:
-                yield _row(row)
+        async for sub in self._stream(sql, args):
+            yield sub
 
-    async def all(self, channel: Channel | None = None) -> AsyncIterator[Subscriber]:
-        """Every subscriber whatever its status, streamed in id order."""
-        sql = f"SELECT {_COLUMNS} FROM subscribers"
-        args: tuple[object, ...] = ()
+    async def all(
+        self, channel: Channel | None = None, status: Status | None = None
+    ) -> AsyncIterator[Subscriber]:
+        """Every subscriber (optionally of one channel and status), streamed in id order."""
+        where: list[str] = []
+        args: list[object] = []
         if channel is not None:
-            sql += " WHERE channel = ?"
-            args = (channel.value,)
-        async with self._conn.execute(sql + " ORDER BY id", args) as cur:
-            async for row in cur:
-                yield _row(row)
+            where.append("channel = ?")
+            args.append(channel.value)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        sql = f"SELECT {_COLUMNS} FROM subscribers"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        async for sub in self._stream(sql + " ORDER BY id", args):
+            yield sub
+
+    async def _stream(self, sql: str, args: list[object]) -> AsyncIterator[Subscriber]:
+        # Rows come over from SQLite's thread in chunks: few hops, bounded memory.
+        async with self._conn.execute(sql, args) as cur:
+            while rows := await cur.fetchmany(STREAM_CHUNK):
+                for row in rows:
+                    yield _row(row)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) → number of subscribers."""
@@ -191,3 +289,16 @@ class Subscribers:
             "SELECT channel, status, COUNT(*) FROM subscribers GROUP BY channel, status"
         ) as cur:
             return {(str(r[0]), str(r[1])): int(r[2]) for r in await cur.fetchall()}
+
+    async def preference_counts(self) -> dict[Channel, PreferenceCounts]:
+        """Per channel: active subscribers and how many of them want each kind of message."""
+        result = {channel: PreferenceCounts() for channel in Channel}
+        async with self._conn.execute(
+            "SELECT channel, COUNT(*), SUM(breaking), SUM(daily), SUM(every_post)"
+            " FROM subscribers WHERE status = 'active' GROUP BY channel"
+        ) as cur:
+            for r in await cur.fetchall():
+                result[Channel(r[0])] = PreferenceCounts(
+                    int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)
+                )
+        return result

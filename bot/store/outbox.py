@@ -1,0 +1,421 @@
+"""The durable outbox: jobs, and one row per (job, recipient) claimed, sent and marked in batches.
+
+Each row carries a unique idempotency key (`post:<id>:<channel>:<subscriber>`), so planning
+the same fan-out twice inserts nothing new. A claimed row is `sending` under a lease; after
+a crash the delivery loop puts such rows back in the queue, so only the few sends in flight
+at the moment of the crash can go out twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import aiosqlite
+
+from bot.store.db import transaction
+
+MIGRATIONS = [
+    """
+    CREATE TABLE outbox_jobs (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        planned INTEGER NOT NULL DEFAULT 0,
+        finished_at TEXT
+    );
+    CREATE TABLE outbox_items (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES outbox_jobs(id),
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        subscriber_id INTEGER,
+        address TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        parts_done INTEGER NOT NULL DEFAULT 0,
+        plain INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_until REAL,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_items_ready ON outbox_items(status, priority, id);
+    CREATE INDEX outbox_items_job ON outbox_items(job_id, status);
+    CREATE INDEX outbox_items_subscriber ON outbox_items(subscriber_id, status);
+    CREATE TABLE digests (
+        day TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        until TEXT NOT NULL,
+        posts INTEGER NOT NULL,
+        job_id INTEGER,
+        created_at TEXT NOT NULL
+    )
+    """,
+]
+
+QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
+STATUSES = (QUEUED, SENDING, SENT, FAILED, CANCELLED)
+
+
+class NewItem(Protocol):
+    """A row to insert (bot.outbox.OutboxItem): who gets a job, how urgently (lower first)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def subscriber_id(self) -> int | None: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Item:
+    """A claimed row, with the subscriber's current address (it may have migrated)."""
+
+    id: int
+    job_id: int
+    key: str
+    kind: str
+    channel: str
+    subscriber_id: int | None
+    address: str
+    attempts: int
+    parts_done: int
+    plain: int
+
+
+@dataclass(frozen=True)
+class Update:
+    """The outcome of one attempt, written back in a batch."""
+
+    id: int
+    status: str
+    attempts: int
+    parts_done: int
+    plain: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    address: str | None = None  # a migrated chat's new id
+    sent_at: str | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """One job and how far its fan-out got."""
+
+    id: int
+    key: str
+    kind: str
+    title: str
+    created_at: str
+    finished_at: str | None
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    id: int
+    job_id: int
+    job_key: str
+    channel: str
+    address: str
+    attempts: int
+    last_error: str
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat()
+
+
+class Outbox:
+    """The `outbox_jobs`, `outbox_items` and `digests` tables."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _in_transaction(self, sql: str, rows: Iterable[Sequence[object]]) -> int:
+        async with transaction(self._conn):
+            before = self._conn.total_changes
+            await self._conn.executemany(sql, rows)
+            return self._conn.total_changes - before
+
+    async def create_job(
+        self, key: str, kind: str, payload: str, *, title: str, now: datetime
+    ) -> tuple[int, bool]:
+        """The job with `key`, created if new; (id, created). Insert-or-ignore: never twice."""
+        cur = await self._conn.execute(
+            "INSERT INTO outbox_jobs(key, kind, title, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+            (key, kind, title, payload, _iso(now)),
+        )
+        created = cur.rowcount > 0
+        async with self._conn.execute("SELECT id FROM outbox_jobs WHERE key = ?", (key,)) as c:
+            row = await c.fetchone()
+        assert row is not None
+        return int(row[0]), created
+
+    async def add_items(self, job_id: int, items: Iterable[NewItem]) -> int:
+        """Insert rows for a job in one transaction, skipping keys already there; count added."""
+        return await self._in_transaction(
+            "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
+            " priority) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+            (
+                (job_id, i.key, i.kind, i.channel, i.subscriber_id, i.address, i.priority)
+                for i in items
+            ),
+        )
+
+    async def mark_planned(self, job_id: int) -> None:
+        """Every row of the job is in: it can finish once they are all done."""
+        await self._conn.execute("UPDATE outbox_jobs SET planned = 1 WHERE id = ?", (job_id,))
+
+    async def payload(self, job_id: int) -> str:
+        async with self._conn.execute(
+            "SELECT payload FROM outbox_jobs WHERE id = ?", (job_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise LookupError(f"outbox job {job_id} does not exist")
+        return str(row[0])
+
+    async def recover(self) -> int:
+        """At start: rows left `sending` by a crash go back in the queue; returns how many."""
+        cur = await self._conn.execute(
+            "UPDATE outbox_items SET status = 'queued', lease_until = NULL WHERE status = 'sending'"
+        )
+        return cur.rowcount
+
+    async def release_expired(self, now: float) -> int:
+        """Rows whose lease ran out (their sender vanished) become claimable again."""
+        cur = await self._conn.execute(
+            "UPDATE outbox_items SET status = 'queued', lease_until = NULL"
+            " WHERE status = 'sending' AND lease_until < ?",
+            (now,),
+        )
+        return cur.rowcount
+
+    async def claim(
+        self, limit: int, *, now: float, lease_s: float, channel: str | None = None
+    ) -> list[Item]:
+        """Take up to `limit` due rows, most urgent first, and lease them.
+
+        Rows whose subscriber has left (blocked, bounced, unsubscribed, removed) are cancelled
+        instead; a pending subscriber gets only its confirmation.
+        """
+        async with transaction(self._conn):
+            async with self._conn.execute(
+                "SELECT o.id, o.job_id, o.key, o.kind, o.channel, o.subscriber_id,"
+                " COALESCE(s.address, o.address), o.attempts, o.parts_done, o.plain,"
+                " o.subscriber_id IS NOT NULL AND (s.status IS NULL OR s.status NOT IN"
+                " ('active', 'pending') OR (s.status = 'pending' AND o.kind != 'confirm'))"
+                " FROM outbox_items o LEFT JOIN subscribers s ON s.id = o.subscriber_id"
+                " WHERE o.status = 'queued' AND o.next_attempt_at <= ?"
+                + (" AND o.channel = ?" if channel else "")
+                + " ORDER BY o.priority, o.id LIMIT ?",
+                (now, channel, limit) if channel else (now, limit),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            gone = [(int(r[0]),) for r in rows if r[10]]
+            items = [
+                Item(
+                    int(r[0]),
+                    int(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    str(r[4]),
+                    None if r[5] is None else int(r[5]),
+                    str(r[6]),
+                    int(r[7]),
+                    int(r[8]),
+                    int(r[9]),
+                )
+                for r in rows
+                if not r[10]
+            ]
+            await self._conn.executemany(
+                "UPDATE outbox_items SET status = 'sending', lease_until = ? WHERE id = ?",
+                ((now + lease_s, i.id) for i in items),
+            )
+            await self._conn.executemany(
+                "UPDATE outbox_items SET status = 'cancelled',"
+                " last_error = 'subscriber left' WHERE id = ?",
+                gone,
+            )
+        return items
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued row becomes due (epoch seconds), or None."""
+        async with self._conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox_items WHERE status = 'queued'"
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def apply(self, updates: Sequence[Update]) -> None:
+        """Write a batch of outcomes in one transaction."""
+        if not updates:
+            return
+        await self._in_transaction(
+            "UPDATE outbox_items SET status = ?, attempts = ?, parts_done = ?, plain = ?,"
+            " next_attempt_at = ?, last_error = ?, address = COALESCE(?, address),"
+            " sent_at = COALESCE(?, sent_at), lease_until = NULL WHERE id = ?",
+            (
+                (
+                    u.status,
+                    u.attempts,
+                    u.parts_done,
+                    u.plain,
+                    u.next_attempt_at,
+                    u.last_error,
+                    u.address,
+                    u.sent_at,
+                    u.id,
+                )
+                for u in updates
+            ),
+        )
+
+    async def cancel_subscriber(self, subscriber_id: int, reason: str) -> int:
+        """A subscriber was blocked or bounced: its queued rows will never be sent."""
+        cur = await self._conn.execute(
+            "UPDATE outbox_items SET status = 'cancelled', last_error = ?"
+            " WHERE subscriber_id = ? AND status = 'queued'",
+            (reason, subscriber_id),
+        )
+        return cur.rowcount
+
+    async def finish_jobs(self, job_ids: Iterable[int], now: datetime) -> list[JobProgress]:
+        """Mark planned jobs with no queued or sending row finished; return those just finished."""
+        done: list[JobProgress] = []
+        for job_id in set(job_ids):
+            cur = await self._conn.execute(
+                "UPDATE outbox_jobs SET finished_at = ? WHERE id = ? AND planned = 1"
+                " AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_items"
+                " WHERE job_id = ? AND status IN ('queued', 'sending'))",
+                (_iso(now), job_id, job_id),
+            )
+            if cur.rowcount:
+                done.extend(await self.progress(job_id=job_id))
+        return done
+
+    async def progress(self, limit: int = 10, *, job_id: int | None = None) -> list[JobProgress]:
+        """The newest jobs (or one) with row counts per status."""
+        where, args = ("WHERE id = ?", (job_id, 1)) if job_id else ("", (limit,))
+        sql = (
+            "SELECT j.id, j.key, j.kind, j.title, j.created_at, j.finished_at, i.status,"
+            " COUNT(i.id) FROM (SELECT * FROM outbox_jobs " + where + " ORDER BY id DESC LIMIT ?) j"
+            " LEFT JOIN outbox_items i ON i.job_id = j.id GROUP BY j.id, i.status"
+            " ORDER BY j.id DESC"
+        )
+        jobs: dict[int, JobProgress] = {}
+        async with self._conn.execute(sql, args) as cur:
+            for r in await cur.fetchall():
+                job = jobs.get(int(r[0]))
+                if job is None:
+                    job = JobProgress(
+                        int(r[0]),
+                        str(r[1]),
+                        str(r[2]),
+                        str(r[3]),
+                        str(r[4]),
+                        None if r[5] is None else str(r[5]),
+                        {s: 0 for s in STATUSES},
+                    )
+                    jobs[job.id] = job
+                if r[6] is not None:
+                    job.counts[str(r[6])] = int(r[7])
+        return list(jobs.values())
+
+    async def totals(self) -> dict[str, int]:
+        """Rows per status over all jobs."""
+        counts = {s: 0 for s in STATUSES}
+        async with self._conn.execute(
+            "SELECT status, COUNT(*) FROM outbox_items GROUP BY status"
+        ) as cur:
+            for r in await cur.fetchall():
+                counts[str(r[0])] = int(r[1])
+        return counts
+
+    async def failed(self, limit: int = 20) -> list[FailedItem]:
+        """The newest rows parked as failed, for /stats and `herald stats`."""
+        async with self._conn.execute(
+            "SELECT i.id, i.job_id, j.key, i.channel, i.address, i.attempts,"
+            " COALESCE(i.last_error, '') FROM outbox_items i JOIN outbox_jobs j"
+            " ON j.id = i.job_id WHERE i.status = 'failed' ORDER BY i.id DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            return [
+                FailedItem(
+                    int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6])
+                )
+                for r in await cur.fetchall()
+            ]
+
+    async def retry_failed(self, *, now: float, job_id: int | None = None) -> int:
+        """Failed rows (of one job, or all) whose recipient is still there go back in the queue.
+
+        Returns how many rows went back.
+        """
+        job_filter = " AND job_id = ?" if job_id is not None else ""
+        args: tuple[object, ...] = (now, job_id) if job_id is not None else (now,)
+        async with self._conn.execute(
+            "UPDATE outbox_items SET status = 'queued', attempts = 0, plain = 0,"
+            " next_attempt_at = ?, last_error = NULL WHERE status = 'failed'" + job_filter + ""
+            " AND (subscriber_id IS NULL OR subscriber_id IN"
+            " (SELECT id FROM subscribers WHERE status IN ('active', 'pending')))"
+            " RETURNING job_id",
+            args,
+        ) as cur:
+            rows = list(await cur.fetchall())
+        job_ids = sorted({int(r[0]) for r in rows})
+        await self._conn.executemany(
+            "UPDATE outbox_jobs SET finished_at = NULL WHERE id = ?", ((j,) for j in job_ids)
+        )
+        return len(rows)
+
+    async def digest_done(self, name: str) -> bool:
+        """Whether the digest `name` (a day, `2026-01-15`) was already sent or found empty."""
+        async with self._conn.execute("SELECT 1 FROM digests WHERE day = ?", (name,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def record_digest(
+        self,
+        name: str,
+        *,
+        since: datetime,
+        until: datetime,
+        posts: int,
+        job_id: int | None,
+        now: datetime,
+    ) -> bool:
+        """Remember that digest `name` went out (or was empty); False if it already had."""
+        cur = await self._conn.execute(
+            "INSERT INTO digests(day, since, until, posts, job_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(day) DO NOTHING",
+            (name, _iso(since), _iso(until), posts, job_id, _iso(now)),
+        )
+        return cur.rowcount > 0
+
+    async def last_digest_until(self) -> datetime | None:
+        """Where the previous digest's window ended: the next one starts there."""
+        async with self._conn.execute("SELECT MAX(until) FROM digests") as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else datetime.fromisoformat(str(row[0]))
