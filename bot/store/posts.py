@@ -40,6 +40,7 @@ _MATCH = "path = ? OR url = ? OR fingerprint = ?"
 
 # posts.announced: a baseline post never goes out; a pending one is queued at the next chance.
 BASELINE, ANNOUNCED, PENDING = 0, 1, 2
+NEW = -1  # index placeholder for a row inserted by the current batch
 
 
 def post_to_json(post: Post) -> str:
@@ -80,12 +81,28 @@ class PostLog:
         A post is the same post when its path (an edit), its URL or its day and title (a
         rename) match one seen before; the stored row then follows it to its new name.
         """
-        fresh: list[tuple[int, Post]] = []
         async with transaction(self._conn):
+            index = await self._index(posts)
+            updates: list[tuple[object, ...]] = []
+            inserts: list[Post] = []
             for post in posts:
-                post_id = await self._record_one(post, announced=announced, now=now)
-                if post_id is not None:
-                    fresh.append((post_id, post))
+                key = (post.path, post.url, post.fingerprint)
+                ids = {
+                    i for i in (index[0].get(key[0]), index[1].get(key[1]), index[2].get(key[2]))
+                }
+                ids.discard(None)
+                if not ids:
+                    inserts.append(post)
+                    for column, value in zip(index, key, strict=True):
+                        column[value] = NEW  # a copy later in the same batch is the same post
+                elif len(ids) == 1 and NEW not in ids:
+                    updates.append((*key, post.title, post_to_json(post), ids.pop()))
+            await self._conn.executemany(
+                "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
+                "WHERE id = ?",
+                updates,
+            )
+            fresh = await self._insert(inserts, announced=announced, now=now)
             if versions:
                 await self._conn.executemany(
                     "INSERT INTO post_files(path, version) VALUES (?, ?) "
@@ -94,33 +111,56 @@ class PostLog:
                 )
         return fresh
 
-    async def _record_one(self, post: Post, *, announced: bool, now: datetime) -> int | None:
-        key = (post.path, post.url, post.fingerprint)
-        data = post_to_json(post)
-        async with self._conn.execute(f"SELECT id, data FROM posts WHERE {_MATCH}", key) as cur:
-            rows = list(await cur.fetchall())
-        if len(rows) == 1 and rows[0][1] != data:
-            await self._conn.execute(
-                "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
-                "WHERE id = ?",
-                (*key, post.title, data, rows[0][0]),
-            )
-        if rows:
-            return None
-        cur = await self._conn.execute(
-            "INSERT INTO posts(path, url, fingerprint, title, published_at, breaking,"
-            " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                *key,
-                post.title,
-                post.date.astimezone(UTC).isoformat(),
-                int(post.breaking),
-                now.astimezone(UTC).isoformat(),
-                PENDING if announced else BASELINE,
-                data,
-            ),
+    async def _index(self, posts: Sequence[Post]) -> tuple[dict[str, int], ...]:
+        """path/url/fingerprint → id for the rows these posts could match.
+
+        A big batch (a start-up scan) reads the whole index once; a few posts look up theirs.
+        """
+        sql = "SELECT id, path, url, fingerprint FROM posts"
+        args: list[str] = []
+        if len(posts) <= 50:
+            clauses = " OR ".join([f"({_MATCH})"] * len(posts)) or "0"
+            sql += f" WHERE {clauses}"
+            args = [v for p in posts for v in (p.path, p.url, p.fingerprint)]
+        by_path: dict[str, int] = {}
+        by_url: dict[str, int] = {}
+        by_fingerprint: dict[str, int] = {}
+        async with self._conn.execute(sql, args) as cur:
+            async for row in cur:
+                by_path[row[1]] = by_url[row[2]] = by_fingerprint[row[3]] = int(row[0])
+        return by_path, by_url, by_fingerprint
+
+    async def _insert(
+        self, posts: Sequence[Post], *, announced: bool, now: datetime
+    ) -> list[tuple[int, Post]]:
+        """Insert new posts; (id, post) pairs in order (ids are consecutive in a transaction)."""
+        if not posts:
+            return []
+        async with self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM posts") as cur:
+            row = await cur.fetchone()
+        first_id = int(row[0]) + 1 if row else 1
+        seen_at = now.astimezone(UTC).isoformat()
+        state = PENDING if announced else BASELINE
+        await self._conn.executemany(
+            "INSERT INTO posts(id, path, url, fingerprint, title, published_at, breaking,"
+            " first_seen_at, announced, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    first_id + n,
+                    p.path,
+                    p.url,
+                    p.fingerprint,
+                    p.title,
+                    p.date.astimezone(UTC).isoformat(),
+                    int(p.breaking),
+                    seen_at,
+                    state,
+                    post_to_json(p),
+                )
+                for n, p in enumerate(posts)
+            ],
         )
-        return cur.lastrowid
+        return [(first_id + n, p) for n, p in enumerate(posts)]
 
     async def mark_announced(self, post_id: int) -> None:
         """The post's messages are queued: it is never announced again."""
