@@ -33,6 +33,7 @@ Clock = Callable[[], datetime]
 BASELINE_KEY = "watcher.baseline_done"
 # A file that fails to parse and changed this recently may still be being written.
 SETTLE_S = 1.0
+SCAN_CHUNK = 1000
 
 
 def utc_now() -> datetime:
@@ -120,17 +121,23 @@ class Watcher:
             await self._announce(post_id, post)
         paths = await asyncio.to_thread(self._list_files, self.root)
         known = await self._posts.file_versions()
-        readings = await asyncio.to_thread(self._read_many, paths, known)
-        posts = self._absorb(readings)
         now = self._clock()
-        ready = [post for post in posts if self._classify(post, now)]
+        fresh: list[tuple[int, Post]] = []
+        baseline_count = 0
+        # In chunks, so a big site's bodies are never all in memory at once.
+        for start in range(0, len(paths), SCAN_CHUNK):
+            chunk = paths[start : start + SCAN_CHUNK]
+            posts = self._absorb(await asyncio.to_thread(self._read_many, chunk, known))
+            ready = [post for post in posts if self._classify(post, now)]
+            new = await self._posts.record(
+                ready, announced=not self._baseline, now=now, versions=self._versions(ready)
+            )
+            baseline_count += len(new) if self._baseline else 0
+            fresh += [] if self._baseline else new
         self._wake.set()
-        fresh = await self._posts.record(
-            ready, announced=not self._baseline, now=now, versions=self._versions(ready)
-        )
         if self._baseline:
             await self._posts.set_meta(BASELINE_KEY, now.isoformat())
-            log.info("first start: %d existing posts recorded, none announced", len(fresh))
+            log.info("first start: %d existing posts recorded, none announced", baseline_count)
             self._baseline = False
         else:
             for post_id, post in fresh:
