@@ -8,16 +8,47 @@ from collections.abc import Sequence
 from urllib.parse import urljoin, urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
 from bot.splitter import atoms
 
 # Raw HTML is parsed as tokens so comments (e.g. `<!--more-->`) can be dropped; the rest is
 # shown as the literal text the author typed.
-_MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def _spoiler(state: StateInline, silent: bool) -> bool:
+    """`||hidden||` → a spoiler, Telegram's (and Discord's) own Markdown for one."""
+    start = state.pos
+    if not state.src.startswith("||", start):
+        return False
+    end = state.src.find("||", start + 2)
+    if end < 0 or end == start + 2 or end > state.posMax:
+        return False
+    if not silent:
+        state.push("spoiler_open", "span", 1)
+        old_max = state.posMax
+        state.pos, state.posMax = start + 2, end
+        state.md.inline.tokenize(state)
+        state.posMax = old_max
+        state.push("spoiler_close", "span", -1)
+    state.pos = end + 2
+    return True
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.inline.ruler.before("emphasis", "spoiler", _spoiler)
+    if hasattr(md.inline, "add_terminator_char"):  # markdown-it-py ≥ 4: let "|" stop text
+        md.inline.add_terminator_char("|")
+    return md
+
+
+_MD = _parser()
 _SAFE_SCHEMES = {"http", "https", "mailto", "tg"}
 _LANG = re.compile(r"[^A-Za-z0-9_+#.-]+")
-_INLINE_TAGS = {"strong": "b", "em": "i", "s": "s"}
+_SPOILER = '<span style="background:#d0d0d0;color:#d0d0d0">'
+_INLINE_TAGS = {"strong": "b", "em": "i", "s": "s", "spoiler": "tg-spoiler"}
 
 
 def escape(text: str, *, quote: bool = False) -> str:
@@ -235,7 +266,15 @@ def _email_image(
     return f'<img src="{src}" alt="{alt}" style="max-width:100%;height:auto;border:0">'
 
 
-_MD_EMAIL = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+def _email_spoiler(
+    self: object, tokens: Sequence[Token], idx: int, options: object, env: object
+) -> str:
+    return _SPOILER if tokens[idx].nesting == 1 else "</span>"
+
+
+_MD_EMAIL = _parser()
+_MD_EMAIL.add_render_rule("spoiler_open", _email_spoiler)
+_MD_EMAIL.add_render_rule("spoiler_close", _email_spoiler)
 _MD_EMAIL.add_render_rule("html_block", _email_raw_html)
 _MD_EMAIL.add_render_rule("html_inline", _email_raw_html)
 _MD_EMAIL.add_render_rule("image", _email_image)
@@ -277,7 +316,6 @@ _EMAIL_TAGS = {
     "b": "b", "strong": "b", "i": "i", "em": "i", "u": "u", "ins": "u", "s": "s",
     "strike": "s", "del": "s", "code": "code", "pre": "pre",
 }  # fmt: skip
-_SPOILER = '<span style="background:#d0d0d0;color:#d0d0d0">'
 _QUOTE = '<blockquote style="margin:0 0 0 8px;padding-left:12px;border-left:3px solid #ccc">'
 
 

@@ -41,6 +41,8 @@ CASES = [
     ("line one\nline two", "line one line two"),
     ('[q](https://x.org/?a=1&b="2")', '<a href="https://x.org/?a=1&amp;b=%222%22">q</a>'),
     ("---", "⁂"),
+    ("a ||hidden **b**|| c", "a <tg-spoiler>hidden <b>b</b></tg-spoiler> c"),
+    ("a || b", "a || b"),
     ("[js](javascript:alert(1))", "[js](javascript:alert(1))"),
 ]
 
@@ -123,7 +125,7 @@ _PIECES = st.sampled_from(
         "**", "*", "_", "__", "`", "```", "~~", "[", "](", ")", "![", "<script>", "</b>",
         "<b>", "&", "&amp;", "&#", "&lt", ";", "\n", "\n\n", "> ", "- ", "1. ", "# ", "|",
         "---", "😀", "👨‍👩‍👧", "שלום עולם", "\u200f", "مرحبا", "e\u0301", " ", ".", "! ",
-        "http://x.org/?a=1&b=2", "<!--", "-->", "    ", "\t", "<", ">", '"', "'",
+        "http://x.org/?a=1&b=2", "<!--", "-->", "||", "    ", "\t", "<", ">", '"', "'",
     ]
 )  # fmt: skip
 _MARKDOWN = st.lists(st.one_of(_PIECES, st.text(max_size=12)), max_size=60).map("".join)
