@@ -62,7 +62,7 @@ def normalize_email(address: str) -> str:
         checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"{address!r} is not a valid email address ({exc})") from None
-    # Same form as bot.web.normalize_email, so an import and a sign-up meet in one row.
+    # No DNS lookups: the confirmation email is the real test that an address works.
     return str(checked.ascii_email or checked.normalized)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot import subscribers_csv
 
 # CR and LF split headers, NUL ends strings in C code, and the other controls and Unicode
 # line breaks have no business in an address: anything of the kind is refused outright.
@@ -38,11 +39,10 @@ def normalize_email(raw: str) -> str | None:
     if not value or len(value) > _MAX_EMAIL_CHARS or breaks_headers(value):
         return None
     try:
-        # No DNS: the confirmation email is the real test that the address works.
-        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError:
+        # The same form an import stores, so a sign-up and an import meet in one row.
+        return subscribers_csv.normalize_email(value)
+    except ValueError:
         return None
-    return str(result.ascii_email or result.normalized)
 
 
 class SecurityHeaders:
