@@ -115,7 +115,9 @@ def main() -> None:
         for label in ("first start (baseline)", "restart"):
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(site), str(db)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             print(

@@ -58,6 +58,12 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     return preview(settings, args.file, telegram=args.telegram, email=args.email, out=args.out)
 
 
+def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import digest
+
+    return asyncio.run(digest(settings, dry_run=args.dry_run))
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.check import check
 
@@ -84,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--email", action="store_true", help="only the email (.eml and .html)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write files here, not to stdout")
     p.set_defaults(func=cmd_preview)
+    p = sub.add_parser("digest", help="send the daily digest now")
+    p.add_argument("--dry-run", action="store_true", help="print the digest, send nothing")
+    p.set_defaults(func=cmd_digest)
     subscribers_cli.add_parser(sub)
     subscribers_cli.add_stats_parser(sub)
     return parser

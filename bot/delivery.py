@@ -316,10 +316,10 @@ class Delivery:
     async def _deliver_mail(self, item: Item, rendered: Rendered) -> Update:
         assert rendered.email is not None
         sub = item.subscriber_id
-        unsubscribe = preferences = self.public_url + "/"
-        if sub is not None:
-            unsubscribe = self._link("unsubscribe", Purpose.UNSUBSCRIBE, sub)
-            preferences = self._link("preferences", Purpose.PREFERENCES, sub)
+        # The outbox stand-in is nobody (id 0): its links have the real shape, the page says so.
+        who = 0 if sub is None else sub
+        unsubscribe = self._link("unsubscribe", Purpose.UNSUBSCRIBE, who)
+        preferences = self._link("preferences", Purpose.PREFERENCES, who)
         try:
             mime = personalize(
                 rendered.email,

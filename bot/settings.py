@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         parse_hhmm(value)
         return value
 
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        return value
+
     @field_validator("web_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import html
@@ -81,9 +82,10 @@ def mail_parts(msg: EmailMessage) -> tuple[str, str]:
 class Herald:
     """A temp install: a copy of the demo site, its data, outbox and environment."""
 
-    def __init__(self, home: Path, **env: str) -> None:
+    def __init__(self, home: Path, *, defaults: bool = False, **env: str) -> None:
+        """With `defaults`, only the web address is set: the rest is `make run`'s layout."""
         self.home = home
-        self.site = home / "site"
+        self.site = home / ("examples/site" if defaults else "site")
         self.posts = self.site / "_posts"
         self.outbox = home / "outbox"
         if not self.site.exists():
@@ -95,12 +97,15 @@ class Herald:
         self.env = base | {
             "PYTHONPATH": path,
             "PYTHONUNBUFFERED": "1",
-            "HERALD_SITE_DIR": str(self.site),
-            "HERALD_DATABASE_URL": f"sqlite:///{home / 'data' / 'herald.db'}",
-            "HERALD_OUTBOX_DIR": str(self.outbox),
             "HERALD_WEB_LISTEN": f"127.0.0.1:{self.port}",
             "HERALD_PUBLIC_URL": self.public_url,
         }
+        if not defaults:
+            self.env |= {
+                "HERALD_SITE_DIR": str(self.site),
+                "HERALD_DATABASE_URL": f"sqlite:///{home / 'data' / 'herald.db'}",
+                "HERALD_OUTBOX_DIR": str(self.outbox),
+            }
         self.env.update(env)
 
     def write_post(self, name: str, text: str) -> Path:
@@ -177,10 +182,8 @@ class Running:
             if done or left <= 0:
                 raise AssertionError(f"no such log line in {timeout}s; log:\n{self.log}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
 
     async def ready(self) -> None:
         """Wait for the line containing `ready` that `herald run` logs once it serves."""
@@ -202,7 +205,9 @@ class Running:
             self.proc.kill()
             await self.proc.wait()
             await self._reader
-            raise AssertionError(f"herald run did not exit in {timeout}s; log:\n{self.log}")
+            raise AssertionError(
+                f"herald run did not exit in {timeout}s; log:\n{self.log}"
+            ) from None
         await self._reader
         return code
 

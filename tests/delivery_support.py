@@ -59,7 +59,7 @@ class Rig:
     delivery: Delivery
     publisher: Publisher
     stop: asyncio.Event
-    task: asyncio.Task[None]
+    task: asyncio.Task[Any]
 
     async def drained(self, timeout: float = 20.0) -> dict[str, int]:  # noqa: ASYNC109
         """Wait until nothing is queued or sending; the totals per status."""
@@ -85,7 +85,9 @@ async def running(
         renderer = Renderer(load_site(settings), settings)
         publisher = Publisher(store, renderer, settings, wake=delivery.notify)
         stop = asyncio.Event()
-        task = asyncio.create_task(delivery.run(stop)) if start else asyncio.create_task(stop.wait())
+        task = (
+            asyncio.create_task(delivery.run(stop)) if start else asyncio.create_task(stop.wait())
+        )
         try:
             yield Rig(settings, store, delivery, publisher, stop, task)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import socket
 import time
 from pathlib import Path
@@ -12,11 +13,12 @@ from pathlib import Path
 import httpx
 
 from tests.acceptance_support import (
+    READY,
     Herald,
     files_under,
+    free_port,
     mail_parts,
     parse_eml,
-    READY,
     poll,
     post_text,
     recent,
@@ -56,7 +58,7 @@ def check_outbox_email(path: Path, public_url: str) -> tuple[str, str]:
 
 async def test_outbox_mode_announces_new_posts_once(tmp_path: Path) -> None:
     """Without token or SMTP a new post lands in outbox/ within seconds, once, across restarts."""
-    herald = Herald(tmp_path)
+    herald = Herald(tmp_path, defaults=True)  # examples/site, data/, outbox/ under the cwd
     tg_dir, mail_dir = herald.outbox / "telegram", herald.outbox / "email"
     async with herald.run() as run:
         await asyncio.sleep(0.5)
@@ -65,9 +67,8 @@ async def test_outbox_mode_announces_new_posts_once(tmp_path: Path) -> None:
         herald.write_post(
             f"{recent():%Y-%m-%d}-acceptance-alert.md", sample_breaking(title, recent())
         )
-        await poll(
-            lambda: files_under(tg_dir) and files_under(mail_dir), ARRIVAL_S, "outbox files"
-        )
+        # Typically 0.1 s; the brief promises 2 s.
+        await poll(lambda: files_under(tg_dir) and files_under(mail_dir), 2.0, "outbox files")
         await asyncio.sleep(0.3)  # a split message would show up as a second file now
         (alert,) = files_under(tg_dir)
         assert "Acceptance <alert> & co" in visible(check_outbox_telegram(alert))
@@ -82,11 +83,15 @@ async def test_outbox_mode_announces_new_posts_once(tmp_path: Path) -> None:
     async with herald.run() as run:
         alert_file = next(herald.posts.glob("*acceptance-alert.md"))
         alert_file.write_text(alert_file.read_text() + "\nAn update.\n", encoding="utf-8")
+        (herald.posts / "news").mkdir()
+        alert_file.rename(herald.posts / "news" / alert_file.name)
+        quiet = f"{recent():%Y-%m-%d}-quiet-day.md"
+        herald.write_post(quiet, "---\ntitle: [A quiet\n---\nHalf written.\n")
+        await run.wait_line(lambda line: quiet in line, ARRIVAL_S)  # skipped, and said so
         await asyncio.sleep(QUIET_S)
-        assert files_under(herald.outbox) == before  # restart and edit announce nothing
+        assert files_under(herald.outbox) == before  # restart, edit, rename: nothing new
         herald.write_post(
-            f"{recent():%Y-%m-%d}-quiet-day.md",
-            post_text("A quiet market day", "Nothing much happened.", recent(0.5)),
+            quiet, post_text("A quiet market day", "Nothing much happened.", recent(0.5))
         )
         await poll(lambda: len(files_under(herald.outbox)) >= len(before) + 2, ARRIVAL_S, "post")
         await asyncio.sleep(0.3)
@@ -96,12 +101,22 @@ async def test_outbox_mode_announces_new_posts_once(tmp_path: Path) -> None:
         check_outbox_email(new[0], herald.public_url)
         assert await run.stop() == 0
 
+    assert (tmp_path / "data" / "herald.db").is_file()
     shown = files_under(herald.outbox)
     code, out, err = await herald.cli("digest", "--dry-run")
     assert code == 0, err
     assert "Acceptance <alert> & co" in out or "Acceptance &lt;alert&gt; &amp; co" in out
     assert "A quiet market day" in out
     assert files_under(herald.outbox) == shown  # printed, not sent
+    code, out, err = await herald.cli("digest")
+    assert code == 0, err
+    sent = sorted(set(files_under(herald.outbox)) - set(shown))
+    assert [p.parent.name for p in sent] == ["email", "telegram"]
+    digest = visible(check_outbox_telegram(sent[1]))
+    assert "Acceptance <alert> & co" in digest and "A quiet market day" in digest
+    code, out, err = await herald.cli("digest")
+    assert code == 0, err
+    assert len(files_under(herald.outbox)) == len(shown) + 2  # nothing new since: nothing sent
 
 
 def _buttons(sent: Sent) -> list[dict[str, str]]:
@@ -118,6 +133,7 @@ async def test_telegram_mode_commands_alerts_and_broadcast(tmp_path: Path) -> No
             HERALD_TELEGRAM_TOKEN=TOKEN,
             HERALD_TELEGRAM_API_URL=fake.base_url,
             HERALD_ADMIN_IDS=str(admin),
+            HERALD_TELEGRAM_CHANNEL="@herald_news",
         )
         async with herald.run() as run:
             for chat in (reader, admin):
@@ -127,21 +143,29 @@ async def test_telegram_mode_commands_alerts_and_broadcast(tmp_path: Path) -> No
                 assert welcome.parse_mode == "HTML"
                 assert any(b.get("callback_data", "").startswith("set:") for b in _buttons(welcome))
 
+            body = "The <old> bridge & the road are shut."
             herald.write_post(
                 f"{recent():%Y-%m-%d}-bridge-closed.md",
-                post_text("Bridge closed", "The <old> bridge & the road are shut.", recent(), breaking="true"),
-            )  # fmt: skip
+                post_text("Bridge closed", body, recent(), breaking="true"),
+            )
 
-            def alerts(chat: int) -> list[Sent]:
-                return [s for s in fake.sent_to(chat) if "Bridge closed" in (s.text or s.caption or "")]
+            def alerts(chat: int | str) -> list[Sent]:
+                return [
+                    s for s in fake.sent_to(chat) if "Bridge closed" in (s.text or s.caption or "")
+                ]
 
-            await fake.wait_for(lambda: alerts(reader) and alerts(admin), timeout=ARRIVAL_S + 2)
+            await fake.wait_for(
+                lambda: alerts(reader) and alerts(admin) and alerts("@herald_news"),
+                timeout=ARRIVAL_S + 2,
+            )
             await asyncio.sleep(QUIET_S)
-            for chat in (reader, admin):
+            for chat in (reader, admin, "@herald_news"):
                 (alert,) = alerts(chat)
                 assert alert.method in {"sendMessage", "sendPhoto"}
                 assert alert.parse_mode == "HTML"
-                assert "The <old> bridge & the road are shut." in visible(alert.text or alert.caption or "")
+                assert "The <old> bridge & the road are shut." in visible(
+                    alert.text or alert.caption or ""
+                )
 
             # A reader may not broadcast: refused, and nothing goes anywhere.
             count = len(fake.sent)
@@ -174,7 +198,7 @@ async def test_telegram_mode_commands_alerts_and_broadcast(tmp_path: Path) -> No
                     s
                     for s in fake.sent_to(chat)
                     if s.method != "editMessageText" and s not in preview
-                    and visible(s.text or "").strip() == "hi <site> & co"
+                    and visible(s.text or "").endswith("\n\nhi <site> & co")
                 ]  # fmt: skip
 
             await fake.wait_for(lambda: got_broadcast(reader) and got_broadcast(admin), timeout=10)
@@ -185,7 +209,9 @@ async def test_telegram_mode_commands_alerts_and_broadcast(tmp_path: Path) -> No
 
             count = len(fake.sent)
             fake.push_command(admin, admin, "/stats")
-            await fake.wait_for(lambda: any(s.chat_id == admin for s in fake.sent[count:]), timeout=10)
+            await fake.wait_for(
+                lambda: any(s.chat_id == admin for s in fake.sent[count:]), timeout=10
+            )
             stats = visible(next(s for s in fake.sent[count:] if s.chat_id == admin).text or "")
             assert "Telegram" in stats and "2 active" in stats
             assert await run.stop() == 0
@@ -204,7 +230,7 @@ email,dave@example.com,maybe,true
 
 
 async def test_email_via_smtp_after_csv_import(tmp_path: Path) -> None:
-    """Imported breaking addresses get one email per breaking post; the web answers health."""
+    """Imported and web-confirmed addresses get each breaking post once, until they leave."""
     herald = Herald(tmp_path)
     source = tmp_path / "subscribers.csv"
     source.write_text(CSV_FILE, encoding="utf-8")
@@ -212,45 +238,58 @@ async def test_email_via_smtp_after_csv_import(tmp_path: Path) -> None:
     assert code == 0, err
     assert "line 6" in err and "dave" not in out  # the bad row, by its line number
     assert "imported 4" in out
-    async with SmtpSink() as sink:
-        async with herald.run(HERALD_SMTP_URL=sink.url) as run:
-            herald.write_post(
-                f"{recent():%Y-%m-%d}-storm.md",
-                post_text("Storm warning", "Stay <inside> & safe.", recent(), tags="[Breaking]"),
-            )
-            await sink.wait_for(lambda m: "bob@" in str(m["To"]), ARRIVAL_S + 2)
-            await sink.wait_for(lambda m: "alice@" in str(m["To"]), 2)
-            await asyncio.sleep(QUIET_S)
-            assert sorted(str(m["To"]) for m in sink.messages) == [
-                "alice@example.com",
-                "bob@example.com",
-            ]
-            mail = sink.to("alice@example.com")[0]
-            assert "Storm warning" in str(mail["Subject"])
-            link = str(mail["List-Unsubscribe"]).strip().strip("<>")
-            assert link.startswith(f"{herald.public_url}/unsubscribe/")
-            text, _ = mail_parts(mail)
-            assert "Stay <inside> & safe." in text
+    async with SmtpSink() as sink, herald.run(HERALD_SMTP_URL=sink.url) as run:
+        herald.write_post(
+            f"{recent():%Y-%m-%d}-storm.md",
+            post_text("Storm warning", "Stay <inside> & safe.", recent(), tags="[Breaking]"),
+        )
+        await sink.wait_for(lambda m: "bob@" in str(m["To"]), ARRIVAL_S + 2)
+        await sink.wait_for(lambda m: "alice@" in str(m["To"]), 2)
+        await asyncio.sleep(QUIET_S)
+        assert sorted(str(m["To"]) for m in sink.messages) == [
+            "alice@example.com",
+            "bob@example.com",
+        ]
+        mail = sink.to("alice@example.com")[0]
+        assert "Storm warning" in str(mail["Subject"])
+        link = str(mail["List-Unsubscribe"]).strip().strip("<>")
+        assert link.startswith(f"{herald.public_url}/unsubscribe/")
+        text, _ = mail_parts(mail)
+        assert "Stay <inside> & safe." in text
 
-            async with httpx.AsyncClient() as client:  # RFC 8058 one-click, as a mail client does
-                answer = await client.post(link, data={"List-Unsubscribe": "One-Click"})
-                assert answer.status_code == 200
-            herald.write_post(
-                f"{recent():%Y-%m-%d}-storm-over.md",
-                post_text("Breaking: Storm over", "All clear.", recent(0.2)),
-            )
-            await sink.wait_for(lambda m: "Storm over" in str(m["Subject"]), ARRIVAL_S + 2)
-            await asyncio.sleep(QUIET_S)
-            assert [str(m["To"]) for m in sink.messages[2:]] == ["bob@example.com"]
+        async with httpx.AsyncClient() as client:
+            # RFC 8058 one-click, as a mail client does it.
+            answer = await client.post(link, data={"List-Unsubscribe": "One-Click"})
+            assert answer.status_code == 200
+            # Double opt-in from the web form; a scanner's GET of the link confirms nobody.
+            form = {"email": "erin@example.com", "breaking": "on"}
+            answer = await client.post(f"{herald.public_url}/subscribe", data=form)
+            assert answer.status_code == 200
+            confirm = await sink.wait_for(lambda m: "erin@" in str(m["To"]), ARRIVAL_S)
+            text, _ = mail_parts(confirm)
+            (confirm_link,) = re.findall(rf"{re.escape(herald.public_url)}/confirm/\S+", text)
+            assert (await client.get(confirm_link)).status_code == 200
+            code, listed, _ = await herald.cli("subscribers", "list", "--status", "active")
+            assert "erin@" not in listed
+            assert (await client.post(confirm_link)).status_code == 200
+        count = len(sink.messages)
+        herald.write_post(
+            f"{recent():%Y-%m-%d}-storm-over.md",
+            post_text("Breaking: Storm over", "All clear.", recent(0.2)),
+        )
+        await sink.wait_for(lambda m: "Storm over" in str(m["Subject"]), ARRIVAL_S + 2)
+        await asyncio.sleep(QUIET_S)
+        got = sorted(str(m["To"]) for m in sink.messages[count:])
+        assert got == ["bob@example.com", "erin@example.com"]  # alice left, erin joined
 
-            async with httpx.AsyncClient(base_url=herald.public_url) as client:
-                health = await client.get("/healthz")
-                assert health.status_code == 200
-                metrics = await client.get("/metrics")
-                assert metrics.status_code == 200
-                assert metrics.headers["content-type"].startswith("text/plain")
-                assert "# TYPE" in metrics.text
-            assert await run.stop() == 0
+        async with httpx.AsyncClient(base_url=herald.public_url) as client:
+            health = await client.get("/healthz")
+            assert health.status_code == 200
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200
+            assert metrics.headers["content-type"].startswith("text/plain")
+            assert "# TYPE" in metrics.text
+        assert await run.stop() == 0
 
 
 async def test_cli_check_preview_subscribers_stats(tmp_path: Path) -> None:
@@ -265,6 +304,10 @@ async def test_cli_check_preview_subscribers_stats(tmp_path: Path) -> None:
     code, out, err = await herald.cli("check", HERALD_SITE_DIR="/nonexistent")
     assert code != 0 and "HERALD_SITE_DIR" in out + err
     assert "Traceback" not in err
+    (tmp_path / ".env").write_text("HERALD_TELEGRAM_RATE=fast\n", encoding="utf-8")
+    code, out, err = await herald.cli("check")  # ./.env is read too
+    assert code != 0 and "HERALD_TELEGRAM_RATE" in out + err
+    (tmp_path / ".env").unlink()
 
     post = next(herald.posts.rglob("*summit*.md"))
     code, _, err = await herald.cli("preview", str(post), "--telegram", "--out", "tg")
@@ -298,6 +341,13 @@ async def test_cli_check_preview_subscribers_stats(tmp_path: Path) -> None:
     assert code == 0, err
     assert (await again.cli("subscribers", "export"))[1] == exported
 
+    code, out, err = await herald.cli("subscribers", "add", "email", "Frank@Example.com")
+    assert code == 0, err
+    code, out, err = await herald.cli("subscribers", "list")
+    assert code == 0 and "5 subscriber(s)" in out and "frank@example.com" in out.lower(), out
+    code, out, err = await herald.cli("subscribers", "add", "email", "not an address")
+    assert code != 0 and "Traceback" not in err
+
     code, out, err = await herald.cli("stats")
     assert code == 0, err
     assert "email" in out and "telegram" in out
@@ -316,3 +366,30 @@ async def test_taken_web_port_is_one_clear_line(tmp_path: Path) -> None:
     assert any("HERALD_WEB_LISTEN" in line for line in run.lines), run.log
     assert "Traceback" not in run.log
     assert not any(READY.search(line) for line in run.lines)
+
+
+async def test_telegram_token_and_reachability_problems(tmp_path: Path) -> None:
+    """A rejected token stops `herald run` with a message that never quotes it; a down API waits."""
+    secret = "WRONG-secret-value"
+    async with FakeBotAPI() as fake:
+        herald = Herald(
+            tmp_path,
+            HERALD_TELEGRAM_TOKEN=f"999:{secret}",
+            HERALD_TELEGRAM_API_URL=fake.base_url,
+        )
+        run = await herald.run().start()
+        assert await run.wait(timeout=20) != 0
+    assert any("HERALD_TELEGRAM_TOKEN" in line for line in run.lines), run.log
+    assert secret not in run.log
+    assert "Traceback" not in run.log
+
+    token = f"999:{secret}"
+    for api in (f"http://127.0.0.1:{free_port()}/bot", "http://"):  # down; unusable
+        run = await herald.run(HERALD_TELEGRAM_TOKEN=token, HERALD_TELEGRAM_API_URL=api).start()
+        try:
+            await run.wait_line(lambda line: "unreachable" in line, timeout=20)
+            assert await run.stop() == 0  # SIGTERM while waiting for the Bot API
+        finally:
+            await run.__aexit__()
+        assert "Traceback" not in run.log
+        assert secret not in run.log

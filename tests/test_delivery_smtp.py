@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
 from bot.errors import ConfigError, PermanentError, TransientError
+from bot.models import Channel, Status
 from bot.transports.smtp import SmtpConfig, SmtpPool, parse_smtp_url
+from tests.delivery_support import make_settings, running
 from tests.smtp_server import SmtpServer
 
 
@@ -106,3 +109,42 @@ async def test_unreachable_server_is_transient() -> None:
     async with SmtpPool(config) as pool:
         with pytest.raises(TransientError):
             await pool.send(mail("a@example.org"))
+
+
+async def test_email_fan_out_through_delivery(tmp_path: Path) -> None:
+    """A broadcast reaches 20 addresses once each over a couple of reused connections."""
+    async with SmtpServer() as server:
+        settings = make_settings(tmp_path, smtp_url=server.url + "?pool=2")
+        async with running(settings) as rig:
+            for n in range(20):
+                await rig.store.subscribers.upsert(Channel.EMAIL, f"r{n}@example.org")
+            await rig.publisher.broadcast("<b>Hello</b> readers", admin_id=1)
+            totals = await rig.drained()
+        assert totals["sent"] == 21  # and the Telegram outbox stand-in
+        assert sorted(server.handler.to()) == sorted(f"r{n}@example.org" for n in range(20))
+        assert server.connections <= 2
+        first = server.handler.messages[0]
+        assert (
+            str(first["List-Unsubscribe"]).strip().startswith("<http://127.0.0.1:8080/unsubscribe/")
+        )
+
+
+async def test_4xx_retried_and_5xx_bounces_after_three(tmp_path: Path) -> None:
+    """A 451 is retried until it goes through; three 550s mark the address bounced."""
+    async with SmtpServer() as server:
+        server.handler.faults["soft@example.org"] += ["451 4.7.1 greylisted"] * 2
+        server.handler.faults["hard@example.org"] += ["550 5.1.1 unknown user"] * 5
+        settings = make_settings(tmp_path, smtp_url=server.url)
+        async with running(settings) as rig:
+            for address in ("soft@example.org", "hard@example.org"):
+                await rig.store.subscribers.upsert(Channel.EMAIL, address)
+            for n in range(4):
+                await rig.publisher.broadcast(f"news {n}", admin_id=1)
+                await rig.drained()
+            hard = await rig.store.subscribers.get(Channel.EMAIL, "hard@example.org")
+            assert hard is not None and hard.status is Status.BOUNCED
+            assert len(server.handler.faults["hard@example.org"]) == 2  # only three tries
+            soft = await rig.store.subscribers.get(Channel.EMAIL, "soft@example.org")
+            assert soft is not None and soft.status is Status.ACTIVE
+        assert server.handler.to().count("soft@example.org") == 4
+        assert "hard@example.org" not in server.handler.to()

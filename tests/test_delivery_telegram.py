@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -80,6 +81,7 @@ async def test_every_post_and_breaking_make_one_alert(tmp_path: Path) -> None:
         await rig.publisher.announce(make_post(2), post_id=2)
         await rig.publisher.announce(make_post(2), post_id=2)  # announced twice: no repeat
         await rig.drained()
+
         def titles(chat: int) -> list[str]:
             return sorted(
                 t for s in fake.sent_to(chat) for t in ("number 1", "number 2") if t in s.text
@@ -99,7 +101,7 @@ async def test_one_message_per_second_per_chat(tmp_path: Path) -> None:
         await rig.drained()
         times = [s.at for s in fake.sent_to(7)]
         assert len(times) == 4 and fake.too_many == 0
-        assert all(b - a >= 0.99 for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a >= 0.99 for a, b in itertools.pairwise(times))
 
 
 async def test_429_is_honoured(tmp_path: Path) -> None:
@@ -209,9 +211,7 @@ async def test_breaking_overtakes_queued_broadcast(tmp_path: Path) -> None:
 async def test_channel_gets_every_post(tmp_path: Path) -> None:
     """HERALD_TELEGRAM_CHANNEL receives every new post, breaking or not."""
     async with FakeBotAPI() as fake:
-        settings = tg_settings(tmp_path, fake).model_copy(
-            update={"telegram_channel": "@newsroom"}
-        )
+        settings = tg_settings(tmp_path, fake).model_copy(update={"telegram_channel": "@newsroom"})
         async with running(settings) as rig:
             await rig.publisher.announce(make_post(1), post_id=1)
             await rig.publisher.announce(make_post(2, breaking=True), post_id=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bot.ratelimit import Pacer, is_paid
@@ -44,7 +46,7 @@ def test_one_message_per_second_per_chat() -> None:
     chats = ["a", "b", "a", "c", "a", "d", "a", "a"]
     times = run(pacer, chats)
     a_times = [t for c, t in zip(chats, times, strict=True) if c == "a"]
-    assert all(later - earlier >= 1.0 for earlier, later in zip(a_times, a_times[1:]))
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(a_times))
     assert times[1] - times[0] < 0.1  # "b" did not wait for "a"
 
 

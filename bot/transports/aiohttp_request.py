@@ -114,6 +114,10 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp timeouts subclass it
             raise TimedOut(f"Timed out talking to the Bot API ({exc.__class__.__name__})") from exc
+        except (aiohttp.InvalidURL, aiohttp.ClientResponseError) as exc:
+            # These quote the URL, which carries the bot token: keep it out of logs and chains.
+            name = exc.__class__.__name__
+            raise NetworkError(f"aiohttp.{name}: the Bot API URL did not work") from None
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{exc.__class__.__name__}: {exc}") from exc
 
