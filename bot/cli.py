@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from bot import subscribers_cli
 from bot.errors import ConfigError
@@ -16,13 +17,43 @@ from bot.settings import Settings, load_settings
 log = logging.getLogger("herald")
 
 Command = Callable[[argparse.Namespace, Settings], int]
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Replaces secrets in every formatted line, tracebacks included: a second safeguard."""
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[secret]")
+        return text
+
+
+def redact_secrets(settings: Settings) -> None:
+    """Keep the bot token and the SMTP password out of every log line."""
+    secrets = []
+    if settings.telegram_token is not None:
+        secrets.append(settings.telegram_token.get_secret_value())
+    if settings.smtp_url is not None:
+        password = urlsplit(settings.smtp_url.get_secret_value()).password
+        if password:
+            secrets += [password, unquote(password)]
+    if settings.secret_key is not None:
+        secrets.append(settings.secret_key.get_secret_value())
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT, secrets))
 
 
 def setup_logging(verbose: bool = False) -> None:
     """Configure logging once, at the entry point; keep the bot token out of the logs."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     # httpx logs every request URL, and Bot API URLs contain the token.
@@ -103,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         settings = load_settings()
+        redact_secrets(settings)
         func: Command = args.func
         return func(args, settings)
     except ConfigError as exc:
