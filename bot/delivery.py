@@ -1,9 +1,9 @@
 """The delivery loop: claims outbox rows in batches, sends them, and records every outcome.
 
 One claimer per channel keeps a small local queue filled (most urgent first); workers take
-rows from it, pace Telegram sends, call the transport and classify what happened in one
-place (`_verdict`); a flusher writes the outcomes back in batches. On stop nothing new is
-claimed, rows not yet started go back to the queue, and sends in flight finish.
+rows from it and hand them to `bot.senders` (pacing, the transport call, and the one place
+that classifies failures); a flusher writes the outcomes back in batches. On stop nothing
+new is claimed, rows not yet started go back to the queue, and sends in flight finish.
 """
 
 from __future__ import annotations
@@ -14,29 +14,23 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot import outbox as plan
-from bot.errors import ChatMigratedError, DeliveryError, ImageError, PermanentError
-from bot.mail import personalize
 from bot.metrics import Metrics
-from bot.models import Channel, Kind, Rendered, Status
+from bot.models import Channel, Kind, Rendered
 from bot.ratelimit import Pacer, is_paid
 from bot.schedule import backoff
+from bot.senders import MailSender, Outcomes, TelegramSender, release
 from bot.settings import Settings, secret_key
 from bot.store import Store
 from bot.store.outbox import CANCELLED, FAILED, QUEUED, SENT, Item, Update
-from bot.tokens import Purpose, Tokens
+from bot.tokens import Tokens
 from bot.transports import MailTransport, TelegramTransport
 from bot.transports.files import FilesMail, FilesTelegram
 
 log = logging.getLogger(__name__)
-
-# A chat (or the whole sender, after a 429) that is not free within this long is not
-# waited for: its row goes back to the queue with that time, and the worker moves on.
-HOLD_MAX_S = 2.0
-MAX_MIGRATIONS = 2  # a chat can move once (group → supergroup); twice is a loop
 
 
 @dataclass(frozen=True)
@@ -65,6 +59,7 @@ class _Lane:
         default_factory=asyncio.PriorityQueue
     )
     held: int = 0  # claimed and not yet written back
+    done: int = 0  # finished, waiting to be written back
     room: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -91,14 +86,22 @@ class Delivery:
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
-        self.telegram = telegram
-        self.mail = mail
-        self.tokens = tokens
-        self.mail_from = mail_from
-        self.public_url = public_url.rstrip("/")
-        self.pacer = pacer  # None: the outbox transport, which needs no pacing
-        self.config = config or DeliveryConfig()
-        self.metrics = metrics
+        self.config = config = config or DeliveryConfig()
+        self.outcomes = Outcomes(
+            max_attempts=config.max_attempts, retry_delay=config.retry_delay, metrics=metrics
+        )
+        self.telegram = TelegramSender(
+            store, telegram, pacer, self.outcomes, closing=lambda: self._closing
+        )
+        self.mail = MailSender(
+            store,
+            mail,
+            self.outcomes,
+            tokens=tokens,
+            mail_from=mail_from,
+            public_url=public_url,
+            bounce_limit=config.bounce_limit,
+        )
         self._lanes = {
             Channel.TELEGRAM: _Lane(Channel.TELEGRAM, self.config.telegram_workers),
             Channel.EMAIL: _Lane(Channel.EMAIL, self.config.mail_workers),
@@ -106,10 +109,14 @@ class Delivery:
         self._wake = asyncio.Event()
         self._closing = False
         self._outcomes: list[tuple[Item, Update]] = []
-        self._flushed = asyncio.Event()
+        self._flush_now = asyncio.Event()
         self._payloads: dict[int, Rendered] = {}
         self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
-        self.sent_total = 0
+        self._last_expire = self._last_progress = 0.0
+
+    @property
+    def sent_total(self) -> int:
+        return self.outcomes.sent_total
 
     def notify(self) -> None:
         """Something was queued: claim now instead of at the next poll."""
@@ -152,33 +159,42 @@ class Delivery:
 
     # -- claiming ------------------------------------------------------------------------
     async def _claim_loop(self, stop: asyncio.Event) -> None:
-        last_expire = last_progress = 0.0
         while not stop.is_set():
             now = time.time()
-            if now - last_expire > self.config.lease_s / 4:
-                last_expire = now
-                await self.store.outbox.release_expired(now)
-            full = False
-            for lane in self._lanes.values():
-                free = lane.capacity - lane.held
-                if free < max(1, lane.workers // 4):
-                    continue
-                items = await self.store.outbox.claim(
-                    free, now=now, lease_s=self.config.lease_s, channel=lane.channel.value
-                )
-                lane.held += len(items)
-                for item in items:
-                    self._active_jobs.setdefault(item.job_id, now)
-                    priority = plan.PRIORITY.get(Kind(item.kind), 9)
-                    lane.queue.put_nowait((priority, item.id, item))
-                full = full or len(items) == free
-            if now - last_progress > self.config.progress_log_s:
-                last_progress = now
-                await self._log_progress()
+            try:
+                full = await self._claim_turn(now)
+            except Exception:  # a locked or full database: keep going, rows are safe in it
+                log.exception("delivery: claiming failed; trying again shortly")
+                await self._sleep(self.config.poll_s)
+                continue
             if full:
                 await self._wait_room()
                 continue
             await self._sleep(await self._next_wait(now))
+
+    async def _claim_turn(self, now: float) -> bool:
+        """Fill every lane's local queue; True if some lane got all it asked for."""
+        if now - self._last_expire > self.config.lease_s / 4:
+            self._last_expire = now
+            await self.store.outbox.release_expired(now)
+        full = False
+        for lane in self._lanes.values():
+            free = lane.capacity - lane.held
+            if free < max(1, lane.workers // 4):
+                continue
+            items = await self.store.outbox.claim(
+                free, now=now, lease_s=self.config.lease_s, channel=lane.channel.value
+            )
+            lane.held += len(items)
+            for item in items:
+                self._active_jobs.setdefault(item.job_id, now)
+                priority = plan.PRIORITY.get(Kind(item.kind), 9)
+                lane.queue.put_nowait((priority, item.id, item))
+            full = full or len(items) == free
+        if now - self._last_progress > self.config.progress_log_s:
+            self._last_progress = now
+            await self._log_progress()
+        return full
 
     async def _wait_room(self) -> None:
         self._wake.clear()
@@ -211,8 +227,13 @@ class Delivery:
                 update = await self._deliver(item)
             except Exception as exc:  # a bug or an unforeseen error: retry, never lose it
                 log.exception("delivery: unexpected error sending %s", item.key)
-                update = self._retry(item, item.parts_done, item.plain, f"internal: {exc!r}")
+                error = f"internal: {exc!r}"
+                update = self.outcomes.retry(item, item.parts_done, item.plain, error)
             self._outcomes.append((item, update))
+            lane.done += 1
+            if lane.done >= max(1, lane.workers // 4):
+                # Enough finished to claim another batch: write back now, don't wait the tick.
+                self._flush_now.set()
 
     async def _payload(self, job_id: int) -> Rendered:
         rendered = self._payloads.get(job_id)
@@ -225,179 +246,34 @@ class Delivery:
 
     async def _deliver(self, item: Item) -> Update:
         if self._closing:
-            return _release(item)
+            return release(item)
         rendered = await self._payload(item.job_id)
         if item.channel == Channel.EMAIL:
-            return await self._deliver_mail(item, rendered)
-        return await self._deliver_telegram(item, rendered)
-
-    async def _deliver_telegram(self, item: Item, rendered: Rendered) -> Update:
-        parts, flags, address, migrations = item.parts_done, item.plain, item.address, 0
-        while parts < len(rendered.telegram):
-            message = plan.degrade(rendered.telegram[parts], flags)
-            granted, slot_at = await self._pace(address)
-            if not granted or self._closing:
-                # Busy chat or paused sender: back to the queue until then. Stopping: as is.
-                return _release(item, parts, flags, address, 0.0 if granted else slot_at)
-            try:
-                await self.telegram.send(address, message)
-            except DeliveryError as exc:
-                verdict = await self._verdict(item, exc, address, flags, slot_at)
-                if isinstance(verdict, Update):
-                    return replace(verdict, parts_done=parts, address=address)
-                if isinstance(verdict, str):  # migrated: resend to the new chat id
-                    migrations += 1
-                    if migrations > MAX_MIGRATIONS:
-                        return self._fail(item, parts, flags, "chat migrated in a loop")
-                    address = verdict
-                else:  # a simpler form of the same message
-                    flags = verdict
-                continue
-            parts, flags = parts + 1, 0
-        return self._sent(item, parts, address)
-
-    async def _verdict(
-        self, item: Item, exc: DeliveryError, address: str, flags: int, slot_at: float
-    ) -> Update | str | int:
-        """The one place a failed Telegram send is classified.
-
-        Returns an Update to write back, a new chat id to resend to, or the simplification
-        flags to resend with.
-        """
-        now = time.time()
-        if isinstance(exc, ChatMigratedError):
-            new_id = str(exc.new_chat_id)
-            log.info("delivery: chat %s moved to %s; resending", address, new_id)
-            if item.subscriber_id is not None:
-                await self.store.subscribers.change_address(item.subscriber_id, new_id)
-            return new_id
-        if isinstance(exc, PermanentError) and exc.deactivate:
-            return await self._deactivate(item, flags, str(exc), Status.BLOCKED)
-        if isinstance(exc, ImageError) and not flags & plan.NO_PHOTO:
-            log.warning("delivery: image refused for %s (%s); sending text", item.key, exc)
-            return flags | plan.NO_PHOTO
-        if isinstance(exc, PermanentError) and not flags & plan.PLAIN:
-            log.warning(
-                "delivery: Telegram rejected %s (%s); resending as plain text", item.key, exc
-            )
-            return flags | plan.PLAIN
-        if isinstance(exc, PermanentError):
-            return self._fail(item, item.parts_done, flags, str(exc))
-        retry_after = getattr(exc, "retry_after_s", None)
-        if retry_after is not None and self.pacer is not None:
-            # Flow control, not a fault: wait as told, without spending an attempt.
-            whole = self.pacer.throttled(address, retry_after, now, sent_at=slot_at)
-            log.warning(
-                "delivery: 429 for %s, pausing %s for %.0fs",
-                address,
-                "all sends" if whole else "that chat",
-                retry_after,
-            )
-            self._count_failure(item, "throttled")
-            return _release(item, item.parts_done, flags, address, now + retry_after)
-        return self._retry(item, item.parts_done, flags, str(exc))
-
-    async def _deactivate(self, item: Item, flags: int, error: str, status: Status) -> Update:
-        if item.subscriber_id is None:  # the channel: nobody to mark, report it
-            return self._fail(item, item.parts_done, flags, error)
-        await self.store.subscribers.set_status(item.subscriber_id, status)
-        cancelled = await self.store.outbox.cancel_subscriber(item.subscriber_id, status.value)
-        log.info(
-            "delivery: %s %s is %s (%s); %d queued messages cancelled",
-            item.channel,
-            item.address,
-            status.value,
-            error,
-            cancelled,
-        )
-        self._count_failure(item, status.value)
-        return Update(item.id, CANCELLED, item.attempts + 1, item.parts_done, flags, 0.0, error)
-
-    async def _deliver_mail(self, item: Item, rendered: Rendered) -> Update:
-        assert rendered.email is not None
-        sub = item.subscriber_id
-        # The outbox stand-in is nobody (id 0): its links have the real shape, the page says so.
-        who = 0 if sub is None else sub
-        unsubscribe = self._link("unsubscribe", Purpose.UNSUBSCRIBE, who)
-        preferences = self._link("preferences", Purpose.PREFERENCES, who)
-        try:
-            mime = personalize(
-                rendered.email,
-                to=item.address,
-                mail_from=self.mail_from,
-                unsubscribe_url=unsubscribe,
-                preferences_url=preferences,
-                now=datetime.now(UTC),
-            )
-            await self.mail.send(mime)
-        except PermanentError as exc:
-            if not exc.deactivate or sub is None:
-                return self._fail(item, 0, 0, str(exc))
-            bounces = await self.store.subscribers.add_hard_bounce(sub)
-            if bounces >= self.config.bounce_limit:
-                return await self._deactivate(item, 0, str(exc), Status.BOUNCED)
-            return self._fail(item, 0, 0, f"{exc} (hard failure {bounces})")
-        except DeliveryError as exc:
-            return self._retry(item, 0, 0, str(exc))
-        return self._sent(item, 1, item.address)
-
-    def _link(self, path: str, purpose: Purpose, subscriber_id: int) -> str:
-        return f"{self.public_url}/{path}/{self.tokens.make(purpose, subscriber_id)}"
-
-    async def _pace(self, chat: str) -> tuple[bool, float]:
-        """Wait for a slot for `chat`: (True, its time), or (False, when to try again)."""
-        if self.pacer is None:
-            return True, time.time()
-        while True:
-            now = time.time()
-            slot = self.pacer.reserve(chat, now)
-            if not slot.granted and slot.at - now > HOLD_MAX_S:
-                return False, slot.at
-            if slot.at > now:
-                await asyncio.sleep(slot.at - now)
-            if slot.granted:
-                return True, slot.at
-
-    # -- outcomes ------------------------------------------------------------------------
-    def _sent(self, item: Item, parts: int, address: str) -> Update:
-        self.sent_total += 1
-        if self.metrics is not None:
-            self.metrics.sent(item.channel)
-        new_address = address if address != item.address else None
-        now = datetime.now(UTC).isoformat()
-        return Update(item.id, SENT, item.attempts, parts, 0, 0.0, None, new_address, now)
-
-    def _retry(self, item: Item, parts: int, flags: int, error: str) -> Update:
-        attempts = item.attempts + 1
-        if attempts >= self.config.max_attempts:
-            return self._fail(item, parts, flags, f"gave up after {attempts} attempts: {error}")
-        self._count_failure(item, "transient")
-        at = time.time() + self.config.retry_delay(attempts)
-        log.info("delivery: %s failed (%s); retry %d at %.0f", item.key, error, attempts, at)
-        return Update(item.id, QUEUED, attempts, parts, flags, at, error)
-
-    def _fail(self, item: Item, parts: int, flags: int, error: str) -> Update:
-        log.warning("delivery: %s parked as failed: %s", item.key, error)
-        self._count_failure(item, "permanent")
-        return Update(item.id, FAILED, item.attempts + 1, parts, flags, 0.0, error)
-
-    def _count_failure(self, item: Item, reason: str) -> None:
-        if self.metrics is not None:
-            self.metrics.failed(item.channel, reason)
+            return await self.mail.deliver(item, rendered)
+        return await self.telegram.deliver(item, rendered)
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.flush_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.config.flush_s)
+            self._flush_now.clear()
             await self._flush()
 
     async def _flush(self) -> None:
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
-        await self.store.outbox.apply([u for _, u in batch])
+        try:
+            await self.store.outbox.apply([u for _, u in batch])
+        except Exception:  # keep the outcomes and write them at the next tick
+            log.exception("delivery: recording %d outcomes failed; retrying", len(batch))
+            self._outcomes = batch + self._outcomes
+            return
         # Written back: only now do these rows stop counting as in flight.
         for item, _ in batch:
-            self._lanes[Channel(item.channel)].held -= 1
+            lane = self._lanes[Channel(item.channel)]
+            lane.held -= 1
+            lane.done -= 1
         for lane in self._lanes.values():
             if lane.held <= lane.capacity - max(1, lane.workers // 4):
                 lane.room.set()
@@ -430,26 +306,6 @@ class Delivery:
                     job.counts[QUEUED],
                     job.counts[FAILED],
                 )
-
-
-def _release(
-    item: Item,
-    parts: int | None = None,
-    flags: int | None = None,
-    address: str | None = None,
-    at: float = 0.0,
-) -> Update:
-    """Back to the queue as it was (not an attempt): stopping, or waiting for a busy chat."""
-    return Update(
-        item.id,
-        QUEUED,
-        item.attempts,
-        item.parts_done if parts is None else parts,
-        item.plain if flags is None else flags,
-        at,
-        None,
-        address if address is not None and address != item.address else None,
-    )
 
 
 def workers_for(rate_per_s: float) -> int:

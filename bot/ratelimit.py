@@ -6,6 +6,8 @@ delivery loop reads the clock and sleeps.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 # Telegram counts in rolling windows and sees our requests with network jitter, so a pacer
@@ -51,6 +53,10 @@ class Pacer:
         self._chat_free: dict[str, float] = {}
         self._chat_prev: dict[str, float] = {}  # the grant before the latest, per chat
         self._last_prune = 0.0
+        # Slots are evenly spaced, but a busy event loop starts some late and then several
+        # at once; a rolling window over actual start times keeps the rate true regardless.
+        self.window_max = max(1, math.floor(rate_per_s * margin))
+        self._starts: deque[float] = deque()
 
     @property
     def paid(self) -> bool:
@@ -72,6 +78,17 @@ class Pacer:
             self._chat_prev[chat] = self._chat_free[chat] - self.per_chat_interval_s
         self._chat_free[chat] = at + self.per_chat_interval_s
         return Slot(at, granted=True)
+
+    def admit(self, now: float) -> float:
+        """Record a send starting now and return 0, or the seconds to wait if the last
+        second already holds `window_max` starts."""
+        starts = self._starts
+        while starts and starts[0] <= now - 1.0:
+            starts.popleft()
+        if len(starts) >= self.window_max:
+            return starts[0] + 1.0 - now + 1e-6
+        starts.append(now)
+        return 0.0
 
     def throttled(self, chat: str, retry_after_s: float, now: float, *, sent_at: float) -> bool:
         """Telegram answered 429 for `chat`: pause it; returns True if the whole sender paused.

@@ -57,6 +57,7 @@ async def test_kill_9_mid_fan_out_then_restart(tmp_path: Path) -> None:
         assert set(per_chat) == set(range(1, CHATS + 1))
         duplicates = sum(n - 1 for n in per_chat.values())
         claim_window = workers_for(RATE) + workers_for(RATE) // 2  # rows claimed at most
+        print(f"crash drill: {duplicates} duplicates, claim window {claim_window}")
         assert duplicates <= claim_window, (duplicates, claim_window)
         assert fake.too_many == 0
         assert "sends interrupted by a crash are queued again" in second.log

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from bot.bulkmail import BulkMail, parse
 from bot.errors import ConfigError, PermanentError, TransientError
+from bot.mail import personalize
 from bot.models import Channel, Status
+from bot.models import EmailMessage as RenderedEmail
+from bot.render import PREFERENCES_PLACEHOLDER as PREFS
+from bot.render import UNSUBSCRIBE_PLACEHOLDER as UNSUB
 from bot.transports.smtp import SmtpConfig, SmtpPool, parse_smtp_url
 from tests.delivery_support import make_settings, running
 from tests.smtp_server import SmtpServer
@@ -148,3 +154,31 @@ async def test_4xx_retried_and_5xx_bounces_after_three(tmp_path: Path) -> None:
             assert soft is not None and soft.status is Status.ACTIVE
         assert server.handler.to().count("soft@example.org") == 4
         assert "hard@example.org" not in server.handler.to()
+
+
+def test_bulk_mail_equals_personalize() -> None:
+    """The fan-out fast path produces the same email as personalize(), links and all."""
+    body = f'<p>Hällo {"x" * 300} <a href="{UNSUB}">unsubscribe</a> <a href="{PREFS}">p</a></p>\n'
+    message = RenderedEmail(
+        subject="Ünïcode news & more", html=body * 40, text=f"Hallo ü {UNSUB}\n{PREFS}\n" * 30
+    )
+    now = datetime.now(UTC)
+    links = {
+        "unsubscribe_url": "http://127.0.0.1:8080/unsubscribe/Mg.abc-_x&y",
+        "preferences_url": "http://127.0.0.1:8080/preferences/Mg.def",
+    }
+    bulk = BulkMail(message, mail_from="News <news@example.org>", now=now)
+    fast = parse(bulk.render(to="a@example.org", **links))
+    slow = parse(
+        personalize(
+            message, to="a@example.org", mail_from="News <news@example.org>", now=now, **links
+        ).as_bytes()
+    )
+    for header in ("From", "To", "Subject", "Date", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert str(fast[header]) == str(slow[header]), header
+    assert fast["Message-ID"] != slow["Message-ID"]
+    fast_parts, slow_parts = list(fast.iter_parts()), list(slow.iter_parts())
+    assert [p.get_content_type() for p in fast_parts] == ["text/plain", "text/html"]
+    for a, b in zip(fast_parts, slow_parts, strict=True):
+        assert a.get_content() == b.get_content()
+    assert not BulkMail.fits("ü@example.org")

@@ -86,3 +86,16 @@ def test_paid_above_thirty(rate: float, paid: bool) -> None:
     """Rates above 30 msg/s need allow_paid_broadcast."""
     assert is_paid(rate) is paid
     assert Pacer(rate).paid is paid
+
+
+def test_late_starts_never_bunch_above_the_rate() -> None:
+    """Sends that start late and together are held so no rolling second exceeds the rate."""
+    pacer = Pacer(30)
+    starts: list[float] = []
+    now = 10.0
+    for n in range(100):
+        now = max(now, 10.0 + (n // 10) * 0.3)  # ten at a time, as after an event-loop stall
+        while (wait := pacer.admit(now)) > 0:
+            now += wait
+        starts.append(now)
+    assert max_in_window(starts) <= pacer.window_max == 28

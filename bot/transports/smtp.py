@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage as MimeMessage
 from types import TracebackType
@@ -144,19 +145,26 @@ class SmtpPool:
 
     async def send(self, message: MimeMessage) -> None:
         """Send one complete email; TransientError or PermanentError if it was not accepted."""
+        await self._transaction(lambda client: client.send_message(message))
+
+    async def send_raw(self, mail_from: str, to: str, data: bytes) -> None:
+        """Send ready-made message bytes (bot.bulkmail) to one address; errors as for send()."""
+        await self._transaction(lambda client: client.sendmail(mail_from, [to], data))
+
+    async def _transaction(self, mail: Callable[[aiosmtplib.SMTP], Awaitable[object]]) -> None:
         client = await self._idle.get()
         try:
             reused = client is not None and client.is_connected
             if client is None or not reused:
                 client = await self._connect()
             try:
-                await client.send_message(message)
+                await mail(client)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 # The server closed a connection that sat idle: one try on a fresh one.
                 client = await self._connect()
-                await client.send_message(message)
+                await mail(client)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             if not isinstance(exc, _ANSWERED):
                 # No clean answer: the connection is in an unknown state; open a new one.
