@@ -1,4 +1,4 @@
-"""Admin commands: /broadcast with preview and confirmation, /stats; sample bot replies."""
+"""Admin commands: /broadcast with preview and confirmation, /stats and its Resend button."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.errors import DeliveryError
 from bot.models import Channel, Post, Status, Subscriber
+from bot.store.outbox import FailedItem, JobProgress
 from bot.store.subscribers import PreferenceCounts
 from bot.transports.telegram import BotTransport
 
@@ -27,6 +28,8 @@ Context = ContextTypes.DEFAULT_TYPE
 PENDING, SENDING, SENT, CANCELLED = "pending", "sending", "sent", "cancelled"
 # Previews kept for their buttons; the oldest are forgotten (their buttons then "expire").
 MAX_PREVIEWS = 200
+RECENT_JOBS, RECENT_FAILED = 5, 3  # what /stats lists; it must fit one message
+RESEND = "rs:failed"
 
 
 @dataclass
@@ -43,11 +46,12 @@ def register(
     deps: BotDeps,
     only_new: filters.BaseFilter,
 ) -> None:
-    """Add /broadcast, its buttons, and /stats."""
+    """Add /broadcast, its buttons, /stats and its Resend button."""
     h = AdminHandlers(deps)
     application.add_handler(CommandHandler("broadcast", h.broadcast, filters=only_new))
     application.add_handler(CommandHandler("stats", h.stats, filters=only_new))
     application.add_handler(CallbackQueryHandler(h.decide, pattern=r"^bc:"))
+    application.add_handler(CallbackQueryHandler(h.resend, pattern=r"^rs:"))
 
 
 def broadcast_html(msg: Message) -> str:
@@ -81,8 +85,8 @@ class AdminHandlers:
         self.deps = deps
         self.drafts: OrderedDict[str, Draft] = OrderedDict()
 
-    def _answer(self, kind: str) -> str:
-        return self.deps.text("answer.txt", kind=kind)
+    def _answer(self, kind: str, count: int = 0) -> str:
+        return self.deps.text("answer.txt", kind=kind, count=count)
 
     async def _refuse(self, msg: Message, command: str) -> None:
         await msg.reply_html(self.deps.text("refusal.html", command=command))
@@ -171,7 +175,7 @@ class AdminHandlers:
         await query.answer(self._answer("sent"))
 
     async def stats(self, update: Update, context: Context) -> None:
-        """Subscribers by channel, preference and status, and delivery figures."""
+        """Subscribers by channel and preference, deliveries, recent jobs and failed sends."""
         msg = update.effective_message
         if msg is None:
             return
@@ -189,8 +193,39 @@ class AdminHandlers:
             }
             for channel in Channel
         ]
-        delivery = await store.outbox.totals()
-        await msg.reply_html(self.deps.text("stats.html", channels=channels, delivery=delivery))
+        gone = {
+            s: sum(counts.get((c.value, s), 0) for c in Channel) for s in ("blocked", "bounced")
+        }
+        delivery = await store.outbox.totals() | gone
+        jobs = await store.outbox.progress(RECENT_JOBS)
+        failed = await store.outbox.failed(RECENT_FAILED) if delivery["failed"] else []
+        text = self.deps.text(
+            "stats.html", channels=channels, delivery=delivery, jobs=jobs, failed=failed
+        )
+        resend = None
+        if delivery["failed"]:
+            label = self.deps.text("button.txt", name="resend", on=True)
+            resend = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=RESEND)]])
+        await msg.reply_html(text, reply_markup=resend)
+
+    async def resend(self, update: Update, context: Context) -> None:
+        """The Resend button under /stats: failed sends go back in the queue (once)."""
+        query = update.callback_query
+        if query is None:
+            return
+        if not self.deps.is_admin(query.from_user):
+            await query.answer(self._answer("refusal"), show_alert=True)
+            return
+        # One UPDATE moves failed rows back: a second press (or a second admin) finds none.
+        count = await self.deps.publisher.retry_failed()
+        if count == 0:
+            await query.answer(self._answer("nothing_to_resend"), show_alert=True)
+            return
+        log.info("bot: %s queued %d failed sends again", query.from_user.id, count)
+        await query.edit_message_text(
+            self.deps.text("resend_queued.html", count=count), parse_mode="HTML"
+        )
+        await query.answer(self._answer("resent", count))
 
 
 ANSWER_KINDS = (
@@ -204,6 +239,8 @@ ANSWER_KINDS = (
     "cancelled",
     "expired",
     "failed",
+    "resent",
+    "nothing_to_resend",
 )
 
 
@@ -213,7 +250,10 @@ def sample_replies(deps: BotDeps) -> dict[str, str]:
     post = Post("p.md", "p", "A & <b>", datetime(2000, 1, 1, tzinfo=UTC), "https://x/p", "", "")
     figures = {s.value: 1 for s in Status}
     channels = [{"label": "Telegram", "prefs": PreferenceCounts(3, 2, 1, 0), **figures}]
-    delivery = {"queued": 1, "sending": 0, "sent": 5, "failed": 1, "cancelled": 0}
+    counts = {"queued": 1, "sending": 0, "sent": 5, "failed": 1, "cancelled": 0}
+    delivery = counts | {"blocked": 2, "bounced": 1}
+    job = JobProgress(3, "post:3", "breaking", "A & <b>", "2000-01-01T00:00:00", None, counts)
+    failed = FailedItem(9, 3, "post:3", "telegram", "-100", 8, "gave up: <502> & more")
     out: dict[str, str] = {}
     for group in (False, True):
         g = "group" if group else "private"
@@ -233,15 +273,21 @@ def sample_replies(deps: BotDeps) -> dict[str, str]:
     out["broadcast_sent"] = deps.text("broadcast_sent.html", recipients=1)
     out["broadcast_cancelled"] = deps.text("broadcast_cancelled.html")
     out["broadcast_invalid"] = deps.text("broadcast_invalid.html", reason="x < y & z")
-    out["stats"] = deps.text("stats.html", channels=channels, delivery=delivery)
+    out["stats"] = deps.text(
+        "stats.html", channels=channels, delivery=delivery, jobs=[job, job], failed=[failed]
+    )
+    out["stats/empty"] = deps.text(
+        "stats.html", channels=channels, delivery=dict.fromkeys(delivery, 0), jobs=[], failed=[]
+    )
+    out["resend_queued"] = deps.text("resend_queued.html", count=2)
     out["error"] = deps.text("error.html")
     return out
 
 
 def sample_plain(deps: BotDeps) -> dict[str, str]:
     """Button labels and callback answers (plain text, not HTML) rendered with sample data."""
-    out = {f"answer/{kind}": deps.text("answer.txt", kind=kind) for kind in ANSWER_KINDS}
-    for name in ("breaking", "daily", "every_post", "send", "cancel"):
+    out = {f"answer/{kind}": deps.text("answer.txt", kind=kind, count=2) for kind in ANSWER_KINDS}
+    for name in ("breaking", "daily", "every_post", "send", "cancel", "resend"):
         for on in (False, True):
             out[f"button/{name}/{on}"] = deps.text("button.txt", name=name, on=on)
     for admin in (False, True):

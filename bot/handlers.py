@@ -59,6 +59,8 @@ class BroadcastPublisher(Protocol):
 
     async def count_broadcast_recipients(self) -> int: ...
 
+    async def retry_failed(self, job_id: int | None = None) -> int: ...
+
 
 @dataclass(frozen=True)
 class BotDeps:

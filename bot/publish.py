@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import islice
 
 from bot import outbox as plan
 from bot.metrics import Metrics
@@ -34,9 +33,15 @@ class DigestResult:
     job_id: int | None = None
 
 
-def _chunks(items: Iterable[plan.OutboxItem]) -> Iterable[list[plan.OutboxItem]]:
-    it = iter(items)
-    while batch := list(islice(it, CHUNK)):
+async def _batches(subscribers: AsyncIterator[Subscriber]) -> AsyncIterator[list[Recipient]]:
+    """Recipients in lists of CHUNK: a fan-out to a million holds one list, not a million."""
+    batch: list[Recipient] = []
+    async for s in subscribers:
+        batch.append(Recipient.of(s))
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
         yield batch
 
 
@@ -83,27 +88,42 @@ class Publisher:
         subscribers: AsyncIterator[Subscriber],
         extra: list[Recipient],
         now: datetime,
-    ) -> tuple[int, int]:
-        """Create the job (once) and its rows (once each); (job id, rows added)."""
+    ) -> tuple[int, int, int]:
+        """Create the job (once) and its rows (once each).
+
+        Returns (job id, rows added for subscribers, rows added for the stand-ins in `extra`).
+        """
         outbox = self.store.outbox
         job_id, created = await outbox.create_job(
             key, kind.value, plan.encode(rendered), title=title, now=now
         )
         if not created:
             log.info("publish: job %s exists; adding only missing recipients", key)
-        recipients = [Recipient.of(s) async for s in subscribers] + extra
-        added = 0
-        for batch in _chunks(plan.plan(key, kind, rendered, recipients)):
-            added += await outbox.add_items(job_id, batch)
+
+        async def add(recipients: list[Recipient]) -> int:
+            items = list(plan.plan(key, kind, rendered, recipients))
             if self.metrics is not None:
                 for channel in Channel:
-                    n = sum(1 for i in batch if i.channel == channel.value)
+                    n = sum(1 for i in items if i.channel == channel.value)
                     if n:
                         self.metrics.job_queued(channel.value, kind.value, n)
+            return await outbox.add_items(job_id, items)
+
+        to_subscribers = 0
+        async for batch in _batches(subscribers):
+            to_subscribers += await add(batch)
+        # The stand-ins go in last, on their own, so what the admin sees counts people only.
+        to_stand_ins = await add(extra) if extra else 0
         await outbox.mark_planned(job_id)
-        log.info("publish: job %d %s queued for %d recipients", job_id, key, added)
+        log.info(
+            "publish: job %d %s queued for %d subscribers (+%d stand-ins)",
+            job_id,
+            key,
+            to_subscribers,
+            to_stand_ins,
+        )
         self.wake()
-        return job_id, added
+        return job_id, to_subscribers, to_stand_ins
 
     async def announce(self, post: Post, post_id: int | None = None) -> int:
         """A new post: breaking alert or every-post notice, plus the channel; rows queued."""
@@ -120,7 +140,7 @@ class Publisher:
                 if plan.wants_post(s, breaking=post.breaking):
                     yield s
 
-        _, added = await self._fan_out(
+        _, to_subscribers, to_stand_ins = await self._fan_out(
             f"post:{ident}",
             kind,
             rendered,
@@ -129,22 +149,26 @@ class Publisher:
             self._virtual(channel_post=True),
             datetime.now(UTC),
         )
-        return added
+        return to_subscribers + to_stand_ins
 
     async def count_broadcast_recipients(self) -> int:
-        """How many subscribers a broadcast would reach now."""
+        """How many subscribers a broadcast would reach now (as `broadcast` will count them)."""
         counts = await self.store.subscribers.counts()
         return sum(n for (_, status), n in counts.items() if status == Status.ACTIVE.value)
 
     async def broadcast(self, html: str, *, admin_id: int) -> int:
-        """An admin's confirmed broadcast to every active subscriber; returns rows queued."""
+        """An admin's confirmed broadcast to every active subscriber; returns subscribers queued.
+
+        Outbox-mode stand-ins get it too but are not counted: the admin was promised the
+        number `count_broadcast_recipients` gave, which counts people.
+        """
         now = datetime.now(UTC)
         rendered = Rendered(
             telegram=self.renderer.broadcast_messages(html),
             email=self.renderer.broadcast_email(html),
         )
         key = f"broadcast:{admin_id}:{now:%Y%m%dT%H%M%S%f}"
-        _, added = await self._fan_out(
+        _, to_subscribers, _ = await self._fan_out(
             key,
             Kind.BROADCAST,
             rendered,
@@ -153,7 +177,7 @@ class Publisher:
             self._virtual(channel_post=False),
             now,
         )
-        return added
+        return to_subscribers
 
     async def send_confirmation(self, subscriber: Subscriber, token_url: str) -> None:
         """The double opt-in email for a pending subscriber, sent ahead of everything else."""
@@ -197,7 +221,7 @@ class Publisher:
         job_id: int | None = None
         added = 0
         if posts:
-            job_id, added = await self._fan_out(
+            job_id, to_subscribers, to_stand_ins = await self._fan_out(
                 f"digest:{name}",
                 Kind.DIGEST,
                 rendered,
@@ -206,6 +230,7 @@ class Publisher:
                 self._virtual(channel_post=False),
                 now,
             )
+            added = to_subscribers + to_stand_ins
         else:
             log.info("publish: no posts since %s; digest %s sends nothing", since, name)
         await outbox.record_digest(

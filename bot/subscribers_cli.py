@@ -171,12 +171,13 @@ async def export(settings: Settings, out: TextIO) -> int:
 
 
 async def stats(settings: Settings, out: TextIO) -> int:
-    """Subscribers per channel, preference and status; deliveries per outcome."""
+    """Subscribers per channel, preference and status; deliveries, recent jobs, failed sends."""
     async with open_store(settings.database_path) as store:
         counts = await store.subscribers.counts()
         prefs = await store.subscribers.preference_counts()
         delivery = await store.outbox.totals()
         failed = await store.outbox.failed(5)
+        jobs = await store.outbox.progress(5)
     out.write("subscribers  active  breaking  daily  every-post  " + "  ".join(_LEFT) + "\n")
     for channel in Channel:
         p = prefs[channel]
@@ -186,6 +187,17 @@ async def stats(settings: Settings, out: TextIO) -> int:
             f"  {p.every_post:>10}  {left}\n"
         )
     out.write("deliveries   " + "  ".join(f"{k} {v}" for k, v in delivery.items()) + "\n")
+    if jobs:
+        out.write("recent jobs\n")
+    for job in jobs:
+        c = job.counts
+        state = "finished" if job.finished_at else "running"
+        out.write(
+            f"  #{job.id:<5} {job.kind:<9} {state:<8} sent {c['sent']}/{job.total}"
+            f"  waiting {c['queued'] + c['sending']}  failed {c['failed']}"
+            f"  cancelled {c['cancelled']}  {job.created_at[:19]}  {job.title}\n"
+        )
+    out.write(f"failed sends {delivery['failed']}\n")
     for item in failed:
         out.write(
             f"  failed: {item.job_key} → {item.channel}:{item.address}"

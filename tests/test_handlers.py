@@ -6,120 +6,25 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.ext import Application, ApplicationBuilder
 
 from bot.admin_handlers import sample_plain, sample_replies
-from bot.handlers import BotDeps, register, set_commands
+from bot.handlers import set_commands
 from bot.models import Channel, Post, Status
-from bot.publish import Publisher
-from bot.render import Renderer
-from bot.settings import Settings, load_site
-from bot.store import Store, open_store
-from tests.fakes.bot_api import BOT_USER, FakeBotAPI, Sent
+from tests.bot_support import ADMIN, GROUP, USER, Env, bot_env, buttons, edits
+from tests.fakes.bot_api import BOT_USER, FakeBotAPI
 from tests.fakes.tg_html import check
-
-ADMIN = 42
-USER = 7
-GROUP = -555
-SITE_DIR = Path(__file__).resolve().parent.parent / "examples" / "site"
-
-
-@dataclass
-class SpyPublisher:
-    """The real Publisher, with its broadcast calls recorded (and optionally slowed down)."""
-
-    real: Publisher
-    calls: list[tuple[str, int]] = field(default_factory=list)
-    delay_s: float = 0.0
-
-    async def count_broadcast_recipients(self) -> int:
-        return await self.real.count_broadcast_recipients()
-
-    async def broadcast(self, html: str, *, admin_id: int) -> int:
-        self.calls.append((html, admin_id))
-        await asyncio.sleep(self.delay_s)
-        return await self.real.broadcast(html, admin_id=admin_id)
-
-
-@dataclass
-class Env:
-    fake: FakeBotAPI
-    app: Application[Any, Any, Any, Any, Any, Any]
-    store: Store
-    publisher: SpyPublisher
-    deps: BotDeps
-    offset: int = 0
-
-    async def drain(self) -> None:
-        """Fetch the queued updates with the real getUpdates and process each in turn."""
-        updates = await self.app.bot.get_updates(offset=self.offset, timeout=0)
-        for update in updates:
-            self.offset = update.update_id + 1
-            await self.app.process_update(update)
-
-    async def command(self, chat: int, user: int, text: str, **kw: Any) -> list[Sent]:
-        """Send a command and return what the bot sent or edited in that chat because of it."""
-        before = len(self.fake.sent)
-        self.fake.push_command(chat, user, text, **kw)
-        await self.drain()
-        return [s for s in self.fake.sent[before:] if s.chat_id == chat]
-
-    async def press(self, chat: int, user: int, data: str, message_id: int) -> dict[str, Any]:
-        """Press an inline button; returns the answerCallbackQuery parameters."""
-        query_id = self.fake.push_callback(chat, user, data, message_id)
-        await self.drain()
-        answers = [
-            c.params
-            for c in self.fake.calls
-            if c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == query_id
-        ]
-        assert len(answers) == 1
-        return answers[0]
-
-    async def sub(self, chat: int) -> Any:
-        return await self.store.subscribers.get(Channel.TELEGRAM, str(chat))
 
 
 @pytest.fixture
 async def env(tmp_path: Path, fake_bot_api: FakeBotAPI) -> AsyncIterator[Env]:
-    fake_bot_api.chat_rate = None  # replies to commands are not a fan-out
-    settings = Settings(
-        _env_file=None,
-        site_dir=SITE_DIR,
-        database_url=f"sqlite:///{tmp_path / 'h.db'}",
-        admin_ids=str(ADMIN),
-        telegram_token=fake_bot_api.token,
-        telegram_api_url=fake_bot_api.base_url,
-        # Configured transports: no stand-in outbox recipients join a broadcast.
-        smtp_url="smtp://127.0.0.1:1",
-    )
-    renderer = Renderer(load_site(settings), settings)
-    async with open_store(tmp_path / "h.db") as store:
-        publisher = SpyPublisher(Publisher(store, renderer, settings))
-        deps = BotDeps(store=store, renderer=renderer, settings=settings, publisher=publisher)
-        app = ApplicationBuilder().token(fake_bot_api.token).base_url(fake_bot_api.base_url).build()
-        register(app, deps)
-        await app.initialize()
-        try:
-            yield Env(fake_bot_api, app, store, publisher, deps)
-        finally:
-            await app.shutdown()
-
-
-def buttons(sent: Sent) -> list[tuple[str, str]]:
-    assert sent.reply_markup is not None
-    rows = sent.reply_markup["inline_keyboard"]
-    return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
-
-
-def edits(env: Env, chat: int) -> list[Sent]:
-    return [s for s in env.fake.sent_to(chat) if s.method == "editMessageText"]
+    """The bot with configured transports: no stand-in outbox recipients join a broadcast."""
+    async with bot_env(tmp_path, fake_bot_api) as env:
+        yield env
 
 
 async def test_start_subscribes_to_breaking_and_digest_with_buttons(env: Env) -> None:

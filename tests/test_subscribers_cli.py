@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bot import outbox as plan
 from bot.cli import main
-from bot.models import Channel, Status
+from bot.models import Channel, Kind, Rendered, Status, TelegramMessage
 from bot.store import open_store
+from bot.store.outbox import Update
 from bot.subscribers_csv import (
     CsvHeaderError,
     ImportRow,
@@ -187,3 +191,40 @@ def test_stats_shows_subscribers_and_deliveries(
     assert lines["telegram"][:4] == ["1", "1", "0", "0"]
     assert lines["email"][:4] == ["1", "1", "1", "1"]
     assert "sent 0" in out and "failed 0" in out
+
+
+async def park_one_failure(db: Path) -> None:
+    """A breaking post for two chats: one sent, one given up on (as delivery records them)."""
+    async with open_store(db) as store:
+        subs = [await store.subscribers.upsert(Channel.TELEGRAM, chat) for chat in ("5", "6")]
+        rendered = Rendered(telegram=(TelegramMessage("sendMessage", "Big news"),))
+        job_id, _ = await store.outbox.create_job(
+            "post:1", "breaking", plan.encode(rendered), title="Big news", now=datetime.now(UTC)
+        )
+        recipients = [plan.Recipient.of(s) for s in subs]
+        await store.outbox.add_items(
+            job_id, plan.plan("post:1", Kind.BREAKING, rendered, recipients)
+        )
+        await store.outbox.mark_planned(job_id)
+        sent, failed = await store.outbox.claim(10, now=time.time(), lease_s=60)
+        await store.outbox.apply(
+            [
+                Update(sent.id, "sent", 1, 1),
+                Update(failed.id, "failed", 8, 0, last_error="gave up after 8 attempts: 502"),
+            ]
+        )
+
+
+def test_stats_shows_recent_jobs_and_failed_sends(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`herald stats` shows each recent job's progress, the failed count and the failed send."""
+    asyncio.run(park_one_failure(db))
+    code = main(["stats"])
+    out = capsys.readouterr().out
+    assert code == 0
+    [job] = [line.split() for line in out.splitlines() if line.startswith("  #")]
+    assert job[:7] == ["#1", "breaking", "running", "sent", "1/2", "waiting", "0"]
+    assert job[7:9] == ["failed", "1"] and job[-2:] == ["Big", "news"]
+    assert "failed sends 1" in out
+    assert "failed: post:1 → telegram:6 after 8 attempt(s): gave up after 8 attempts" in out

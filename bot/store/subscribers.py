@@ -254,9 +254,22 @@ class Subscribers:
             if wanted is not None:
                 where.append(f"{column} = ?")
                 args.append(int(wanted))
-        sql = f"SELECT {_COLUMNS} FROM subscribers WHERE {' AND '.join(where)} ORDER BY id"
-        async for sub in self._stream(sql, args):
-            yield sub
+        sql = (
+            f"SELECT {_COLUMNS} FROM subscribers WHERE {' AND '.join(where)}"
+            " AND id > ? ORDER BY id LIMIT ?"
+        )
+        # Keyset pages, each read by its own short statement: the caller (a fan-out) writes
+        # between pages, and a read left open across those writes would hold an old snapshot,
+        # making them fail with "database is locked" once another process has written.
+        after = -1
+        while True:
+            async with self._conn.execute(sql, [*args, after, STREAM_CHUNK]) as cur:
+                rows = list(await cur.fetchall())
+            for row in rows:
+                yield _row(row)
+            if len(rows) < STREAM_CHUNK:
+                return
+            after = int(rows[-1][0])
 
     async def all(
         self, channel: Channel | None = None, status: Status | None = None
