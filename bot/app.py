@@ -118,7 +118,7 @@ async def run(settings: Settings) -> int:
     install_stop_signals(stop)
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings.database_path))
-        # Delivery first: the publisher wakes it; the bot is built on top of both.
+        # The bot comes first (delivery sends through its Bot); the publisher wakes delivery.
         publisher = Publisher(store, renderer, settings, metrics=metrics)
         bot_app = await stack.enter_async_context(
             telegram_bot(settings, store, renderer, publisher, stop)
@@ -131,7 +131,7 @@ async def run(settings: Settings) -> int:
         publisher.wake = delivery.notify
 
         async def on_post(post: Post, post_id: int) -> None:
-            metrics.posts_seen.inc()
+            metrics.post_seen()
             await publisher.announce(post, post_id)
 
         watcher = Watcher(site, store.posts, on_post)

@@ -58,24 +58,25 @@ def settings_problems(settings: Settings) -> list[str]:
 
 
 def _smtp_problems(url: str) -> list[str]:
-    parts = urlsplit(url)
-    hint = "use smtp://user:pass@host:587?starttls=true or smtps://user:pass@host:465."
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        return [f"HERALD_SMTP_URL is not an SMTP URL; {hint}"]
+    # The very parser `herald run` uses, so check and run never disagree about a URL.
+    from bot.transports.smtp import parse_smtp_url
+
     try:
-        _ = parts.port
-    except ValueError:
-        return [f"HERALD_SMTP_URL has a port that is not a number; {hint}"]
-    for option in filter(None, parts.query.split("&")):
-        key, _, value = option.partition("=")
-        if key == "starttls" and value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            return [f"HERALD_SMTP_URL has starttls={value!r}; it must be true or false."]
+        parse_smtp_url(url)
+    except ConfigError as exc:
+        return [str(exc)]
     return []
 
 
 def site_problems(site: Site) -> list[str]:
-    """What is missing from the Jekyll site folder."""
+    """What is missing from the Jekyll site folder, or wrong in its `herald:` settings."""
+    from bot.posts import breaking_rules
+
     problems = []
+    try:
+        breaking_rules(site)
+    except ConfigError as exc:
+        problems.append(str(exc))
     if not (site.root / "_config.yml").is_file():
         problems.append(
             f"HERALD_SITE_DIR={str(site.root)!r} has no _config.yml; point HERALD_SITE_DIR "
@@ -169,9 +170,14 @@ def post_problems(site: Site, renderer: Renderer, post: Post) -> list[str]:
 
 def check_posts(site: Site, renderer: Renderer) -> int:
     """Render every post file for both channels; print file and reason for each failure."""
-    from bot.posts import is_post_filename, parse_post
+    from bot.posts import is_post_path, parse_post
 
-    files = sorted(p for p in site.posts_dir.rglob("*") if p.is_file() and is_post_filename(p.name))
+    # The files the watcher reads: Jekyll's name rules, hidden and `_` folders skipped.
+    files = sorted(
+        p
+        for p in site.posts_dir.rglob("*")
+        if p.is_file() and is_post_path(p.relative_to(site.posts_dir).as_posix(), site)
+    )
     failed = 0
     for path in files:
         rel = path.relative_to(site.posts_dir).as_posix()

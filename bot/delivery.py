@@ -112,6 +112,7 @@ class Delivery:
         self._flush_now = asyncio.Event()
         self._payloads: dict[int, Rendered] = {}
         self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
+        self._unfinished: set[int] = set()  # jobs whose finishing check failed; checked again
         self._last_expire = self._last_progress = 0.0
 
     @property
@@ -261,7 +262,7 @@ class Delivery:
 
     async def _flush(self) -> None:
         batch, self._outcomes = self._outcomes, []
-        if not batch:
+        if not batch and not self._unfinished:
             return
         try:
             await self.store.outbox.apply([u for _, u in batch])
@@ -277,8 +278,15 @@ class Delivery:
         for lane in self._lanes.values():
             if lane.held <= lane.capacity - max(1, lane.workers // 4):
                 lane.room.set()
-        done_jobs = {i.job_id for i, u in batch if u.status != QUEUED}
-        for job in await self.store.outbox.finish_jobs(done_jobs, datetime.now(UTC)):
+        done_jobs = self._unfinished | {i.job_id for i, u in batch if u.status != QUEUED}
+        try:
+            finished = await self.store.outbox.finish_jobs(done_jobs, datetime.now(UTC))
+        except Exception:  # only bookkeeping: the flusher must live on, or delivery stalls
+            log.exception("delivery: marking jobs finished failed; trying again")
+            self._unfinished = done_jobs
+            return
+        self._unfinished = set()
+        for job in finished:
             started = self._active_jobs.pop(job.id, None)
             took = f" in {time.time() - started:.1f}s" if started else ""
             log.info(

@@ -148,6 +148,15 @@ def load_front_matter(yaml_text: str) -> dict[str, Any]:
 
 def parse_date(value: object, tz: Any) -> datetime:
     """A front matter or file name date, aware; no offset means the site's zone."""
+    when = _aware(value, tz)
+    try:  # the site's zone and UTC must both hold it: year 1 or 9999 plus an offset may not
+        when.astimezone(tz), when.astimezone(UTC)
+    except OverflowError as exc:
+        raise PostError(f"date {str(value)!r} is out of range") from exc
+    return when
+
+
+def _aware(value: object, tz: Any) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=tz) if value.tzinfo is None else value
     if isinstance(value, date):
@@ -169,6 +178,8 @@ def parse_date(value: object, tz: Any) -> datetime:
     digits = zone[1:].replace(":", "")
     hours, minutes = (digits[:-2], digits[-2:]) if len(digits) > 2 else (digits, "0")
     offset = timedelta(hours=int(hours), minutes=int(minutes))
+    if offset >= timedelta(hours=24):
+        raise PostError(f"date {str(value)!r} has an offset of a day or more")
     return naive.replace(tzinfo=timezone(sign * offset))
 
 

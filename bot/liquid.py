@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from contextvars import ContextVar
 from io import StringIO
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any, TextIO
 
 from liquid import Environment, Mode
 from liquid.ast import BlockNode, Node
-from liquid.exceptions import LiquidError
+from liquid.exceptions import FilterArgumentError, LiquidError
 from liquid.parser import get_parser
 from liquid.tag import Tag
 from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_TAG, Token
@@ -50,7 +52,7 @@ class JekyllEnvironment(Environment):
         super().__init__(tolerance=Mode.LAX)
         self.site = site
         for name, func in jekyll_filters.filters(site).items():
-            self.add_filter(name, func)
+            self.add_filter(name, _lax_filter(name, func))
         for tag in (HighlightTag, LinkTag, PostUrlTag, IncludeTag, IncludeRelativeTag):
             self.add_tag(tag)
 
@@ -64,6 +66,23 @@ class JekyllEnvironment(Environment):
         if not isinstance(exc, LiquidError):
             exc = exc(msg, token=token)
         _note(_first_line(exc))
+
+
+def _lax_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` with bad input (a date that is none, `'x' | to_integer`) as a Liquid error.
+
+    Liquid drops the statement and notes the problem; any other exception would end the
+    render, and with it the post.
+    """
+
+    @functools.wraps(func)
+    def apply(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (PostError, ValueError, ArithmeticError) as exc:
+            raise FilterArgumentError(f"{name}: {exc}", token=None) from exc
+
+    return apply
 
 
 def _expression(stream: Any, *, block: bool) -> tuple[Token, str]:

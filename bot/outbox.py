@@ -119,6 +119,8 @@ PLAIN = 2  # the HTML was rejected: send it once more as plain text
 
 def degrade(message: TelegramMessage, flags: int) -> TelegramMessage:
     """The message as sent after the simplifications in `flags`."""
+    if not flags:  # nearly every send: no copy on the fan-out path
+        return message
     method, photo, text = message.method, message.photo, message.text
     if flags & NO_PHOTO and method == "sendPhoto":
         method, photo = "sendMessage", None

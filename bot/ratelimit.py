@@ -105,9 +105,6 @@ class Pacer:
         self._next_global = max(self._next_global, until)
         return True
 
-    def paused_until(self) -> float:
-        return self._paused_until
-
     def _prune(self, now: float) -> None:
         # Forget chats whose pause is over, so a fan-out to millions keeps the dict small.
         if now - self._last_prune < 5.0 or len(self._chat_free) < 10_000:

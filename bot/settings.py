@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,14 +43,18 @@ class Settings(BaseSettings):
     digest_time: str = "08:00"
     outbox_dir: Path = Path("outbox")
 
-    @field_validator("telegram_token", "smtp_url", "secret_key", mode="before")
+    @field_validator(
+        "telegram_token",
+        "smtp_url",
+        "secret_key",
+        "site_url",
+        "timezone",
+        "telegram_channel",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("site_url", "timezone", "telegram_channel", mode="before")
-    @classmethod
-    def _blank_str_is_unset(cls, value: object) -> object:
+        # `HERALD_X=` in .env means "not set", as if the line were absent.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("digest_time")
@@ -219,6 +224,12 @@ def secret_key(settings: Settings) -> str:
         return path.read_text(encoding="ascii").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    path.write_text(key + "\n", encoding="ascii")
-    path.chmod(0o600)
+    try:
+        # Owner-only from the first byte; O_EXCL: when two commands start at once, both
+        # end up with the one key that was written first.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key + "\n")
     return key

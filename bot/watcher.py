@@ -21,7 +21,7 @@ from watchfiles import Change, awatch
 
 from bot.errors import PostError
 from bot.models import Post
-from bot.posts import is_post_path, parse_post
+from bot.posts import breaking_rules, is_post_path, parse_post
 from bot.settings import Site
 from bot.store.posts import PostLog
 
@@ -34,6 +34,8 @@ BASELINE_KEY = "watcher.baseline_done"
 # A file that fails to parse and changed this recently may still be being written.
 SETTLE_S = 1.0
 SCAN_CHUNK = 1000
+# Posts whose recording failed (a locked or failing database) are read again after this.
+RETRY_S = 30.0
 
 
 def utc_now() -> datetime:
@@ -78,6 +80,9 @@ def read_post(path: Path, rel: str, site: Site) -> Reading:
         return Reading(rel, version, post=parse_post(rel, raw, site))
     except PostError as exc:
         return Reading(rel, version, reason=str(exc))
+    except Exception as exc:  # a bug met by one odd file must not stop the watcher
+        log.debug("parsing %s failed", rel, exc_info=True)
+        return Reading(rel, version, reason=f"cannot be parsed ({type(exc).__name__}: {exc})")
 
 
 class Watcher:
@@ -91,13 +96,16 @@ class Watcher:
         *,
         clock: Clock = utc_now,
         settle_s: float = SETTLE_S,
+        retry_s: float = RETRY_S,
     ) -> None:
+        breaking_rules(site)  # a bad `herald.breaking` in _config.yml is a ConfigError now
         self.site = site
         self.root = site.posts_dir.absolute()  # events name absolute paths
         self._posts = posts
         self._on_post = on_post
         self._clock = clock
         self._settle_s = settle_s
+        self._retry_s = retry_s
         self._states: dict[str, FileState] = {}
         self._held: dict[str, datetime] = {}  # rel path → when it may be published
         self._recheck: dict[str, float] = {}  # rel path → epoch seconds to look again
@@ -226,11 +234,11 @@ class Watcher:
         log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
         try:
             await self._on_post(post, post_id)
+            await self._posts.mark_announced(post_id)
         except Exception:
-            # Stays pending and is tried again at the next start; the watcher goes on.
+            # Stays pending and is tried again at the next start (its job key keeps that from
+            # sending twice); the watcher goes on.
             log.exception("post %s could not be queued; will retry at next start", post.path)
-            return
-        await self._posts.mark_announced(post_id)
 
     async def handle(self, paths: Iterable[Path]) -> None:
         """Look at changed files: new live posts are recorded and announced."""
@@ -238,10 +246,17 @@ class Watcher:
         now = self._clock()
         ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()  # new held or half-written files may need an earlier timer
-        versions = self._versions(ready)
-        for post_id, post in await self._posts.record(
-            ready, announced=True, now=now, versions=versions
-        ):
+        try:
+            fresh = await self._posts.record(
+                ready, announced=True, now=now, versions=self._versions(ready)
+            )
+        except Exception:
+            log.exception("recording %d new posts failed; reading them again later", len(ready))
+            for post in ready:
+                self._recheck[post.path] = time.time() + self._retry_s
+            self._wake.set()
+            return
+        for post_id, post in fresh:
             await self._announce(post_id, post)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:

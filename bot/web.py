@@ -231,7 +231,9 @@ class _Pages:
         return response
 
     async def crashed(self, request: Request, exc: Exception) -> Response:
-        log.error("web: %s %s failed", request.method, request.url.path, exc_info=exc)
+        # The route's pattern, not the path: paths carry tokens, which must stay out of logs.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("web: %s %s failed", request.method, route, exc_info=exc)
         try:
             return self.page("error.html", 500, status=500, reason="server")
         except Exception:  # the templates themselves may be what broke

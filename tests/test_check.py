@@ -71,6 +71,44 @@ def test_bad_settings_are_each_named_with_a_fix(
     assert "@BotFather" in err and "smtp://" in err and "Europe/Berlin" in err
 
 
+@pytest.mark.parametrize(
+    ("smtp_url", "ok"),
+    [
+        ("smtp://u:p@mail:587?starttls=on", True),
+        ("smtps://u:p@mail:465?verify=false&pool=2", True),
+        ("smtp://u:p@mail:587?verify=maybe", False),
+        ("smtp://u:p@mail:587?pool=500", False),
+        ("smtps://u:p@mail:465?starttls=true", False),
+    ],
+)
+def test_check_judges_the_smtp_url_as_run_does(tmp_path: Path, smtp_url: str, ok: bool) -> None:
+    """`herald check` accepts exactly the SMTP URLs `herald run` can use."""
+    site = make_site(tmp_path / "site", {})
+    assert check(settings_for(site, tmp_path, smtp_url=smtp_url), posts=False) == (0 if ok else 1)
+
+
+def test_bad_breaking_rules_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed `herald.breaking` in _config.yml fails the check, naming the key."""
+    site = make_site(tmp_path / "site", {})
+    with (site / "_config.yml").open("a") as config:
+        config.write("herald:\n  breaking:\n    tags: 5\n")
+    assert check(settings_for(site, tmp_path), posts=False) == 1
+    assert "herald.breaking.tags" in capsys.readouterr().err
+
+
+def test_check_posts_skips_files_the_watcher_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files in `_`-folders, which Jekyll and the watcher ignore, are not checked as posts."""
+    site = make_site(tmp_path / "site", {"2026-11-25-flood.md": GOOD_POST})
+    (site / "_posts" / "_drafts").mkdir()
+    (site / "_posts" / "_drafts" / "2026-11-26-broken.md").write_text("no front matter")
+    assert check(settings_for(site, tmp_path), posts=True) == 0
+    assert "1 checked, 0 with problems" in capsys.readouterr().out
+
+
 def test_missing_site_folder_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

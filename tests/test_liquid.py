@@ -107,6 +107,10 @@ def test_liquid_renders_like_jekyll(site: Site, body: str, expected: str) -> Non
         ("a {% raw %} b", "a  b", "raw"),
         ("a {% if true %}{% for y in z %}c{% endif %} d", "a c d", "never closed"),
         ("a {{ 'x' | }} b", "a  b", "expected"),
+        ("a {{ 'x' | to_integer }} b", "a  b", "to_integer: could not convert"),
+        ("a {{ 'inf' | to_integer }} b", "a  b", "to_integer: cannot convert float infinity"),
+        ("a {{ 'soon' | date_to_string }} b", "a  b", "not a date"),
+        ("a {{ page.tags | pop: 'x' }} b", "a  b", "pop: invalid literal"),
     ],
 )
 def test_unrenderable_liquid_is_dropped_and_logged_once(

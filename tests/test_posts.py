@@ -326,6 +326,9 @@ def test_bad_breaking_config(conf: object) -> None:
         (b"---\ndate: next tuesday\n---\nBody", "not a date"),
         (b"---\ndate: 2026-02-30 10:00:00\n---\nBody", "out of range"),
         (b"---\ndate: '2026-02-30 10:00'\n---\nBody", "does not exist"),
+        (b"---\ndate: '0001-01-01 00:00 +0500'\n---\nBody", "out of range"),
+        (b"---\ndate: '9999-12-31 23:59 -0500'\n---\nBody", "out of range"),
+        (b"---\ndate: '2026-01-01 00:00 +99:99'\n---\nBody", "offset of a day or more"),
     ],
 )
 def test_broken_files_name_the_reason(raw: bytes, reason: str) -> None:

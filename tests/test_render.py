@@ -75,9 +75,11 @@ def dump_messages(messages: tuple[TelegramMessage, ...]) -> str:
 
 def assert_golden(name: str, actual: str) -> None:
     path = GOLDEN / name
-    if UPDATE or not path.exists():
+    if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual, encoding="utf-8")
+    # A missing golden file fails too: a test that wrote its own expectation could not fail.
+    assert path.exists(), f"{path} is missing: create it with HERALD_UPDATE_GOLDEN=1 and review it"
     assert actual == path.read_text(encoding="utf-8"), f"differs from {path}"
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from bot.errors import ConfigError
 from bot.models import Post
 from bot.settings import Settings, load_site
 from bot.store import open_store
+from bot.store.posts import PostLog
 from bot.watcher import Watcher
 
 CONFIG = 'title: Test News\nurl: "https://news.test"\ntimezone: UTC\n'
@@ -257,3 +261,52 @@ async def test_post_not_queued_before_a_stop_goes_out_at_restart(
     async with watching(site, db) as w:
         await asyncio.sleep(0.2)
     assert [p.title for p in w.announced] == ["Urgent"]
+
+
+async def test_post_recorded_later_when_the_database_was_locked(
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A post arriving while another process holds the write lock is announced once it frees."""
+    db = tmp_path / "db.sqlite"
+    announced: list[str] = []
+    arrived = asyncio.Event()
+
+    async def on_post(post: Post, post_id: int) -> None:
+        announced.append(post.title)
+        arrived.set()
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with open_store(db) as store:
+        await store.conn.execute("PRAGMA busy_timeout=0")  # fail at once instead of in 5 s
+        watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, on_post, retry_s=0.3)
+        task = asyncio.create_task(watcher.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.sleep(0.2)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            (site / "_posts" / "2026-11-21-locked.md").write_text(post_text("Locked out"))
+            for _ in range(50):
+                if any("recording" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.1)
+            assert announced == []
+        finally:
+            other.rollback()
+            other.close()
+        await asyncio.wait_for(arrived.wait(), 5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert announced == ["Locked out"]
+    assert any("recording 1 new posts failed" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_breaking_config_stops_the_start_not_a_later_post(site: Path, tmp_path: Path) -> None:
+    """A malformed `herald.breaking` in _config.yml is reported when the watcher is built."""
+    (site / "_config.yml").write_text(CONFIG + "herald:\n  breaking: [1, 2]\n")
+
+    async def on_post(post: Post, post_id: int) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ConfigError, match=r"herald\.breaking"):
+        Watcher(load_site(Settings(site_dir=site)), cast(PostLog, None), on_post)

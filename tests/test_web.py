@@ -469,6 +469,31 @@ async def test_internal_failure_shows_a_plain_500_page(tmp_path: Path) -> None:
     assert "Traceback" not in response.text and "outbox unavailable" not in response.text
 
 
+async def test_a_failing_token_page_logs_the_route_not_the_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 500 on a link page is logged by its route pattern; the reader's token stays out."""
+    settings = web_settings(tmp_path)
+    async with open_store(settings.database_path) as store:
+        sub = await store.subscribers.request_email("a@example.com", breaking=True, daily=True)
+        app = create_app(
+            settings=settings,
+            site=load_site(settings),
+            store=store,
+            tokens=Tokens(SECRET),
+            publisher=BrokenPublisher(),
+            metrics=Metrics(),
+        )
+    token = Tokens(SECRET).make(Purpose.CONFIRM, sub.id)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get(f"/confirm/{token}")  # the database is closed by now
+    assert response.status_code == 500
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bot.web")
+    assert "GET /confirm/{token} failed" in logged
+    assert token not in caplog.text
+
+
 async def test_oversized_form_is_refused(web: Web) -> None:
     """A form body far larger than any subscription needs is refused with a 4xx page."""
     response = await web.client.post("/subscribe", data={"email": "a@example.com" + "x" * 40_000})

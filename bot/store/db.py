@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import aiosqlite
@@ -26,13 +27,21 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
     """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), one transaction at a time per connection."""
     lock = _LOCKS.setdefault(conn, asyncio.Lock())
     async with lock:
-        await conn.execute("BEGIN IMMEDIATE")
         try:
+            await conn.execute("BEGIN IMMEDIATE")
             yield
+            await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            await _rollback(conn)
             raise
-        await conn.execute("COMMIT")
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # aiosqlite runs a statement on its thread even when the awaiting task is cancelled, so
+    # a BEGIN (or a failed COMMIT) can leave a transaction open that nobody would ever end;
+    # statements run in order, so this ROLLBACK comes after it. None open: nothing to undo.
+    with suppress(sqlite3.OperationalError):
+        await conn.execute("ROLLBACK")
 
 
 async def connect(path: Path) -> aiosqlite.Connection:
@@ -58,8 +67,7 @@ async def migrate(conn: aiosqlite.Connection, area: str, steps: Migrations) -> N
         row = await cur.fetchone()
     current = int(row[0]) if row else 0
     for version, script in enumerate(steps[current:], start=current + 1):
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(conn):
             for statement in filter(None, (s.strip() for s in script.split(";"))):
                 await conn.execute(statement)
             await conn.execute(
@@ -67,8 +75,4 @@ async def migrate(conn: aiosqlite.Connection, area: str, steps: Migrations) -> N
                 "ON CONFLICT(area) DO UPDATE SET version = excluded.version",
                 (area, version),
             )
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
         log.info("database: %s schema at version %d", area, version)

@@ -132,6 +132,8 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class FailedItem:
+    """A row parked as failed, with its job's key and the last error."""
+
     id: int
     job_id: int
     job_key: str
@@ -376,19 +378,22 @@ class Outbox:
         """
         job_filter = " AND job_id = ?" if job_id is not None else ""
         args: tuple[object, ...] = (now, job_id) if job_id is not None else (now,)
-        async with self._conn.execute(
-            "UPDATE outbox_items SET status = 'queued', attempts = 0, plain = 0,"
-            " next_attempt_at = ?, last_error = NULL WHERE status = 'failed'" + job_filter + ""
-            " AND (subscriber_id IS NULL OR subscriber_id IN"
-            " (SELECT id FROM subscribers WHERE status IN ('active', 'pending')))"
-            " RETURNING job_id",
-            args,
-        ) as cur:
-            rows = list(await cur.fetchall())
-        job_ids = sorted({int(r[0]) for r in rows})
-        await self._conn.executemany(
-            "UPDATE outbox_jobs SET finished_at = NULL WHERE id = ?", ((j,) for j in job_ids)
-        )
+        # One transaction: a job never shows finished while some of its rows are queued.
+        async with transaction(self._conn):
+            async with self._conn.execute(
+                "UPDATE outbox_items SET status = 'queued', attempts = 0, plain = 0,"
+                " next_attempt_at = ?, last_error = NULL WHERE status = 'failed'"
+                + job_filter
+                + " AND (subscriber_id IS NULL OR subscriber_id IN"
+                " (SELECT id FROM subscribers WHERE status IN ('active', 'pending')))"
+                " RETURNING job_id",
+                args,
+            ) as cur:
+                rows = list(await cur.fetchall())
+            await self._conn.executemany(
+                "UPDATE outbox_jobs SET finished_at = NULL WHERE id = ?",
+                ((j,) for j in sorted({int(r[0]) for r in rows})),
+            )
         return len(rows)
 
     async def digest_done(self, name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -180,15 +180,6 @@ class PostLog:
         async with self._conn.execute("SELECT path, version FROM post_files") as cur:
             return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
 
-    async def forget_file(self, path: str) -> None:
-        """A file went away or stopped being a live post; its post stays known."""
-        await self._conn.execute("DELETE FROM post_files WHERE path = ?", (path,))
-
-    async def count(self) -> int:
-        async with self._conn.execute("SELECT COUNT(*) FROM posts") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
     async def announced_since(self, since: datetime, until: datetime) -> list[Post]:
         """Posts announced in [since, until), oldest first: the digest's content."""
         async with self._conn.execute(
@@ -204,11 +195,6 @@ class PostLog:
             "SELECT data FROM posts ORDER BY published_at DESC, id DESC LIMIT ?", (limit,)
         ) as cur:
             return [post_from_json(str(r[0])) for r in await cur.fetchall()]
-
-    async def rows(self) -> AsyncIterator[tuple[int, Post]]:
-        async with self._conn.execute("SELECT id, data FROM posts ORDER BY id") as cur:
-            async for row in cur:
-                yield int(row[0]), post_from_json(str(row[1]))
 
     async def get_meta(self, key: str) -> str | None:
         async with self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
