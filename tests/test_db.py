@@ -49,3 +49,30 @@ async def test_failed_body_rolls_back_and_the_next_transaction_commits(tmp_path:
             assert [r[0] for r in await cur.fetchall()] == [2]
     finally:
         await conn.close()
+
+
+async def test_a_write_from_another_task_is_not_swept_into_a_rolled_back_transaction(
+    tmp_path: Path,
+) -> None:
+    """A single write made while another task's transaction is open survives its rollback."""
+    conn = await db.connect(tmp_path / "t.db")
+    try:
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+        inside = asyncio.Event()
+
+        async def failing_batch() -> None:
+            async with db.transaction(conn):
+                await conn.execute("INSERT INTO t VALUES (1)")
+                inside.set()
+                await asyncio.sleep(0.05)  # e.g. waiting on the network mid-transaction
+                raise RuntimeError("batch failed")
+
+        batch = asyncio.create_task(failing_batch())
+        await inside.wait()
+        await conn.execute("INSERT INTO t VALUES (2)")  # e.g. a confirmation from the web
+        with pytest.raises(RuntimeError):
+            await batch
+        async with conn.execute("SELECT x FROM t") as cur:
+            assert [r[0] for r in await cur.fetchall()] == [2]
+    finally:
+        await conn.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -17,16 +18,35 @@ log = logging.getLogger(__name__)
 # One list of steps per area; a step is one SQL script. Append, never edit a shipped step.
 Migrations = Sequence[str]
 
-# Coroutines share one connection: a transaction open across an `await` must not meet
-# another one's BEGIN, so transactions take turns.
-_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+class SerialConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose statements take turns with open transactions.
+
+    Coroutines share one connection, and SQLite has one transaction per connection: a
+    statement from another coroutine sent while a transaction is open would run inside
+    it (and be lost if it rolls back), and a second BEGIN would fail. So while one task
+    holds a transaction, every other task's statements wait until it ends.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self.turn = asyncio.Lock()
+        self.owner: asyncio.Task[Any] | None = None
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.owner is not None and self.owner is asyncio.current_task():
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        async with self.turn:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
-    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), one transaction at a time per connection."""
-    lock = _LOCKS.setdefault(conn, asyncio.Lock())
-    async with lock:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); other tasks' statements wait meanwhile."""
+    if not isinstance(conn, SerialConnection):
+        raise TypeError("transactions need a connection from bot.store.db.connect()")
+    async with conn.turn:
+        conn.owner = asyncio.current_task()
         try:
             await conn.execute("BEGIN IMMEDIATE")
             yield
@@ -34,6 +54,8 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         except BaseException:
             await _rollback(conn)
             raise
+        finally:
+            conn.owner = None
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
@@ -48,7 +70,9 @@ async def connect(path: Path) -> aiosqlite.Connection:
     """Open the database in WAL mode, creating its folder."""
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn = await SerialConnection(
+        partial(sqlite3.connect, str(path), isolation_level=None), iter_chunk_size=64
+    )
     conn.row_factory = aiosqlite.Row
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA synchronous=NORMAL")
