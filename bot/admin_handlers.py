@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ PENDING, SENDING, SENT, CANCELLED = "pending", "sending", "sent", "cancelled"
 MAX_PREVIEWS = 200
 RECENT_JOBS, RECENT_FAILED = 5, 3  # what /stats lists; it must fit one message
 RESEND = "rs:failed"
+
+
+Reply = Callable[..., str]  # renders templates/telegram/bot/<name> with keyword context
 
 
 @dataclass
@@ -146,6 +150,9 @@ class AdminHandlers:
         if draft is None:
             await query.answer(self._answer("expired"), show_alert=True)
             return
+        if query.from_user.id != draft.admin_id:  # e.g. another admin in a shared group
+            await query.answer(self._answer("refusal"), show_alert=True)
+            return
         if draft.state != PENDING:
             kind = "already_cancelled" if draft.state == CANCELLED else "already_sent"
             await query.answer(self._answer(kind), show_alert=True)
@@ -244,7 +251,7 @@ ANSWER_KINDS = (
 )
 
 
-def sample_replies(deps: BotDeps) -> dict[str, str]:
+def sample_replies(text: Reply) -> dict[str, str]:
     """Every bot reply rendered with sample data, by name (for `herald check` and tests)."""
     sub = Subscriber(1, Channel.TELEGRAM, "1", True, False, True, Status.ACTIVE)
     post = Post("p.md", "p", "A & <b>", datetime(2000, 1, 1, tzinfo=UTC), "https://x/p", "", "")
@@ -257,39 +264,39 @@ def sample_replies(deps: BotDeps) -> dict[str, str]:
     out: dict[str, str] = {}
     for group in (False, True):
         g = "group" if group else "private"
-        out[f"welcome/{g}"] = deps.text("welcome.html", group=group)
-        out[f"settings/{g}"] = deps.text("settings.html", sub=sub, group=group, digest_time="08:00")
-        out[f"not_subscribed/{g}"] = deps.text("not_subscribed.html", group=group)
+        out[f"welcome/{g}"] = text("welcome.html", group=group)
+        out[f"settings/{g}"] = text("settings.html", sub=sub, group=group, digest_time="08:00")
+        out[f"not_subscribed/{g}"] = text("not_subscribed.html", group=group)
         for was in (False, True):
-            out[f"stop/{g}/{was}"] = deps.text("stop.html", was_subscribed=was, group=group)
+            out[f"stop/{g}/{was}"] = text("stop.html", was_subscribed=was, group=group)
         for admin in (False, True):
-            out[f"help/{g}/{admin}"] = deps.text("help.html", admin=admin, group=group)
-    out["latest/none"] = deps.text("latest.html", posts=[])
-    out["latest/some"] = deps.text("latest.html", posts=[post, post])
-    out["group_admin_only"] = deps.text("group_admin_only.html")
-    out["refusal"] = deps.text("refusal.html", command="stats")
-    out["broadcast_usage"] = deps.text("broadcast_usage.html")
-    out["broadcast_confirm"] = deps.text("broadcast_confirm.html", recipients=2, parts=2)
-    out["broadcast_sent"] = deps.text("broadcast_sent.html", recipients=1)
-    out["broadcast_cancelled"] = deps.text("broadcast_cancelled.html")
-    out["broadcast_invalid"] = deps.text("broadcast_invalid.html", reason="x < y & z")
-    out["stats"] = deps.text(
+            out[f"help/{g}/{admin}"] = text("help.html", admin=admin, group=group)
+    out["latest/none"] = text("latest.html", posts=[])
+    out["latest/some"] = text("latest.html", posts=[post, post])
+    out["group_admin_only"] = text("group_admin_only.html")
+    out["refusal"] = text("refusal.html", command="stats")
+    out["broadcast_usage"] = text("broadcast_usage.html")
+    out["broadcast_confirm"] = text("broadcast_confirm.html", recipients=2, parts=2)
+    out["broadcast_sent"] = text("broadcast_sent.html", recipients=1)
+    out["broadcast_cancelled"] = text("broadcast_cancelled.html")
+    out["broadcast_invalid"] = text("broadcast_invalid.html", reason="x < y & z")
+    out["stats"] = text(
         "stats.html", channels=channels, delivery=delivery, jobs=[job, job], failed=[failed]
     )
-    out["stats/empty"] = deps.text(
+    out["stats/empty"] = text(
         "stats.html", channels=channels, delivery=dict.fromkeys(delivery, 0), jobs=[], failed=[]
     )
-    out["resend_queued"] = deps.text("resend_queued.html", count=2)
-    out["error"] = deps.text("error.html")
+    out["resend_queued"] = text("resend_queued.html", count=2)
+    out["error"] = text("error.html")
     return out
 
 
-def sample_plain(deps: BotDeps) -> dict[str, str]:
+def sample_plain(text: Reply) -> dict[str, str]:
     """Button labels and callback answers (plain text, not HTML) rendered with sample data."""
-    out = {f"answer/{kind}": deps.text("answer.txt", kind=kind, count=2) for kind in ANSWER_KINDS}
+    out = {f"answer/{kind}": text("answer.txt", kind=kind, count=2) for kind in ANSWER_KINDS}
     for name in ("breaking", "daily", "every_post", "send", "cancel", "resend"):
         for on in (False, True):
-            out[f"button/{name}/{on}"] = deps.text("button.txt", name=name, on=on)
+            out[f"button/{name}/{on}"] = text("button.txt", name=name, on=on)
     for admin in (False, True):
-        out[f"commands/{admin}"] = deps.text("commands.txt", admin=admin)
+        out[f"commands/{admin}"] = text("commands.txt", admin=admin)
     return out

@@ -133,6 +133,27 @@ def template_problems(renderer: Renderer) -> list[str]:
         renderer.confirm_email(renderer.settings.public_base + "/confirm/sample")
     except Exception as exc:  # any template error is reported, not raised, here
         problems.append(f"templates: rendering a sample message failed: {exc}; fix the template.")
+    return problems + bot_reply_problems(renderer)
+
+
+def bot_reply_problems(renderer: Renderer) -> list[str]:
+    """Bot replies that fail to render, or render to HTML the Bot API would refuse."""
+    from bot.admin_handlers import sample_plain, sample_replies
+
+    def reply(template: str, /, **ctx: object) -> str:
+        return renderer.text(f"telegram/bot/{template}", **ctx)
+
+    try:
+        replies = sample_replies(reply)
+        sample_plain(reply)
+    except Exception as exc:  # any template error is reported, not raised, here
+        return [f"templates/telegram/bot: a sample reply failed to render: {exc}"]
+    problems = []
+    for name, html in replies.items():
+        try:
+            validate(html)
+        except MarkupError as exc:
+            problems.append(f"templates/telegram/bot ({name}): {exc}; Telegram would refuse it.")
     return problems
 
 

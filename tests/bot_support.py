@@ -20,6 +20,7 @@ from bot.store import Store, open_store
 from tests.fakes.bot_api import FakeBotAPI, Sent
 
 ADMIN = 42
+OTHER_ADMIN = 43  # a second admin, for drafts that belong to one admin
 USER = 7
 GROUP = -555
 SITE_DIR = Path(__file__).resolve().parent.parent / "examples" / "site"
@@ -99,7 +100,7 @@ def bot_settings(tmp_path: Path, fake: FakeBotAPI, *, outbox_mode: bool = False)
         site_dir=SITE_DIR,
         database_url=f"sqlite:///{tmp_path / 'h.db'}",
         outbox_dir=tmp_path / "outbox",
-        admin_ids=str(ADMIN),
+        admin_ids=f"{ADMIN},{OTHER_ADMIN}",
         secret_key="test-secret",
         **({} if outbox_mode else transports),
     )

@@ -176,3 +176,17 @@ def test_preview_command_prints_to_stdout(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('<b><a href="https://t.example/local/2026/11/25/flood.html">')
     assert "01-sendPhoto.html" in result.stderr
+
+
+def test_bot_reply_that_telegram_would_refuse_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bot reply template rendering HTML the Bot API refuses fails `herald check`."""
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    stop = templates / "telegram" / "bot" / "stop.html"
+    stop.write_text(stop.read_text() + "\n<div>goodbye</div>\n")
+    site = make_site(tmp_path / "site", {})
+    assert check(settings_for(site, tmp_path), posts=False, templates_dir=templates) == 1
+    err = capsys.readouterr().err
+    assert "templates/telegram/bot (stop/" in err

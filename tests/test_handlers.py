@@ -15,7 +15,7 @@ import pytest
 from bot.admin_handlers import sample_plain, sample_replies
 from bot.handlers import set_commands
 from bot.models import Channel, Post, Status
-from tests.bot_support import ADMIN, GROUP, USER, Env, bot_env, buttons, edits
+from tests.bot_support import ADMIN, GROUP, OTHER_ADMIN, USER, Env, bot_env, buttons, edits
 from tests.fakes.bot_api import BOT_USER, FakeBotAPI
 from tests.fakes.tg_html import check
 
@@ -104,12 +104,14 @@ async def test_command_menu_is_set_for_everyone_and_admins(env: Env) -> None:
     """setMyCommands gets the public menu, and a menu with admin commands for each admin."""
     await set_commands(env.app.bot, env.deps)
     calls = [c.params for c in env.fake.calls if c.method == "setMyCommands"]
-    assert len(calls) == 2
+    assert len(calls) == 3  # everyone, then each of the two admins
     public = [c["command"] for c in json.loads(calls[0]["commands"])]
     admin = [c["command"] for c in json.loads(calls[1]["commands"])]
     assert public == ["start", "settings", "latest", "stop", "help"]
     assert admin == [*public, "broadcast", "stats"]
-    assert json.loads(calls[1]["scope"]) == {"type": "chat", "chat_id": ADMIN}
+    scopes = [json.loads(c["scope"]) for c in calls[1:]]
+    assert sorted(s["chat_id"] for s in scopes) == [ADMIN, OTHER_ADMIN]
+    assert all(s["type"] == "chat" for s in scopes)
 
 
 async def test_in_a_group_only_admins_subscribe_and_change_settings(env: Env) -> None:
@@ -158,6 +160,17 @@ async def test_admin_broadcast_previews_then_sends_once(env: Env) -> None:
     assert len(env.publisher.calls) == 1
     (job,) = await env.store.outbox.progress()
     assert job.kind == "broadcast" and job.total == 2
+
+
+async def test_only_the_admin_who_wrote_a_broadcast_can_send_it(env: Env) -> None:
+    """Another admin pressing Send on someone else's preview is refused and nothing goes out."""
+    _, confirm = await env.command(ADMIN, ADMIN, "/broadcast mine")
+    send = buttons(confirm)[0][1]
+    answer = await env.press(ADMIN, OTHER_ADMIN, send, confirm.message_id)
+    assert answer.get("show_alert") in (True, "true")
+    assert env.publisher.calls == []
+    await env.press(ADMIN, ADMIN, send, confirm.message_id)
+    assert len(env.publisher.calls) == 1
 
 
 async def test_two_send_presses_at_the_same_moment_send_once(env: Env) -> None:
@@ -297,13 +310,13 @@ async def test_bot_runs_by_polling_inside_an_event_loop(env: Env) -> None:
 
 async def test_every_bot_reply_is_valid_telegram_html(env: Env) -> None:
     """Each reply template renders to HTML Telegram accepts; answers and labels fit limits."""
-    replies = sample_replies(env.deps)
+    replies = sample_replies(env.deps.text)
     for name, text in replies.items():
         assert text.strip(), name
         check(text)  # raises with the reason on any tag Telegram would refuse
     assert "A &amp; &lt;b&gt;" in replies["latest/some"]
     assert "x &lt; y &amp; z" in replies["broadcast_invalid"]
-    plain = sample_plain(env.deps)
+    plain = sample_plain(env.deps.text)
     for name, text in plain.items():
         if name.startswith("answer/"):
             assert 0 < len(text) <= 200, name  # answerCallbackQuery's limit
