@@ -39,7 +39,8 @@ from telegram.error import RetryAfter, TelegramError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.delivery import Delivery, DeliveryConfig, workers_for  # noqa: E402
+from bot.delivery import Delivery, DeliveryConfig  # noqa: E402
+from bot.delivery_setup import workers_for  # noqa: E402
 from bot.errors import DeliveryError, TransientError  # noqa: E402
 from bot.mail import personalize  # noqa: E402
 from bot.models import Channel  # noqa: E402

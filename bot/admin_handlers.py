@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.errors import DeliveryError
 from bot.models import Channel, Post, Status, Subscriber
-from bot.store.outbox import FailedItem, JobProgress
+from bot.store.outbox_stats import FailedItem, JobProgress
 from bot.store.subscribers import PreferenceCounts
 from bot.transports.telegram import BotTransport
 

@@ -12,7 +12,8 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.delivery import DeliveryConfig, open_delivery, workers_for
+from bot.delivery import DeliveryConfig
+from bot.delivery_setup import open_delivery, workers_for
 from bot.digest import DigestScheduler
 from bot.errors import ConfigError
 from bot.mail import fill
@@ -126,7 +127,13 @@ async def run(settings: Settings) -> int:
         if stop.is_set():  # stopped while waiting for the Bot API
             return 0
         delivery = await stack.enter_async_context(
-            open_delivery(store, settings, bot=bot_app.bot if bot_app else None, metrics=metrics)
+            open_delivery(
+                store,
+                settings,
+                bot=bot_app.bot if bot_app else None,
+                metrics=metrics,
+                tokens=tokens,
+            )
         )
         publisher.wake = delivery.notify
 
@@ -135,7 +142,7 @@ async def run(settings: Settings) -> int:
             await publisher.announce(post, post_id)
 
         watcher = Watcher(site, store.posts, on_post)
-        scheduler = DigestScheduler(publisher, store.outbox, at=settings.digest_time, tz=site.tz)
+        scheduler = DigestScheduler(publisher, store.digests, at=settings.digest_time, tz=site.tz)
         web = create_app(
             settings=settings,
             site=site,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.publish import DigestResult
 from bot.schedule import due_digest_day, next_digest_at
 from bot.settings import parse_hhmm
-from bot.store.outbox import Outbox
+from bot.store.digests import Digests
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ class DigestScheduler:
     def __init__(
         self,
         publisher: DigestSender,
-        outbox: Outbox,
+        digests: Digests,
         *,
         at: time | str,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.publisher = publisher
-        self.outbox = outbox
+        self.digests = digests
         self.at = time(*parse_hhmm(at)) if isinstance(at, str) else at
         self.tz = tz
         self.clock = clock
@@ -51,7 +51,7 @@ class DigestScheduler:
     async def tick(self, now: datetime) -> DigestResult | None:
         """One turn: send the digest that is due, unless it went out already."""
         day = due_digest_day(now, self.at, self.tz)
-        if day is None or await self.outbox.digest_done(day.isoformat()):
+        if day is None or await self.digests.done(day.isoformat()):
             return None
         result = await self.publisher.send_digest(now, day=day)
         log.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot import jekyll
+from bot import jekyll, permalinks
 from bot.errors import PostError
 from bot.settings import Site
 
@@ -32,7 +32,7 @@ def post_file_url(site: Site, rel: str) -> str:
     if parts is None:
         raise PostError(f"{rel} is not named like a post")
     when = jekyll.parse_date(data.get("date") or parts[0], site.tz)
-    return jekyll.post_path_url(rel, data, when, site)[0]
+    return permalinks.post_path_url(rel, data, when, site)[0]
 
 
 def link_url(site: Site, target: str) -> str:
@@ -47,15 +47,15 @@ def link_url(site: Site, target: str) -> str:
     if text.startswith("---"):
         permalink = jekyll.load_front_matter(jekyll.split_front_matter(text)[0]).get("permalink")
         if permalink:
-            return site.url + jekyll.fill_permalink(str(permalink), {})
+            return site.url + permalinks.fill_permalink(str(permalink), {})
     stem, dot, ext = target.rpartition(".")
     if not dot:
         stem, ext = target, ""
-    out_ext = jekyll.output_ext("." + ext, site) if ext else ""
+    out_ext = permalinks.output_ext("." + ext, site) if ext else ""
     if stem.rsplit("/", 1)[-1] == "index" and out_ext == ".html":
         url = "/" + stem.removesuffix("index")
-    elif out_ext == ".html" and jekyll.permalink_template(site.permalink).endswith("/"):
+    elif out_ext == ".html" and permalinks.permalink_template(site.permalink).endswith("/"):
         url = f"/{stem}/"
     else:
         url = f"/{stem}{out_ext}"
-    return site.url + jekyll.escape_path(re.sub(r"/+", "/", url))
+    return site.url + permalinks.escape_path(re.sub(r"/+", "/", url))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 from urllib.parse import urljoin, urlsplit
@@ -10,8 +9,6 @@ from urllib.parse import urljoin, urlsplit
 from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
-
-from bot.splitter import atoms
 
 # Raw HTML is parsed as tokens so comments (e.g. `<!--more-->`) can be dropped; the rest is
 # shown as the literal text the author typed.
@@ -36,7 +33,8 @@ def _spoiler(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def _parser() -> MarkdownIt:
+def parser() -> MarkdownIt:
+    """A CommonMark parser with tables, strikethrough and `||spoilers||`."""
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     md.inline.ruler.before("emphasis", "spoiler", _spoiler)
     if hasattr(md.inline, "add_terminator_char"):  # markdown-it-py ≥ 4: let "|" stop text
@@ -44,10 +42,9 @@ def _parser() -> MarkdownIt:
     return md
 
 
-_MD = _parser()
+_MD = parser()
 _SAFE_SCHEMES = {"http", "https", "mailto", "tg"}
 _LANG = re.compile(r"[^A-Za-z0-9_+#.-]+")
-_SPOILER = '<span style="background:#d0d0d0;color:#d0d0d0">'
 _INLINE_TAGS = {"strong": "b", "em": "i", "s": "s", "spoiler": "tg-spoiler"}
 
 
@@ -57,7 +54,7 @@ def escape(text: str, *, quote: bool = False) -> str:
     return text.replace('"', "&quot;") if quote else text
 
 
-def _absolute(href: str, base_url: str | None) -> str | None:
+def absolute_link(href: str, base_url: str | None) -> str | None:
     """An absolute, safe link target, or None when the link cannot be offered."""
     href = href.strip()
     if not href:
@@ -138,7 +135,7 @@ class _Writer:
                 self.text(tok.content)
 
     def link_open(self, href: str) -> None:
-        target = None if any(self.link_stack) else _absolute(href, self.base_url)
+        target = None if any(self.link_stack) else absolute_link(href, self.base_url)
         self.link_stack.append(target)
         if target is not None:
             self.tag(f'<a href="{escape(target, quote=True)}">')
@@ -152,7 +149,7 @@ class _Writer:
 
     def image(self, tok: Token) -> None:
         alt = tok.content.strip()
-        target = _absolute(str(tok.attrs.get("src", "")), self.base_url)
+        target = absolute_link(str(tok.attrs.get("src", "")), self.base_url)
         if any(self.link_stack) or target is None:
             self.text(alt)
             return
@@ -251,47 +248,6 @@ def to_plain_text(markdown: str, *, base_url: str | None = None) -> str:
     return _Writer(base_url, plain=True).render(_MD.parse(markdown))
 
 
-def _email_raw_html(
-    self: object, tokens: Sequence[Token], idx: int, options: object, env: object
-) -> str:
-    content = tokens[idx].content
-    return "" if content.lstrip().startswith("<!--") else escape(content)
-
-
-def _email_image(
-    self: object, tokens: Sequence[Token], idx: int, options: object, env: object
-) -> str:
-    tok = tokens[idx]
-    src, alt = escape(str(tok.attrs.get("src", "")), quote=True), escape(tok.content, quote=True)
-    return f'<img src="{src}" alt="{alt}" style="max-width:100%;height:auto;border:0">'
-
-
-def _email_spoiler(
-    self: object, tokens: Sequence[Token], idx: int, options: object, env: object
-) -> str:
-    return _SPOILER if tokens[idx].nesting == 1 else "</span>"
-
-
-_MD_EMAIL = _parser()
-_MD_EMAIL.add_render_rule("spoiler_open", _email_spoiler)
-_MD_EMAIL.add_render_rule("spoiler_close", _email_spoiler)
-_MD_EMAIL.add_render_rule("html_block", _email_raw_html)
-_MD_EMAIL.add_render_rule("html_inline", _email_raw_html)
-_MD_EMAIL.add_render_rule("image", _email_image)
-
-
-def to_email_html(markdown: str, *, base_url: str | None = None) -> str:
-    """Markdown → HTML for email bodies; raw HTML in the post is shown as text."""
-    tokens = _MD_EMAIL.parse(markdown)
-    for tok in tokens:
-        for child in tok.children or ():
-            if child.type in ("link_open", "image"):
-                attr = "href" if child.type == "link_open" else "src"
-                target = _absolute(str(child.attrs.get(attr, "")), base_url)
-                child.attrs[attr] = target or "#"
-    return str(_MD_EMAIL.renderer.render(tokens, _MD_EMAIL.options, {}))
-
-
 def image_sources(markdown: str) -> list[str]:
     """Every image source named in the Markdown, as written."""
     found: list[str] = []
@@ -310,50 +266,3 @@ def shorten(text: str, limit: int) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-–—") + "…"
-
-
-_EMAIL_TAGS = {
-    "b": "b", "strong": "b", "i": "i", "em": "i", "u": "u", "ins": "u", "s": "s",
-    "strike": "s", "del": "s", "code": "code", "pre": "pre",
-}  # fmt: skip
-_QUOTE = '<blockquote style="margin:0 0 0 8px;padding-left:12px;border-left:3px solid #ccc">'
-
-
-def telegram_to_email(markup: str) -> tuple[str, str]:
-    """Valid Telegram HTML → (email HTML, plain text); link targets are re-checked."""
-    html_out: list[str] = []
-    text_out: list[str] = []
-    closers: list[tuple[str, str]] = []  # per open tag: (html closer, text suffix)
-    in_pre = 0
-    for raw, visible, name, closing in atoms(markup):
-        if not name:
-            html_out.append("<br>\n" if visible == "\n" and not in_pre else raw)
-            text_out.append(visible)
-            continue
-        if closing:
-            closer, suffix = closers.pop()
-            html_out.append(closer)
-            text_out.append(suffix)
-            in_pre -= name == "pre"
-            continue
-        in_pre += name == "pre"
-        if name == "a":
-            m = re.search(r'href\s*=\s*"([^"]*)"', raw) or re.search(r"href\s*=\s*'([^']*)'", raw)
-            target = _absolute(html.unescape(m.group(1)), None) if m else None
-            if target:
-                html_out.append(f'<a href="{escape(target, quote=True)}">')
-                closers.append(("</a>", f" ({target})"))
-            else:
-                closers.append(("", ""))
-        elif name == "blockquote":
-            html_out.append(_QUOTE)
-            closers.append(("</blockquote>", ""))
-        elif name in ("tg-spoiler", "span"):
-            html_out.append(_SPOILER)
-            closers.append(("</span>", ""))
-        elif name in _EMAIL_TAGS:
-            html_out.append(f"<{_EMAIL_TAGS[name]}>")
-            closers.append((f"</{_EMAIL_TAGS[name]}>", ""))
-        else:
-            closers.append(("", ""))
-    return "".join(html_out), "".join(text_out).strip()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from bot import jekyll, liquid
+from bot import jekyll, liquid, permalinks
 from bot.errors import ConfigError, PostError
 from bot.models import Post
 from bot.settings import Site
@@ -182,7 +182,7 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
     data = jekyll.load_front_matter(yaml_text)
     stamp = data.get("date")
     when = jekyll.parse_date(stamp if stamp is not None else day, site.tz).astimezone(site.tz)
-    url_path, _ = jekyll.post_path_url(rel_path, data, when, site)
+    url_path, _ = permalinks.post_path_url(rel_path, data, when, site)
     fm_title = data.get("title")
     title = str(fm_title).strip() if fm_title is not None else ""
     title = title or jekyll.titleize(file_slug)

@@ -186,11 +186,12 @@ class Publisher:
             token_url, breaking=subscriber.breaking, daily=subscriber.daily
         )
         key = f"confirm:{subscriber.id}:{now:%Y%m%dT%H%M%S%f}"
+        rendered = Rendered(email=email)
         job_id, _ = await self.store.outbox.create_job(
-            key, Kind.CONFIRM.value, plan.encode(Rendered(email=email)), title="confirm", now=now
+            key, Kind.CONFIRM.value, plan.encode(rendered), title="confirm", now=now
         )
         await self.store.outbox.add_items(
-            job_id, plan.plan(key, Kind.CONFIRM, Rendered(email=email), [Recipient.of(subscriber)])
+            job_id, plan.plan(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
         )
         await self.store.outbox.mark_planned(job_id)
         self.wake()
@@ -203,12 +204,12 @@ class Publisher:
         `day` names a scheduled digest (never sent twice); without it, a manual run sends
         today's, or, if today's is out already, one of what came since.
         """
-        outbox = self.store.outbox
+        digests = self.store.digests
         local_day = day or now.astimezone(self.renderer.site.tz).date()
         name = local_day.isoformat()
-        if day is None and await outbox.digest_done(name):
+        if day is None and await digests.done(name):
             name = f"{name}@{now.astimezone(UTC):%H%M%S}"
-        since = await outbox.last_digest_until() or now - timedelta(days=1)
+        since = await digests.last_until() or now - timedelta(days=1)
         posts = tuple(await self.store.posts.announced_since(since, now))
         rendered = Rendered()
         if posts:
@@ -233,9 +234,7 @@ class Publisher:
             added = to_subscribers + to_stand_ins
         else:
             log.info("publish: no posts since %s; digest %s sends nothing", since, name)
-        await outbox.record_digest(
-            name, since=since, until=now, posts=len(posts), job_id=job_id, now=now
-        )
+        await digests.record(name, since=since, until=now, posts=len(posts), job_id=job_id, now=now)
         return DigestResult(name, local_day, posts, rendered, added, job_id)
 
     async def retry_failed(self, job_id: int | None = None) -> int:

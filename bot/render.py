@@ -12,7 +12,7 @@ import jinja2
 import mjml
 from markupsafe import Markup
 
-from bot import markup
+from bot import email_markup, markup
 from bot.models import EmailMessage, Kind, Post, TelegramMessage
 from bot.settings import Settings, Site
 from bot.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, split_html, visible_len
@@ -152,7 +152,7 @@ class Renderer:
     def _post_ctx(self, post: Post) -> dict[str, Any]:
         return {
             "post": post,
-            "body_html": Markup(markup.to_email_html(post.excerpt, base_url=post.url)),
+            "body_html": Markup(email_markup.to_email_html(post.excerpt, base_url=post.url)),
             "body_text": markup.to_plain_text(post.excerpt, base_url=post.url),
         }
 
@@ -178,7 +178,7 @@ class Renderer:
 
     def broadcast_email(self, html: str) -> EmailMessage:
         """An admin broadcast (Telegram HTML) as an email."""
-        body_html, body_text = markup.telegram_to_email(html)
+        body_html, body_text = email_markup.telegram_to_email(html)
         return self._email("broadcast", body_html=Markup(body_html), body_text=body_text)
 
     def confirm_email(

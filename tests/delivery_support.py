@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.delivery import Delivery, DeliveryConfig, open_delivery
+from bot.delivery import Delivery, DeliveryConfig
+from bot.delivery_setup import open_delivery
 from bot.models import Post
 from bot.publish import Publisher
 from bot.render import Renderer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery import open_delivery
+from bot.delivery_setup import open_delivery
 from bot.models import Channel
 from tests.bot_support import ADMIN, USER, Env, bot_env, buttons, edits
 from tests.delivery_support import FAST, make_post

@@ -7,7 +7,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from bot.delivery import workers_for
+from bot.delivery_setup import workers_for
 from bot.models import Channel
 from bot.store import open_store
 from tests.acceptance_support import Herald, post_text, recent

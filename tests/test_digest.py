@@ -33,7 +33,7 @@ async def test_digest_once_per_day_across_restart(tmp_path: Path) -> None:
         await rig.store.subscribers.upsert(Channel.TELEGRAM, "1", breaking=False, daily=True)
         await seen(rig.store, 1, "2026-01-15T06:00")
         await seen(rig.store, 2, "2026-01-15T07:30")
-        sched = DigestScheduler(rig.publisher, rig.store.outbox, at="08:00", tz=UTC_ZONE)
+        sched = DigestScheduler(rig.publisher, rig.store.digests, at="08:00", tz=UTC_ZONE)
         assert await sched.tick(at("2026-01-15T07:59")) is None
         result = await sched.tick(at("2026-01-15T08:00:05"))
         assert result is not None and result.name == "2026-01-15"
@@ -42,7 +42,7 @@ async def test_digest_once_per_day_across_restart(tmp_path: Path) -> None:
         assert await sched.tick(at("2026-01-15T08:01")) is None
         await seen(rig.store, 3, "2026-01-15T12:00")
     async with running(settings, start=False) as rig:  # a restart
-        sched = DigestScheduler(rig.publisher, rig.store.outbox, at="08:00", tz=UTC_ZONE)
+        sched = DigestScheduler(rig.publisher, rig.store.digests, at="08:00", tz=UTC_ZONE)
         assert await sched.tick(at("2026-01-15T09:00")) is None
         nxt = await sched.tick(at("2026-01-16T08:00:01"))
         assert nxt is not None and [p.title for p in nxt.posts] == ["Digest item 3"]
@@ -54,7 +54,7 @@ async def test_empty_day_sends_nothing(tmp_path: Path) -> None:
     """A day without posts queues no digest, and counts as done."""
     async with running(make_settings(tmp_path), start=False) as rig:
         await rig.store.subscribers.upsert(Channel.TELEGRAM, "1", daily=True)
-        sched = DigestScheduler(rig.publisher, rig.store.outbox, at="08:00", tz=UTC_ZONE)
+        sched = DigestScheduler(rig.publisher, rig.store.digests, at="08:00", tz=UTC_ZONE)
         result = await sched.tick(at("2026-01-15T08:00:01"))
         assert result is not None and result.posts == () and result.queued == 0
         assert await rig.store.outbox.progress() == []
@@ -69,7 +69,7 @@ async def test_dry_run_queues_nothing(tmp_path: Path) -> None:
         assert len(result.posts) == 1 and result.rendered.telegram
         assert "Digest item 1" in result.rendered.telegram[0].text
         assert await rig.store.outbox.progress() == []
-        assert not await rig.store.outbox.digest_done("2026-01-15")
+        assert not await rig.store.digests.done("2026-01-15")
 
 
 async def test_scheduler_loop_delivers_digest_to_outbox_files(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ async def test_scheduler_loop_delivers_digest_to_outbox_files(tmp_path: Path) ->
         await seen(rig.store, 1, "2026-01-15T06:00")
         sched = DigestScheduler(
             rig.publisher,
-            rig.store.outbox,
+            rig.store.digests,
             at="08:00",
             tz=UTC_ZONE,
             clock=lambda: at("2026-01-15T08:30"),

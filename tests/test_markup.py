@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.markup import shorten, telegram_to_email, to_plain_text, to_telegram_html
+from bot.email_markup import telegram_to_email
+from bot.markup import shorten, to_plain_text, to_telegram_html
 from bot.splitter import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,

@@ -101,12 +101,12 @@ async def test_rows_of_departed_subscribers_are_cancelled(store: Store) -> None:
 async def test_digest_day_recorded_once(store: Store) -> None:
     """A digest day is recorded once; the next digest starts where the last one ended."""
     until = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
-    assert await store.outbox.last_digest_until() is None
-    assert await store.outbox.record_digest(
+    assert await store.digests.last_until() is None
+    assert await store.digests.record(
         "2026-01-15", since=NOW, until=until, posts=2, job_id=None, now=NOW
     )
-    assert not await store.outbox.record_digest(
+    assert not await store.digests.record(
         "2026-01-15", since=NOW, until=NOW, posts=0, job_id=None, now=NOW
     )
-    assert await store.outbox.digest_done("2026-01-15")
-    assert await store.outbox.last_digest_until() == until
+    assert await store.digests.done("2026-01-15")
+    assert await store.digests.last_until() == until

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.delivery import DeliveryConfig, open_delivery
+from bot.delivery import DeliveryConfig
+from bot.delivery_setup import open_delivery
 from bot.metrics import Metrics
 from bot.models import Channel, Post, Status
 from bot.publish import Publisher

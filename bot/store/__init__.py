@@ -9,19 +9,21 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store import db
+from bot.store import digests as digests_area
 from bot.store import outbox as outbox_area
 from bot.store import posts as posts_area
 from bot.store import subscribers as subscribers_area
 
 
 class Store:
-    """Open database: `posts` and `subscribers` (more areas join as they land)."""
+    """Open database: `posts`, `subscribers`, `outbox` and `digests`, one object per area."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
         self.posts = posts_area.PostLog(conn)
         self.subscribers = subscribers_area.Subscribers(conn)
         self.outbox = outbox_area.Outbox(conn)
+        self.digests = digests_area.Digests(conn)
 
 
 AREAS: dict[str, db.Migrations] = {

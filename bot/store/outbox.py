@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiosqlite
-
 from bot.store.db import transaction
+from bot.store.outbox_stats import STATUSES, JobProgress, OutboxStats
 
 MIGRATIONS = [
     """
@@ -61,8 +60,7 @@ MIGRATIONS = [
     """,
 ]
 
-QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
-STATUSES = (QUEUED, SENDING, SENT, FAILED, CANCELLED)
+QUEUED, SENDING, SENT, FAILED, CANCELLED = STATUSES
 
 
 class NewItem(Protocol):
@@ -113,45 +111,12 @@ class Update:
     sent_at: str | None = None
 
 
-@dataclass(frozen=True)
-class JobProgress:
-    """One job and how far its fan-out got."""
-
-    id: int
-    key: str
-    kind: str
-    title: str
-    created_at: str
-    finished_at: str | None
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
-class FailedItem:
-    """A row parked as failed, with its job's key and the last error."""
-
-    id: int
-    job_id: int
-    job_key: str
-    channel: str
-    address: str
-    attempts: int
-    last_error: str
-
-
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat()
 
 
-class Outbox:
-    """The `outbox_jobs`, `outbox_items` and `digests` tables."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+class Outbox(OutboxStats):
+    """The `outbox_jobs` and `outbox_items` tables: jobs planned, rows claimed and marked."""
 
     async def _in_transaction(self, sql: str, rows: Iterable[Sequence[object]]) -> int:
         async with transaction(self._conn):
@@ -318,59 +283,6 @@ class Outbox:
                 done.extend(await self.progress(job_id=job_id))
         return done
 
-    async def progress(self, limit: int = 10, *, job_id: int | None = None) -> list[JobProgress]:
-        """The newest jobs (or one) with row counts per status."""
-        where, args = ("WHERE id = ?", (job_id, 1)) if job_id else ("", (limit,))
-        sql = (
-            "SELECT j.id, j.key, j.kind, j.title, j.created_at, j.finished_at, i.status,"
-            " COUNT(i.id) FROM (SELECT * FROM outbox_jobs " + where + " ORDER BY id DESC LIMIT ?) j"
-            " LEFT JOIN outbox_items i ON i.job_id = j.id GROUP BY j.id, i.status"
-            " ORDER BY j.id DESC"
-        )
-        jobs: dict[int, JobProgress] = {}
-        async with self._conn.execute(sql, args) as cur:
-            for r in await cur.fetchall():
-                job = jobs.get(int(r[0]))
-                if job is None:
-                    job = JobProgress(
-                        int(r[0]),
-                        str(r[1]),
-                        str(r[2]),
-                        str(r[3]),
-                        str(r[4]),
-                        None if r[5] is None else str(r[5]),
-                        {s: 0 for s in STATUSES},
-                    )
-                    jobs[job.id] = job
-                if r[6] is not None:
-                    job.counts[str(r[6])] = int(r[7])
-        return list(jobs.values())
-
-    async def totals(self) -> dict[str, int]:
-        """Rows per status over all jobs."""
-        counts = {s: 0 for s in STATUSES}
-        async with self._conn.execute(
-            "SELECT status, COUNT(*) FROM outbox_items GROUP BY status"
-        ) as cur:
-            for r in await cur.fetchall():
-                counts[str(r[0])] = int(r[1])
-        return counts
-
-    async def failed(self, limit: int = 20) -> list[FailedItem]:
-        """The newest rows parked as failed, for /stats and `herald stats`."""
-        async with self._conn.execute(
-            "SELECT i.id, i.job_id, j.key, i.channel, i.address, i.attempts,"
-            " COALESCE(i.last_error, '') FROM outbox_items i JOIN outbox_jobs j"
-            " ON j.id = i.job_id WHERE i.status = 'failed' ORDER BY i.id DESC LIMIT ?",
-            (limit,),
-        ) as cur:
-            return [
-                FailedItem(
-                    int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6])
-                )
-                for r in await cur.fetchall()
-            ]
-
     async def retry_failed(self, *, now: float, job_id: int | None = None) -> int:
         """Failed rows (of one job, or all) whose recipient is still there go back in the queue.
 
@@ -395,32 +307,3 @@ class Outbox:
                 ((j,) for j in sorted({int(r[0]) for r in rows})),
             )
         return len(rows)
-
-    async def digest_done(self, name: str) -> bool:
-        """Whether the digest `name` (a day, `2026-01-15`) was already sent or found empty."""
-        async with self._conn.execute("SELECT 1 FROM digests WHERE day = ?", (name,)) as cur:
-            return await cur.fetchone() is not None
-
-    async def record_digest(
-        self,
-        name: str,
-        *,
-        since: datetime,
-        until: datetime,
-        posts: int,
-        job_id: int | None,
-        now: datetime,
-    ) -> bool:
-        """Remember that digest `name` went out (or was empty); False if it already had."""
-        cur = await self._conn.execute(
-            "INSERT INTO digests(day, since, until, posts, job_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(day) DO NOTHING",
-            (name, _iso(since), _iso(until), posts, job_id, _iso(now)),
-        )
-        return cur.rowcount > 0
-
-    async def last_digest_until(self) -> datetime | None:
-        """Where the previous digest's window ended: the next one starts there."""
-        async with self._conn.execute("SELECT MAX(until) FROM digests") as cur:
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else datetime.fromisoformat(str(row[0]))
