@@ -141,7 +141,8 @@ class _InlineTag(Tag):
         return _InlineNode(token, markup, self.output)
 
     def output(self, context: Any, markup: str) -> str:
-        raise NotImplementedError
+        """The tag's text; every subclass (link, post_url) defines its own."""
+        raise TypeError(f"{type(self).__name__} does not define output()")
 
 
 class LinkTag(_InlineTag):
