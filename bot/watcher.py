@@ -34,6 +34,7 @@ BASELINE_KEY = "watcher.baseline_done"
 # A file that fails to parse and changed this recently may still be being written.
 SETTLE_S = 1.0
 SCAN_CHUNK = 1000
+REWATCH_S = 2.0  # how often to check that the watched folder is still the same folder
 # Posts whose recording failed (a locked or failing database) are read again after this.
 RETRY_S = 30.0
 
@@ -60,6 +61,15 @@ class Reading:
     reason: str | None = None
     missing: bool = False
     unchanged: bool = False  # same version as when its post was recorded: not parsed
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, or None when it is gone; a replaced folder changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def version_text(version: tuple[int, int]) -> str:
@@ -271,14 +281,45 @@ class Watcher:
             self._wake.set()
 
     async def _events(self, stop: asyncio.Event) -> None:
+        """Follow events; when the folder itself is replaced (a deploy, a checkout), re-watch."""
         self.root.mkdir(parents=True, exist_ok=True)
-        async for changes in awatch(self.root, stop_event=stop, step=30, debounce=400):
+        rescan = False
+        while not await self._watch(stop, rescan=rescan):
+            log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
+            while folder_identity(self.root) is None:  # wait for it to come back, never create
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REWATCH_S)
+                if stop.is_set():
+                    return
+            rescan = True
+
+    async def _watch(self, stop: asyncio.Event, *, rescan: bool) -> bool:
+        """Handle events until `stop` (True) or until the watched folder is replaced (False).
+
+        With `rescan`, the whole folder is read once the watch is in place (its first turn),
+        so nothing written while it was being set up is missed.
+        """
+        identity = folder_identity(self.root)
+        async for changes in awatch(
+            self.root,
+            stop_event=stop,
+            step=30,
+            debounce=400,
+            rust_timeout=int(REWATCH_S * 1000),
+            yield_on_timeout=True,
+        ):
+            if rescan:
+                rescan = False
+                await self.handle(await asyncio.to_thread(self._list_files, self.root))
             for change, name in changes:
                 if change == Change.deleted and self._is_post(Path(name)):
                     self._forget(self.rel(Path(name)))
             changed = await asyncio.to_thread(self._changed_files, changes)
             if changed:
                 await self.handle(changed)
+            if folder_identity(self.root) != identity:
+                return False
+        return True
 
     def _changed_files(self, changes: set[tuple[Change, str]]) -> list[Path]:
         """Post files to (re)read for a batch of events; a folder moved in is read whole."""

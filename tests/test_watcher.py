@@ -310,3 +310,21 @@ def test_bad_breaking_config_stops_the_start_not_a_later_post(site: Path, tmp_pa
 
     with pytest.raises(ConfigError, match=r"herald\.breaking"):
         Watcher(load_site(Settings(site_dir=site)), cast(PostLog, None), on_post)
+
+
+async def test_replaced_posts_folder_is_watched_anew(site: Path, tmp_path: Path) -> None:
+    """A deploy that swaps `_posts/` for a new folder: its new post goes out, old ones don't."""
+    (site / "_posts" / "2026-11-20-old.md").write_text(post_text("Old"))
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        staged = tmp_path / "staged"
+        staged.mkdir()
+        (staged / "2026-11-20-old.md").write_text(post_text("Old"))
+        (staged / "2026-11-22-deployed.md").write_text(post_text("Deployed", "2026-11-22 07:00Z"))
+        w.posts.rename(tmp_path / "previous")
+        await asyncio.sleep(0.5)
+        staged.rename(w.posts)
+        post = await w.next_post(timeout_s=8)
+        assert post.title == "Deployed"
+        w.write("2026-11-23-after.md", post_text("After", "2026-11-23 07:00Z"))
+        assert (await w.next_post()).title == "After"
+    assert [p.title for p in w.announced] == ["Deployed", "After"]
