@@ -56,8 +56,15 @@ def parse_bool(text: str, *, default: bool = True) -> bool:
     raise ValueError(f"{text!r} is not a yes/no value (use true/false, 1/0 or yes/no)")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "|", "%")
+
+
 def normalize_email(address: str) -> str:
     """A valid address in its canonical ASCII form (as the web form stores it), or ValueError."""
+    if address.strip().startswith(_FORMULA_START):
+        # Valid in RFC 5322 but never a real reader's, and a formula when an export is
+        # opened in a spreadsheet.
+        raise ValueError(f"{address!r} is not accepted: it starts with {address.strip()[0]!r}")
     try:
         checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:

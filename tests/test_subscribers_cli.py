@@ -100,6 +100,13 @@ def test_email_addresses_are_normalised_to_one_form() -> None:
         normalize_email("bob@")
 
 
+@pytest.mark.parametrize("address", ["=HYPERLINK(1)@x.org", "+cmd@x.org", "@SUM@x.org"])
+def test_addresses_that_a_spreadsheet_would_run_are_refused(address: str) -> None:
+    """An address an exported CSV would turn into a spreadsheet formula is never stored."""
+    with pytest.raises(ValueError, match="not accepted"):
+        normalize_email(address)
+
+
 def test_import_keeps_good_rows_and_reports_bad_ones(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
