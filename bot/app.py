@@ -36,7 +36,8 @@ def install_stop_signals(stop: asyncio.Event) -> None:
     """SIGTERM and Ctrl-C set `stop`; every task then winds down and the process exits 0."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError, RuntimeError):
+        # RuntimeError also covers platforms without loop signal handlers (its subclass).
+        with suppress(RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
 
