@@ -16,7 +16,7 @@ from bot.delivery import DeliveryConfig
 from bot.delivery_setup import open_delivery, workers_for
 from bot.digest import DigestScheduler
 from bot.errors import ConfigError
-from bot.mail import fill
+from bot.mail import fill, preview_links
 from bot.metrics import Metrics
 from bot.models import Post, Rendered
 from bot.publish import Publisher
@@ -240,10 +240,6 @@ def _print_digest(name: str, posts: tuple[Post, ...], rendered: Rendered, public
         print(msg.text)
     if rendered.email is not None:
         print(f"==> email: {rendered.email.subject} <==")
-        _, text = fill(
-            rendered.email,
-            unsubscribe_url=f"{public}/unsubscribe/PREVIEW",
-            preferences_url=f"{public}/preferences/PREVIEW",
-        )
+        _, text = fill(rendered.email, **preview_links(public))
         print(text)
     sys.stdout.flush()

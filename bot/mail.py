@@ -49,6 +49,15 @@ def _single_address(name: str, value: str) -> Address:
     )
 
 
+def preview_links(public_url: str) -> dict[str, str]:
+    """Stand-in links for a message shown to an operator rather than sent to a reader."""
+    base = public_url.rstrip("/")
+    return {
+        "unsubscribe_url": f"{base}/unsubscribe/PREVIEW",
+        "preferences_url": f"{base}/preferences/PREVIEW",
+    }
+
+
 def fill(msg: EmailMessage, *, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
     """(html, text) with this recipient's links filled in; no re-rendering, just replacement."""
     raw = {UNSUBSCRIBE_PLACEHOLDER: unsubscribe_url, PREFERENCES_PLACEHOLDER: preferences_url}

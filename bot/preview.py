@@ -8,7 +8,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from bot.errors import ConfigError, PostError
-from bot.mail import fill, personalize
+from bot.mail import fill, personalize, preview_links
 from bot.models import Kind
 from bot.render import Renderer
 from bot.settings import Settings, load_site
@@ -73,10 +73,7 @@ def preview(
                 )
     if email or not telegram:
         rendered = renderer.post_email(post, kind)
-        links = {
-            "unsubscribe_url": f"{settings.public_base}/unsubscribe/PREVIEW",
-            "preferences_url": f"{settings.public_base}/preferences/PREVIEW",
-        }
+        links = preview_links(settings.public_base)
         mime = personalize(
             rendered,
             to=PREVIEW_RECIPIENT,

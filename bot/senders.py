@@ -246,8 +246,8 @@ class MailSender:
         sub = item.subscriber_id
         # The outbox stand-in is nobody (id 0): its links have the real shape, the page says so.
         who = 0 if sub is None else sub
-        unsubscribe = self._link("unsubscribe", Purpose.UNSUBSCRIBE, who)
-        preferences = self._link("preferences", Purpose.PREFERENCES, who)
+        unsubscribe = self.tokens.link(self.public_url, Purpose.UNSUBSCRIBE, who)
+        preferences = self.tokens.link(self.public_url, Purpose.PREFERENCES, who)
         try:
             send_raw = getattr(self.transport, "send_raw", None)
             if send_raw is not None and BulkMail.fits(item.address):
@@ -288,6 +288,3 @@ class MailSender:
             bulk = BulkMail(message, mail_from=self.mail_from, now=datetime.now(UTC))
             cached = self._bulk[job_id] = (now, bulk)
         return cached[1]
-
-    def _link(self, path: str, purpose: Purpose, subscriber_id: int) -> str:
-        return f"{self.public_url}/{path}/{self.tokens.make(purpose, subscriber_id)}"

@@ -38,6 +38,10 @@ class Tokens:
     def make(self, purpose: Purpose, subscriber_id: int) -> str:
         return str(self._serializers[purpose].dumps(subscriber_id))
 
+    def link(self, base_url: str, purpose: Purpose, subscriber_id: int) -> str:
+        """`{base_url}/{purpose}/{token}`: the signed link the web endpoint answers."""
+        return f"{base_url.rstrip('/')}/{purpose.value}/{self.make(purpose, subscriber_id)}"
+
     def read(self, purpose: Purpose, token: str, *, max_age_s: int | None = None) -> int:
         """The subscriber id a token carries, or TokenError."""
         age = MAX_AGE_S[purpose] if max_age_s is None else max_age_s

@@ -82,7 +82,7 @@ class _Pages:
         return HTMLResponse(html, status_code=code)
 
     def link(self, purpose: Purpose, subscriber_id: int) -> str:
-        return f"{self.base}/{purpose.value}/{self.tokens.make(purpose, subscriber_id)}"
+        return self.tokens.link(self.base, purpose, subscriber_id)
 
     async def subscriber(self, purpose: Purpose, request: Request) -> Subscriber:
         """The email subscriber a token in the path names, or a Refusal (400/404/410)."""
