@@ -17,7 +17,7 @@ from bot.errors import ConfigError
 from bot.metrics import Metrics
 from bot.models import Channel, Status
 from bot.ratelimit_web import Limits, SlidingWindow, SubscribeLimiter
-from bot.settings import load_site
+from bot.settings import Settings, load_site
 from bot.store import Store, open_store
 from bot.tokens import Purpose, Tokens
 from bot.web import bind, create_app, serve
@@ -447,18 +447,23 @@ class BrokenPublisher:
         raise RuntimeError("outbox unavailable")
 
 
+def broken_app(settings: Settings, store: Store) -> Starlette:
+    """The web app with a publisher that always fails, as when the outbox is unavailable."""
+    return create_app(
+        settings=settings,
+        site=load_site(settings),
+        store=store,
+        tokens=Tokens(SECRET),
+        publisher=BrokenPublisher(),
+        metrics=Metrics(),
+    )
+
+
 async def test_internal_failure_shows_a_plain_500_page(tmp_path: Path) -> None:
     """When something behind the page breaks, the reader sees a short page, no traceback."""
     settings = web_settings(tmp_path)
     async with open_store(settings.database_path) as store:
-        app = create_app(
-            settings=settings,
-            site=load_site(settings),
-            store=store,
-            tokens=Tokens(SECRET),
-            publisher=BrokenPublisher(),
-            metrics=Metrics(),
-        )
+        app = broken_app(settings, store)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.post(
@@ -476,14 +481,7 @@ async def test_a_failing_token_page_logs_the_route_not_the_token(
     settings = web_settings(tmp_path)
     async with open_store(settings.database_path) as store:
         sub = await store.subscribers.request_email("a@example.com", breaking=True, daily=True)
-        app = create_app(
-            settings=settings,
-            site=load_site(settings),
-            store=store,
-            tokens=Tokens(SECRET),
-            publisher=BrokenPublisher(),
-            metrics=Metrics(),
-        )
+        app = broken_app(settings, store)
     token = Tokens(SECRET).make(Purpose.CONFIRM, sub.id)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
