@@ -39,22 +39,22 @@ from telegram.error import RetryAfter, TelegramError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.delivery import Delivery, DeliveryConfig  # noqa: E402
-from bot.delivery_setup import workers_for  # noqa: E402
+from bot.delivery.loop import Delivery, DeliveryConfig  # noqa: E402
+from bot.delivery.mail import personalize  # noqa: E402
+from bot.delivery.pacing import Pacer, is_paid  # noqa: E402
+from bot.delivery.setup import workers_for  # noqa: E402
 from bot.errors import DeliveryError, TransientError  # noqa: E402
-from bot.mail import personalize  # noqa: E402
 from bot.models import Channel  # noqa: E402
-from bot.publish import Publisher  # noqa: E402
-from bot.ratelimit import Pacer, is_paid  # noqa: E402
-from bot.render import Renderer  # noqa: E402
+from bot.outbox.publish import Publisher  # noqa: E402
+from bot.render.renderer import Renderer  # noqa: E402
 from bot.settings import Settings, load_site  # noqa: E402
 from bot.store import Store, open_store  # noqa: E402
 from bot.tokens import Purpose, Tokens  # noqa: E402
 from bot.transports.files import FilesMail, FilesTelegram  # noqa: E402
 from bot.transports.smtp import SmtpPool, parse_smtp_url  # noqa: E402
 from bot.transports.telegram import BotTransport, make_bot  # noqa: E402
-from tests.delivery_support import make_post  # noqa: E402
 from tests.fakes.bot_api import TOKEN  # noqa: E402
+from tests.support.delivery import make_post  # noqa: E402
 
 NAIVE_TEXT = "<b>Broadcast</b>: hello readers"
 UNSUB, PREFS = Purpose.UNSUBSCRIBE, Purpose.PREFERENCES

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.mail import fill, personalize  # noqa: E402
+from bot.delivery.mail import fill, personalize  # noqa: E402
 from bot.models import Kind, Post  # noqa: E402
-from bot.render import Renderer  # noqa: E402
+from bot.render.renderer import Renderer  # noqa: E402
 from bot.settings import load_settings, load_site  # noqa: E402
 
 EXCERPT = (

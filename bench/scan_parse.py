@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.posts import parse_post
 from bot.settings import load_settings, load_site
+from bot.sources.jekyll.reader import parse_post
 
 COUNT = 10_000
 BODY = "\n\n".join(

@@ -22,13 +22,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot import outbox as plan
+from bot.commands.subscribers import import_file
 from bot.models import Channel, Kind, Post, Rendered
-from bot.publish import CHUNK, Publisher
-from bot.render import Renderer
+from bot.outbox import plan
+from bot.outbox.publish import CHUNK, Publisher
+from bot.render.renderer import Renderer
 from bot.settings import Settings, load_site
 from bot.store import open_store
-from bot.subscribers_cli import import_file
 
 BATCH = 50_000
 SITE_DIR = Path(__file__).resolve().parent.parent / "examples" / "site"

@@ -47,8 +47,8 @@ def make_site(root: Path, count: int) -> None:
 def startup(site: Path, db: Path) -> None:
     """Child process: one start-up scan; prints seconds and peak RSS as JSON."""
     from bot.settings import Settings, load_site
+    from bot.sources.watcher import Watcher
     from bot.store import open_store
-    from bot.watcher import Watcher
 
     async def main() -> float:
         async def on_post(post: object, post_id: int) -> None:
@@ -70,8 +70,8 @@ def startup(site: Path, db: Path) -> None:
 async def latency(site: Path, db: Path, samples: int) -> list[float]:
     from bot.models import Post
     from bot.settings import Settings, load_site
+    from bot.sources.watcher import Watcher
     from bot.store import open_store
-    from bot.watcher import Watcher
 
     arrived: asyncio.Queue[float] = asyncio.Queue()
 

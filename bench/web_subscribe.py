@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.metrics import Metrics
 from bot.models import Channel
-from bot.ratelimit_web import Limits, SubscribeLimiter
 from bot.settings import load_site
 from bot.store import open_store
 from bot.tokens import Purpose, Tokens
-from bot.web import create_app
-from tests.web_support import SECRET, RecordingPublisher, web_settings
+from bot.web.limits import Limits, SubscribeLimiter
+from bot.web.routes import create_app
+from tests.support.web import SECRET, RecordingPublisher, web_settings
 
 
 async def main(n: int) -> None:

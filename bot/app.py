@@ -12,20 +12,20 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.delivery import DeliveryConfig
-from bot.delivery_setup import open_delivery, workers_for
-from bot.digest import DigestScheduler
+from bot.delivery.loop import DeliveryConfig
+from bot.delivery.mail import fill, preview_links
+from bot.delivery.setup import open_delivery, workers_for
 from bot.errors import ConfigError
-from bot.mail import fill, preview_links
 from bot.metrics import Metrics
 from bot.models import Post, Rendered
-from bot.publish import Publisher
-from bot.render import Renderer
+from bot.outbox.digest import DigestScheduler
+from bot.outbox.publish import Publisher
+from bot.render.renderer import Renderer
 from bot.settings import Settings, load_site, secret_key
+from bot.sources.watcher import Watcher
 from bot.store import Store, open_store
 from bot.tokens import Tokens
-from bot.watcher import Watcher
-from bot.web import create_app, serve
+from bot.web.routes import create_app, serve
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ async def telegram_bot(
         return
     from telegram.ext import ApplicationBuilder
 
-    from bot import handlers
+    from bot.chat import handlers
     from bot.transports.telegram import make_bot
 
     application = ApplicationBuilder().bot(make_bot(settings)).build()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from bot import subscribers_cli
+from bot.commands import subscribers as subscribers_cli
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
 
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.preview import preview
+    from bot.commands.preview import preview
 
     return preview(settings, args.file, telegram=args.telegram, email=args.email, out=args.out)
 
@@ -96,7 +96,7 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.check import check
+    from bot.commands.check import check
 
     return check(settings, posts=args.posts)
 

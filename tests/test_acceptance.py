@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.acceptance_support import (
+from tests.fakes.bot_api import TOKEN, FakeBotAPI, Sent
+from tests.fakes.smtp_sink import SmtpSink
+from tests.fakes.tg_html import check
+from tests.support.acceptance import (
     READY,
     Herald,
     files_under,
@@ -25,9 +28,6 @@ from tests.acceptance_support import (
     sample_breaking,
     visible,
 )
-from tests.fakes.bot_api import TOKEN, FakeBotAPI, Sent
-from tests.fakes.tg_html import check
-from tests.smtp_sink import SmtpSink
 
 ARRIVAL_S = 3.0  # "within seconds": watcher debounce plus delivery, on two busy cores
 QUIET_S = 1.5  # how long we watch for something that must not happen

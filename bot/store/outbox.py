@@ -64,7 +64,7 @@ QUEUED, SENDING, SENT, FAILED, CANCELLED = STATUSES
 
 
 class NewItem(Protocol):
-    """A row to insert (bot.outbox.OutboxItem): who gets a job, how urgently (lower first)."""
+    """A row to insert (bot.outbox.plan.OutboxItem): who gets a job, how urgently (lower first)."""
 
     @property
     def key(self) -> str: ...

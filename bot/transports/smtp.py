@@ -148,7 +148,7 @@ class SmtpPool:
         await self._transaction(lambda client: client.send_message(message))
 
     async def send_raw(self, mail_from: str, to: str, data: bytes) -> None:
-        """Send ready-made message bytes (bot.bulkmail) to one address; errors as for send()."""
+        """Send ready-made message bytes (bulkmail) to one address; errors as for send()."""
         await self._transaction(lambda client: client.sendmail(mail_from, [to], data))
 
     async def _transaction(self, mail: Callable[[aiosmtplib.SMTP], Awaitable[object]]) -> None:

@@ -1,0 +1,1 @@
+"""Telegram updates → store/outbox: thin handlers, admin commands."""

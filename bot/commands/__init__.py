@@ -1,0 +1,1 @@
+"""The `herald` subcommands other than `run`."""

@@ -1,0 +1,1 @@
+"""Delivery: outbox rows → transports, paced, with every outcome classified once."""

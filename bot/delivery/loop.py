@@ -1,0 +1,313 @@
+"""The delivery loop: claims outbox rows in batches, sends them, and records every outcome.
+
+One claimer per channel keeps a small local queue filled (most urgent first); workers take
+rows from it and hand them to `bot.delivery.senders` (pacing, the transport call, and the one place
+that classifies failures); a flusher writes the outcomes back in batches. On stop nothing
+new is claimed, rows not yet started go back to the queue, and sends in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.delivery.pacing import Pacer
+from bot.delivery.senders import MailSender, Outcomes, TelegramSender, release
+from bot.metrics import Metrics
+from bot.models import Channel, Kind, Rendered
+from bot.outbox import plan
+from bot.schedule import backoff
+from bot.store import Store
+from bot.store.outbox import CANCELLED, FAILED, QUEUED, SENT, Item, Update
+from bot.tokens import Tokens
+from bot.transports import MailTransport, TelegramTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Tuning; the defaults suit production, tests shorten the waits."""
+
+    telegram_workers: int = 32
+    mail_workers: int = 8
+    max_attempts: int = 8
+    bounce_limit: int = 3  # hard failures before an address counts as bounced
+    lease_s: float = 600.0
+    poll_s: float = 1.0
+    flush_s: float = 0.05
+    progress_log_s: float = 10.0
+    retry_delay: Callable[[int], float] = field(default=backoff)
+    recover_on_start: bool = True  # False when another process may be delivering too
+
+
+@dataclass
+class _Lane:
+    """One channel's local queue of claimed rows and its workers."""
+
+    channel: Channel
+    workers: int
+    queue: asyncio.PriorityQueue[tuple[float, int, Item | None]] = field(
+        default_factory=asyncio.PriorityQueue
+    )
+    held: int = 0  # claimed and not yet written back
+    done: int = 0  # finished, waiting to be written back
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def capacity(self) -> int:
+        # Enough claimed ahead that workers never starve; few enough to bound what a
+        # crash can send twice and what a new breaking alert must wait behind.
+        return self.workers + max(1, self.workers // 2)
+
+
+class Delivery:
+    """Runs until stopped: every queued outbox row is sent once, or parked as failed."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        telegram: TelegramTransport,
+        mail: MailTransport,
+        tokens: Tokens,
+        mail_from: str,
+        public_url: str,
+        pacer: Pacer | None,
+        config: DeliveryConfig | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config = config or DeliveryConfig()
+        self.outcomes = Outcomes(
+            max_attempts=config.max_attempts, retry_delay=config.retry_delay, metrics=metrics
+        )
+        self.telegram = TelegramSender(
+            store, telegram, pacer, self.outcomes, closing=lambda: self._closing
+        )
+        self.mail = MailSender(
+            store,
+            mail,
+            self.outcomes,
+            tokens=tokens,
+            mail_from=mail_from,
+            public_url=public_url,
+            bounce_limit=config.bounce_limit,
+        )
+        self._lanes = {
+            Channel.TELEGRAM: _Lane(Channel.TELEGRAM, self.config.telegram_workers),
+            Channel.EMAIL: _Lane(Channel.EMAIL, self.config.mail_workers),
+        }
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._outcomes: list[tuple[Item, Update]] = []
+        self._flush_now = asyncio.Event()
+        self._payloads: dict[int, Rendered] = {}
+        self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
+        self._unfinished: set[int] = set()  # jobs whose finishing check failed; checked again
+        self._last_expire = self._last_progress = 0.0
+
+    @property
+    def sent_total(self) -> int:
+        return self.outcomes.sent_total
+
+    def notify(self) -> None:
+        """Something was queued: claim now instead of at the next poll."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Rows claimed and not yet written back: at most this many can go twice in a crash."""
+        return sum(lane.held for lane in self._lanes.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish the sends in flight and return."""
+        if self.config.recover_on_start:
+            recovered = await self.store.outbox.recover()
+            if recovered:
+                log.info("delivery: %d sends interrupted by a crash are queued again", recovered)
+        workers = [
+            asyncio.create_task(self._worker(lane), name=f"deliver-{lane.channel}-{n}")
+            for lane in self._lanes.values()
+            for n in range(lane.workers)
+        ]
+        flusher = asyncio.create_task(self._flush_loop(), name="deliver-flush")
+        waker = asyncio.create_task(self._wake_on(stop))
+        try:
+            await self._claim_loop(stop)
+        finally:
+            self._closing = True
+            for lane in self._lanes.values():
+                for _ in range(lane.workers):
+                    lane.queue.put_nowait((float("inf"), 0, None))
+            await asyncio.gather(*workers, return_exceptions=True)
+            flusher.cancel()
+            waker.cancel()
+            await self._flush()
+            log.info("delivery: stopped, %d sent since start", self.sent_total)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    # -- claiming ------------------------------------------------------------------------
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = time.time()
+            try:
+                full = await self._claim_turn(now)
+            except Exception:  # a locked or full database: keep going, rows are safe in it
+                log.exception("delivery: claiming failed; trying again shortly")
+                await self._sleep(self.config.poll_s)
+                continue
+            if full:
+                await self._wait_room()
+                continue
+            await self._sleep(await self._next_wait(now))
+
+    async def _claim_turn(self, now: float) -> bool:
+        """Fill every lane's local queue; True if some lane got all it asked for."""
+        if now - self._last_expire > self.config.lease_s / 4:
+            self._last_expire = now
+            await self.store.outbox.release_expired(now)
+        full = False
+        for lane in self._lanes.values():
+            free = lane.capacity - lane.held
+            if free < max(1, lane.workers // 4):
+                continue
+            items = await self.store.outbox.claim(
+                free, now=now, lease_s=self.config.lease_s, channel=lane.channel.value
+            )
+            lane.held += len(items)
+            for item in items:
+                self._active_jobs.setdefault(item.job_id, now)
+                priority = plan.PRIORITY.get(Kind(item.kind), 9)
+                lane.queue.put_nowait((priority, item.id, item))
+            full = full or len(items) == free
+        if now - self._last_progress > self.config.progress_log_s:
+            self._last_progress = now
+            await self._log_progress()
+        return full
+
+    async def _wait_room(self) -> None:
+        self._wake.clear()
+        for lane in self._lanes.values():
+            lane.room.clear()
+        waits = [asyncio.ensure_future(lane.room.wait()) for lane in self._lanes.values()]
+        waits.append(asyncio.ensure_future(self._wake.wait()))
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED, timeout=1)
+        for w in pending:
+            w.cancel()
+
+    async def _next_wait(self, now: float) -> float:
+        due = await self.store.outbox.next_due()
+        if due is None:
+            return self.config.poll_s
+        return min(self.config.poll_s, max(0.01, due - now))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    # -- sending -------------------------------------------------------------------------
+    async def _worker(self, lane: _Lane) -> None:
+        while True:
+            _, _, item = await lane.queue.get()
+            if item is None:
+                return
+            try:
+                update = await self._deliver(item)
+            except Exception as exc:  # a bug or an unforeseen error: retry, never lose it
+                log.exception("delivery: unexpected error sending %s", item.key)
+                error = f"internal: {exc!r}"
+                update = self.outcomes.retry(item, item.parts_done, item.plain, error)
+            self._outcomes.append((item, update))
+            lane.done += 1
+            if lane.done >= max(1, lane.workers // 4):
+                # Enough finished to claim another batch: write back now, don't wait the tick.
+                self._flush_now.set()
+
+    async def _payload(self, job_id: int) -> Rendered:
+        rendered = self._payloads.get(job_id)
+        if rendered is None:
+            rendered = plan.decode(await self.store.outbox.payload(job_id))
+            if len(self._payloads) > 64:
+                self._payloads.clear()
+            self._payloads[job_id] = rendered
+        return rendered
+
+    async def _deliver(self, item: Item) -> Update:
+        if self._closing:
+            return release(item)
+        rendered = await self._payload(item.job_id)
+        if item.channel == Channel.EMAIL:
+            return await self.mail.deliver(item, rendered)
+        return await self.telegram.deliver(item, rendered)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.config.flush_s)
+            self._flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._outcomes = self._outcomes, []
+        if not batch and not self._unfinished:
+            return
+        try:
+            await self.store.outbox.apply([u for _, u in batch])
+        except Exception:  # keep the outcomes and write them at the next tick
+            log.exception("delivery: recording %d outcomes failed; retrying", len(batch))
+            self._outcomes = batch + self._outcomes
+            return
+        # Written back: only now do these rows stop counting as in flight.
+        for item, _ in batch:
+            lane = self._lanes[Channel(item.channel)]
+            lane.held -= 1
+            lane.done -= 1
+        for lane in self._lanes.values():
+            if lane.held <= lane.capacity - max(1, lane.workers // 4):
+                lane.room.set()
+        done_jobs = self._unfinished | {i.job_id for i, u in batch if u.status != QUEUED}
+        try:
+            finished = await self.store.outbox.finish_jobs(done_jobs, datetime.now(UTC))
+        except Exception:  # only bookkeeping: the flusher must live on, or delivery stalls
+            log.exception("delivery: marking jobs finished failed; trying again")
+            self._unfinished = done_jobs
+            return
+        self._unfinished = set()
+        for job in finished:
+            started = self._active_jobs.pop(job.id, None)
+            took = f" in {time.time() - started:.1f}s" if started else ""
+            log.info(
+                "delivery: job %d %s finished%s: %d sent, %d failed, %d cancelled",
+                job.id,
+                job.key,
+                took,
+                job.counts[SENT],
+                job.counts[FAILED],
+                job.counts[CANCELLED],
+            )
+
+    async def _log_progress(self) -> None:
+        for job_id in list(self._active_jobs):
+            for job in await self.store.outbox.progress(job_id=job_id):
+                if job.finished_at is not None:
+                    self._active_jobs.pop(job_id, None)
+                    continue
+                log.info(
+                    "delivery: job %d %s: %d/%d sent, %d queued, %d failed",
+                    job.id,
+                    job.key,
+                    job.counts[SENT],
+                    job.total,
+                    job.counts[QUEUED],
+                    job.counts[FAILED],
+                )

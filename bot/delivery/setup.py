@@ -1,0 +1,73 @@
+"""Delivery set up from settings: which transports, how many workers, and their lifetimes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from bot.delivery.loop import Delivery, DeliveryConfig
+from bot.delivery.pacing import Pacer, is_paid
+from bot.metrics import Metrics
+from bot.settings import Settings, secret_key
+from bot.store import Store
+from bot.tokens import Tokens
+from bot.transports import MailTransport, TelegramTransport
+from bot.transports.files import FilesMail, FilesTelegram
+
+
+def workers_for(rate_per_s: float) -> int:
+    """Concurrent Telegram sends: enough to keep the rate with ~0.25 s answers, within reason."""
+    return max(8, min(128, int(rate_per_s / 4)))
+
+
+@asynccontextmanager
+async def open_delivery(
+    store: Store,
+    settings: Settings,
+    *,
+    bot: object | None = None,
+    config: DeliveryConfig | None = None,
+    metrics: Metrics | None = None,
+    tokens: Tokens | None = None,
+) -> AsyncIterator[Delivery]:
+    """A Delivery with the transports `settings` call for; `bot` is an initialised telegram.Bot.
+
+    Without HERALD_TELEGRAM_TOKEN or HERALD_SMTP_URL the files transport stands in; without
+    `tokens`, they are made from the secret key.
+    """
+    async with AsyncExitStack() as stack:
+        telegram: TelegramTransport
+        mail: MailTransport
+        pacer: Pacer | None = None
+        if settings.telegram_token is None:
+            telegram = FilesTelegram(settings.outbox_dir / "telegram")
+        else:
+            from bot.transports.telegram import BotTransport, make_bot
+
+            if bot is None:
+                bot = await stack.enter_async_context(make_bot(settings))
+            telegram = BotTransport(bot, paid=is_paid(settings.telegram_rate))  # type: ignore[arg-type]
+            pacer = Pacer(settings.telegram_rate)
+        if settings.smtp_url is None:
+            mail = FilesMail(settings.outbox_dir / "email")
+        else:
+            from bot.transports.smtp import SmtpPool, parse_smtp_url
+
+            smtp = parse_smtp_url(settings.smtp_url.get_secret_value())
+            mail = await stack.enter_async_context(SmtpPool(smtp))
+        if config is None:
+            mail_workers = 2 * smtp.pool_size if settings.smtp_url is not None else 4
+            config = DeliveryConfig(
+                telegram_workers=workers_for(settings.telegram_rate), mail_workers=mail_workers
+            )
+        yield Delivery(
+            store,
+            telegram=telegram,
+            mail=mail,
+            tokens=tokens if tokens is not None else Tokens(secret_key(settings)),
+            mail_from=settings.mail_from,
+            public_url=settings.public_base,
+            pacer=pacer,
+            config=config,
+            metrics=metrics,
+        )

@@ -1,0 +1,1 @@
+"""The outbox stage: planning rows per recipient, publishing jobs, digests."""

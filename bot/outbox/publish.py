@@ -1,0 +1,251 @@
+"""Publishing: turns a post, a digest or a broadcast into one durable outbox job and its rows."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from bot.outbox import plan
+from bot.metrics import Metrics
+from bot.models import Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
+from bot.outbox.plan import Recipient
+from bot.render.renderer import Renderer
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000  # rows inserted per transaction while fanning out
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    """What a digest run did (or, dry, would do)."""
+
+    name: str
+    day: date
+    posts: tuple[Post, ...]
+    rendered: Rendered
+    queued: int
+    job_id: int | None = None
+
+
+async def _batches(subscribers: AsyncIterator[Subscriber]) -> AsyncIterator[list[Recipient]]:
+    """Recipients in lists of CHUNK: a fan-out to a million holds one list, not a million."""
+    batch: list[Recipient] = []
+    async for s in subscribers:
+        batch.append(Recipient.of(s))
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Publisher:
+    """Queues messages in the outbox; `wake` tells the delivery loop to look at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        renderer: Renderer,
+        settings: Settings,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.settings = settings
+        self.wake = wake
+        self.metrics = metrics
+        # Without a token / SMTP URL the files transport stands in, and a virtual recipient
+        # per channel gets every message, so a new post always shows up under outbox/.
+        self.outbox_channels = tuple(
+            channel
+            for channel, configured in (
+                (Channel.TELEGRAM, settings.telegram_token is not None),
+                (Channel.EMAIL, settings.smtp_url is not None),
+            )
+            if not configured
+        )
+
+    def _virtual(self, *, channel_post: bool) -> list[Recipient]:
+        out = [Recipient(c, plan.OUTBOX_ADDRESS[c]) for c in self.outbox_channels]
+        if channel_post and self.settings.telegram_channel:
+            out.append(Recipient(Channel.TELEGRAM, self.settings.telegram_channel))
+        return out
+
+    async def _fan_out(
+        self,
+        key: str,
+        kind: Kind,
+        rendered: Rendered,
+        title: str,
+        subscribers: AsyncIterator[Subscriber],
+        extra: list[Recipient],
+        now: datetime,
+    ) -> tuple[int, int, int]:
+        """Create the job (once) and its rows (once each).
+
+        Returns (job id, rows added for subscribers, rows added for the stand-ins in `extra`).
+        """
+        outbox = self.store.outbox
+        job_id, created = await outbox.create_job(
+            key, kind.value, plan.encode(rendered), title=title, now=now
+        )
+        if not created:
+            log.info("publish: job %s exists; adding only missing recipients", key)
+
+        async def add(recipients: list[Recipient]) -> int:
+            items = list(plan.plan(key, kind, rendered, recipients))
+            if self.metrics is not None:
+                for channel in Channel:
+                    n = sum(1 for i in items if i.channel == channel.value)
+                    if n:
+                        self.metrics.job_queued(channel.value, kind.value, n)
+            return await outbox.add_items(job_id, items)
+
+        to_subscribers = 0
+        async for batch in _batches(subscribers):
+            to_subscribers += await add(batch)
+        # The stand-ins go in last, on their own, so what the admin sees counts people only.
+        to_stand_ins = await add(extra) if extra else 0
+        await outbox.mark_planned(job_id)
+        log.info(
+            "publish: job %d %s queued for %d subscribers (+%d stand-ins)",
+            job_id,
+            key,
+            to_subscribers,
+            to_stand_ins,
+        )
+        self.wake()
+        return job_id, to_subscribers, to_stand_ins
+
+    async def announce(self, post: Post, post_id: int | None = None) -> int:
+        """A new post: breaking alert or every-post notice, plus the channel; rows queued."""
+        kind = plan.post_kind(post.breaking)
+        rendered = Rendered(
+            telegram=self.renderer.post_messages(post, kind),
+            email=self.renderer.post_email(post, kind),
+        )
+        ident = str(post_id) if post_id is not None else _digest_of(post.fingerprint)
+        subs = self.store.subscribers.recipients()
+
+        async def wanted() -> AsyncIterator[Subscriber]:
+            async for s in subs:
+                if plan.wants_post(s, breaking=post.breaking):
+                    yield s
+
+        _, to_subscribers, to_stand_ins = await self._fan_out(
+            f"post:{ident}",
+            kind,
+            rendered,
+            post.title,
+            wanted(),
+            self._virtual(channel_post=True),
+            datetime.now(UTC),
+        )
+        return to_subscribers + to_stand_ins
+
+    async def count_broadcast_recipients(self) -> int:
+        """How many subscribers a broadcast would reach now (as `broadcast` will count them)."""
+        counts = await self.store.subscribers.counts()
+        return sum(n for (_, status), n in counts.items() if status == Status.ACTIVE.value)
+
+    async def broadcast(self, html: str, *, admin_id: int) -> int:
+        """An admin's confirmed broadcast to every active subscriber; returns subscribers queued.
+
+        Outbox-mode stand-ins get it too but are not counted: the admin was promised the
+        number `count_broadcast_recipients` gave, which counts people.
+        """
+        now = datetime.now(UTC)
+        rendered = Rendered(
+            telegram=self.renderer.broadcast_messages(html),
+            email=self.renderer.broadcast_email(html),
+        )
+        key = f"broadcast:{admin_id}:{now:%Y%m%dT%H%M%S%f}"
+        _, to_subscribers, _ = await self._fan_out(
+            key,
+            Kind.BROADCAST,
+            rendered,
+            "broadcast",
+            self.store.subscribers.recipients(),
+            self._virtual(channel_post=False),
+            now,
+        )
+        return to_subscribers
+
+    async def send_confirmation(self, subscriber: Subscriber, token_url: str) -> None:
+        """The double opt-in email for a pending subscriber, sent ahead of everything else."""
+        now = datetime.now(UTC)
+        email: EmailMessage = self.renderer.confirm_email(
+            token_url, breaking=subscriber.breaking, daily=subscriber.daily
+        )
+        key = f"confirm:{subscriber.id}:{now:%Y%m%dT%H%M%S%f}"
+        rendered = Rendered(email=email)
+        job_id, _ = await self.store.outbox.create_job(
+            key, Kind.CONFIRM.value, plan.encode(rendered), title="confirm", now=now
+        )
+        await self.store.outbox.add_items(
+            job_id, plan.plan(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
+        )
+        await self.store.outbox.mark_planned(job_id)
+        self.wake()
+
+    async def send_digest(
+        self, now: datetime, *, day: date | None = None, dry_run: bool = False
+    ) -> DigestResult:
+        """The digest of the posts since the previous one; an empty one sends nothing.
+
+        `day` names a scheduled digest (never sent twice); without it, a manual run sends
+        today's, or, if today's is out already, one of what came since.
+        """
+        digests = self.store.digests
+        local_day = day or now.astimezone(self.renderer.site.tz).date()
+        name = local_day.isoformat()
+        if day is None and await digests.done(name):
+            name = f"{name}@{now.astimezone(UTC):%H%M%S}"
+        since = await digests.last_until() or now - timedelta(days=1)
+        posts = tuple(await self.store.posts.announced_since(since, now))
+        rendered = Rendered()
+        if posts:
+            rendered = Rendered(
+                telegram=self.renderer.digest_messages(posts, local_day),
+                email=self.renderer.digest_email(posts, local_day),
+            )
+        if dry_run:
+            return DigestResult(name, local_day, posts, rendered, 0)
+        job_id: int | None = None
+        added = 0
+        if posts:
+            job_id, to_subscribers, to_stand_ins = await self._fan_out(
+                f"digest:{name}",
+                Kind.DIGEST,
+                rendered,
+                f"digest {name}",
+                self.store.subscribers.recipients(daily=True),
+                self._virtual(channel_post=False),
+                now,
+            )
+            added = to_subscribers + to_stand_ins
+        else:
+            log.info("publish: no posts since %s; digest %s sends nothing", since, name)
+        await digests.record(name, since=since, until=now, posts=len(posts), job_id=job_id, now=now)
+        return DigestResult(name, local_day, posts, rendered, added, job_id)
+
+    async def retry_failed(self, job_id: int | None = None) -> int:
+        """Resend to those who missed it: failed rows (of one job, or all) are queued again."""
+        count = await self.store.outbox.retry_failed(
+            now=datetime.now(UTC).timestamp(), job_id=job_id
+        )
+        log.info("publish: %d failed sends queued again", count)
+        self.wake()
+        return count
+
+
+def _digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Rendering: `Post` → `Rendered` (Telegram HTML, the splitter, templates, MJML)."""

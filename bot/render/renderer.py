@@ -1,0 +1,188 @@
+"""Rendering: a Post (or several) becomes Telegram messages and emails from templates/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import mjml
+from markupsafe import Markup
+
+from bot.models import EmailMessage, Kind, Post, TelegramMessage
+from bot.render import email_markup, markup
+from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, split_html, visible_len
+from bot.settings import Settings, Site
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+# Filled per recipient by bot.delivery.mail.personalize, after the one MJML compile per message.
+UNSUBSCRIBE_PLACEHOLDER = "{{UNSUBSCRIBE_URL}}"
+PREFERENCES_PLACEHOLDER = "{{PREFERENCES_URL}}"
+# Gmail clips HTML above 102 KB; leave room for the per-recipient links filled in later.
+EMAIL_HTML_BUDGET = 100_000
+DIGEST_EMAIL_MAX_POSTS = 60
+DIGEST_TELEGRAM_MAX_POSTS = 40
+EXCERPT_CHARS = 280
+# Control characters: invalid in HTML and XML (MJML refuses them) and unsafe in headers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def make_environment(templates_dir: Path) -> jinja2.Environment:
+    """The one Jinja environment: autoescape for HTML and MJML, not for plain text."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "mjml", "xml"), default_for_string=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["shorten"] = markup.shorten
+    return env
+
+
+def _first_paragraph(excerpt: str) -> str:
+    """The excerpt's first paragraph as plain text: a digest entry's summary."""
+    return markup.to_plain_text(excerpt).split("\n\n", 1)[0]
+
+
+class Renderer:
+    """Built once; turns posts, digests and broadcasts into what each channel sends."""
+
+    def __init__(
+        self, site: Site, settings: Settings, *, templates_dir: Path | None = None
+    ) -> None:
+        self.site = site
+        self.settings = settings
+        self.templates_dir = templates_dir or TEMPLATES_DIR
+        self.env = make_environment(self.templates_dir)
+        self.env.filters["local"] = self._local
+        self.env.globals.update(
+            site=site,
+            site_url=site.url,
+            site_title=site.title,
+            public_url=settings.public_base,
+            unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+            preferences_url=PREFERENCES_PLACEHOLDER,
+        )
+
+    def _local(self, moment: datetime | date, fmt: str) -> str:
+        """Format a date or time in the site's time zone."""
+        if isinstance(moment, datetime):
+            moment = moment.astimezone(self.site.tz)
+        return moment.strftime(fmt)
+
+    def text(self, template: str, **ctx: Any) -> str:
+        """Render any template by its path under templates/ (e.g. `telegram/bot/help.html`)."""
+        return self.env.get_template(template).render(**ctx).strip()
+
+    # -- Telegram ----------------------------------------------------------
+    def _button(self) -> str:
+        return " ".join(self.text("telegram/button.txt").split())
+
+    def _messages(
+        self, html: str, *, photo: str | None, button_url: str | None
+    ) -> tuple[TelegramMessage, ...]:
+        """Split into Bot API calls: a photo with the first part as caption, then texts."""
+        parts = split_html(html, limit=MESSAGE_LIMIT, first_limit=CAPTION_LIMIT if photo else None)
+        out = [
+            TelegramMessage(
+                method="sendPhoto" if photo and k == 0 else "sendMessage",
+                text=part,
+                photo=photo if k == 0 else None,
+            )
+            for k, part in enumerate(parts)
+        ]
+        if button_url:
+            last = out[-1]
+            out[-1] = TelegramMessage(
+                last.method, last.text, last.photo, self._button(), button_url
+            )
+        return tuple(out)
+
+    def post_messages(self, post: Post, kind: Kind) -> tuple[TelegramMessage, ...]:
+        """A breaking alert (Kind.BREAKING) or every-post notice (Kind.POST) for Telegram."""
+        body = Markup(markup.to_telegram_html(post.excerpt, base_url=post.url))
+        name = "telegram/breaking.html" if kind is Kind.BREAKING else "telegram/post.html"
+        html = self.text(name, post=post, kind=str(kind), body=body)
+        return self._messages(html, photo=post.image, button_url=post.url)
+
+    def digest_messages(self, posts: Sequence[Post], day: date) -> tuple[TelegramMessage, ...]:
+        """The daily digest as one Telegram message; the overflow becomes "and N more"."""
+        if not posts:
+            return ()
+        count = min(len(posts), DIGEST_TELEGRAM_MAX_POSTS)
+        while True:
+            html = self.text(
+                "telegram/digest.html", posts=posts[:count], more=len(posts) - count, day=day
+            )
+            if visible_len(html) <= MESSAGE_LIMIT or count == 0:
+                break
+            count -= 1
+        return self._messages(html, photo=None, button_url=self.site.url)
+
+    def broadcast_messages(self, html: str) -> tuple[TelegramMessage, ...]:
+        """An admin's message (already valid Telegram HTML) in the broadcast wrapper."""
+        wrapped = self.text("telegram/broadcast.html", body=Markup(html))
+        return self._messages(wrapped, photo=None, button_url=None)
+
+    # -- Email -------------------------------------------------------------
+    def _email(self, name: str, **ctx: Any) -> EmailMessage:
+        """Render `email/<name>.txt` (subject, preheader, text) then compile `<name>.mjml`."""
+        module = self.env.get_template(f"email/{name}.txt").make_module(ctx)
+        subject = _CONTROL.sub(
+            "", " ".join(str(getattr(module, "subject", self.site.title)).split())
+        )
+        preheader = _CONTROL.sub("", " ".join(str(getattr(module, "preheader", "")).split()))
+        text = _CONTROL.sub("", str(module).strip() + "\n")
+        source = self.env.get_template(f"email/{name}.mjml").render(
+            subject=subject, preheader=preheader, **ctx
+        )
+        source = _CONTROL.sub("", source)
+        html = mjml.mjml2html(source, fonts={}, disable_comments=True)
+        # ASCII with character references: 1 byte per character in memory, so filling in
+        # each recipient's links is a quick copy rather than a 4-bytes-per-character one.
+        html = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        return EmailMessage(subject=subject, html=html, text=text, preheader=preheader)
+
+    def _post_ctx(self, post: Post) -> dict[str, Any]:
+        return {
+            "post": post,
+            "body_html": Markup(email_markup.to_email_html(post.excerpt, base_url=post.url)),
+            "body_text": markup.to_plain_text(post.excerpt, base_url=post.url),
+        }
+
+    def post_email(self, post: Post, kind: Kind) -> EmailMessage:
+        """A breaking alert or every-post notice as an email."""
+        return self._email("alert", kind=str(kind), **self._post_ctx(post))
+
+    def digest_email(self, posts: Sequence[Post], day: date) -> EmailMessage:
+        """The daily digest email, kept under Gmail's clipping size with "and N more"."""
+        items = [
+            {"post": p, "summary": markup.shorten(_first_paragraph(p.excerpt), EXCERPT_CHARS)}
+            for p in posts
+        ]
+        count = min(len(items), DIGEST_EMAIL_MAX_POSTS)
+        while True:
+            msg = self._email("digest", items=items[:count], more=len(items) - count, day=day)
+            size = len(msg.html.encode())
+            if size <= EMAIL_HTML_BUDGET or count == 0:
+                return msg
+            # Shrink in proportion to the overshoot; always by at least one post.
+            count = min(count - 1, int(count * EMAIL_HTML_BUDGET / size * 0.95))
+            count = max(count, 0)
+
+    def broadcast_email(self, html: str) -> EmailMessage:
+        """An admin broadcast (Telegram HTML) as an email."""
+        body_html, body_text = email_markup.telegram_to_email(html)
+        return self._email("broadcast", body_html=Markup(body_html), body_text=body_text)
+
+    def confirm_email(
+        self, confirm_url: str, *, breaking: bool = True, daily: bool = True
+    ) -> EmailMessage:
+        """The double opt-in message with its Confirm button (rendered per address)."""
+        return self._email("confirm", confirm_url=confirm_url, breaking=breaking, daily=daily)

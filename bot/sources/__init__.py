@@ -1,0 +1,1 @@
+"""Post sources: the Jekyll reader and the watchers that turn files into `Post`s."""

@@ -1,0 +1,1 @@
+"""Jekyll's reading of a site, ported: front matter, dates, permalinks, Liquid."""

@@ -1,0 +1,225 @@
+"""A post file's bytes → `Post`, exactly as Jekyll would publish it.
+
+Breaking rules come from `_config.yml`, all keys optional (defaults shown)::
+
+    herald:
+      breaking:
+        enabled: true                 # false: no post is ever breaking
+        field: breaking               # front matter key; a true value makes the post breaking
+        tags: [breaking]              # any of these tags (case-insensitive) → breaking
+        categories: [breaking]        # any of these categories (case-insensitive) → breaking
+        title_prefixes: ["Breaking:"] # a title starting with one (case-insensitive) → breaking
+        strip_prefix: true            # show the title without the prefix
+        label: Breaking               # Post.label of every breaking post
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from bot.errors import ConfigError, PostError
+from bot.models import Post
+from bot.settings import Site
+from bot.sources.jekyll import liquid, permalinks
+from bot.sources.jekyll import rules as jekyll
+
+_TEMP_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload", ".bak", ".orig")
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_ABSOLUTE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class BreakingRules:
+    """When a post is breaking news; see the module docstring for the config keys."""
+
+    enabled: bool = True
+    field: str = "breaking"
+    tags: frozenset[str] = frozenset({"breaking"})
+    categories: frozenset[str] = frozenset({"breaking"})
+    title_prefixes: tuple[str, ...] = ("Breaking:",)
+    strip_prefix: bool = True
+    label: str = "Breaking"
+
+    def apply(
+        self, data: dict[str, Any], title: str, categories: tuple[str, ...], tags: tuple[str, ...]
+    ) -> tuple[bool, str, str | None]:
+        """(breaking, title as shown, label) of a post."""
+        if not self.enabled:
+            return False, title, None
+        breaking = _truthy(data.get(self.field)) if self.field else False
+        breaking |= any(t.casefold() in self.tags for t in tags)
+        breaking |= any(c.casefold() in self.categories for c in categories)
+        for prefix in self.title_prefixes:
+            if prefix and title.casefold().startswith(prefix.casefold()):
+                breaking = True
+                rest = title[len(prefix) :].strip()
+                if self.strip_prefix and rest:
+                    title = rest
+                break
+        return breaking, title, (self.label or None) if breaking else None
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_WORDS
+    return value is True or value == 1
+
+
+def _names(value: object, key: str) -> frozenset[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"_config.yml herald.breaking.{key} must be a list of names")
+    return frozenset(v.casefold() for v in value)
+
+
+def breaking_rules(site: Site) -> BreakingRules:
+    """The breaking rules from `_config.yml` `herald.breaking`, or ConfigError."""
+    herald = site.config.get("herald")
+    conf = herald.get("breaking") if isinstance(herald, dict) else None
+    if conf is None:
+        return _DEFAULT_RULES
+    if not isinstance(conf, dict):
+        raise ConfigError("_config.yml herald.breaking must be a mapping of settings")
+    rules = BreakingRules()
+    prefixes = conf.get("title_prefixes", list(rules.title_prefixes))
+    if isinstance(prefixes, str):
+        prefixes = [prefixes]
+    if not isinstance(prefixes, list):
+        raise ConfigError("_config.yml herald.breaking.title_prefixes must be a list")
+    return BreakingRules(
+        enabled=conf.get("enabled", True) is not False,
+        field=str(conf.get("field", rules.field) or ""),
+        tags=_names(conf.get("tags", list(rules.tags)), "tags"),
+        categories=_names(conf.get("categories", list(rules.categories)), "categories"),
+        title_prefixes=tuple(str(p) for p in prefixes),
+        strip_prefix=conf.get("strip_prefix", True) is not False,
+        label=str(conf.get("label", rules.label) or ""),
+    )
+
+
+_DEFAULT_RULES = BreakingRules()
+
+
+def is_post_filename(name: str, site: Site | None = None) -> bool:
+    """True for names Jekyll reads as posts: `YYYY-MM-DD-title.md` (Markdown or HTML)."""
+    base = name.rsplit("/", 1)[-1]
+    if not base or base[0] in "._#~" or base.endswith("~") or base.endswith(_TEMP_SUFFIXES):
+        return False
+    parts = jekyll.split_filename(base)
+    if parts is None or not parts[1]:
+        return False
+    config = site.config if site is not None else {}
+    return parts[2].lower() in jekyll.markdown_exts(config) | jekyll.HTML_EXTS
+
+
+def is_post_path(rel_path: str, site: Site | None = None) -> bool:
+    """Like is_post_filename for a path under `_posts/`: hidden/underscore folders skipped."""
+    parts = rel_path.split("/")
+    if any(p[:1] in {".", "_", "#", "~"} for p in parts[:-1] if p):
+        return False
+    return is_post_filename(parts[-1], site)
+
+
+def decode(raw: bytes) -> str:
+    """Bytes → text with LF line ends, or PostError saying why the file is unreadable."""
+    if not raw.strip():
+        raise PostError("empty file")
+    if b"\x00" in raw:
+        raise PostError("binary file (contains NUL bytes), not a text post")
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PostError("not valid UTF-8 — save the file as UTF-8") from exc
+    return text.replace("\r\n", "\n")
+
+
+def absolute_image(value: object, site: Site) -> str | None:
+    """An image from front matter as an absolute URL: relative paths join Site.url."""
+    if isinstance(value, dict):  # jekyll-seo-tag style: image: {path: …}
+        value = value.get("path") or value.get("url")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if _ABSOLUTE_RE.match(text):
+        return text
+    if text.startswith("//"):
+        return site.url.split("//", 1)[0] + text
+    return site.url + "/" + quote(text.lstrip("/"), safe="/%:@!$&'()*+,;=~-._?#")
+
+
+def _author(value: object) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name")
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value if v)
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def _excerpt(data: dict[str, Any], body: str, site: Site) -> str:
+    own = data.get("excerpt")
+    if own is not None and str(own).strip():
+        return str(own).strip()
+    separator = str(data.get("excerpt_separator") or site.excerpt_separator)
+    # Jekyll's excerpt is everything before the separator, or the whole body.
+    return body.strip().partition(separator)[0].strip()
+
+
+def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
+    """Parse one post file (path relative to `_posts/`) or raise PostError with a reason."""
+    parts = jekyll.split_filename(rel_path.rsplit("/", 1)[-1])
+    if parts is None:
+        raise PostError("file name must look like YYYY-MM-DD-title.md")
+    day, file_slug, ext = parts
+    yaml_text, body = jekyll.split_front_matter(decode(raw))
+    data = jekyll.load_front_matter(yaml_text)
+    stamp = data.get("date")
+    when = jekyll.parse_date(stamp if stamp is not None else day, site.tz).astimezone(site.tz)
+    url_path, _ = permalinks.post_path_url(rel_path, data, when, site)
+    fm_title = data.get("title")
+    title = str(fm_title).strip() if fm_title is not None else ""
+    title = title or jekyll.titleize(file_slug)
+    categories = jekyll.categories_of(data)
+    tags = jekyll.tags_of(data)
+    breaking, shown_title, label = breaking_rules(site).apply(data, title, categories, tags)
+    published = data.get("published", True) not in (False, None)
+    if "{{" in body or "{%" in body:
+        page = {
+            **data,
+            "title": title,
+            "date": jekyll.RubyTime.of(when),
+            "url": url_path,
+            "id": url_path.rsplit(".", 1)[0] if "." in url_path.rsplit("/", 1)[-1] else url_path,
+            "slug": str(data.get("slug") or file_slug),
+            "categories": list(categories),
+            "tags": list(tags),
+            "path": f"_posts/{rel_path}",
+            "collection": "posts",
+            "ext": ext,
+        }
+        body = liquid.render(body, site=site, page=page, path=f"_posts/{rel_path}")
+    body = body.strip()
+    return Post(
+        path=rel_path,
+        slug=file_slug,
+        title=shown_title,
+        date=when,
+        url=site.url + url_path,
+        body=body,
+        excerpt=_excerpt(data, body, site),
+        author=_author(data.get("author")),
+        categories=categories,
+        tags=tags,
+        image=absolute_image(data.get("image"), site),
+        published=published,
+        breaking=breaking,
+        label=label,
+    )

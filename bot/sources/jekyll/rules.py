@@ -1,0 +1,214 @@
+"""Jekyll's own rules, ported: file names, front matter, slugs, dates and categories.
+
+Each function mirrors a named piece of Jekyll 4 (`Document`, `Utils`) so that Herald reads
+a post the way the site builds it; permalinks are in `bot.sources.jekyll.permalinks`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+
+import yaml
+
+from bot.errors import PostError
+
+try:  # libyaml is several times faster on a 10,000-post scan
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+# Document::DATE_FILENAME_MATCHER, applied to the base name.
+FILENAME_RE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$", re.S)
+# Document::YAML_FRONT_MATTER_REGEXP
+FRONT_MATTER_RE = re.compile(r"\A(---\s*\n.*?\n?)^((---|\.\.\.)\s*$\n?)", re.S | re.M)
+DEFAULT_MARKDOWN_EXT = "markdown,mkdown,mkdn,mkd,md"
+HTML_EXTS = frozenset({".html", ".htm"})
+
+_PRETTY_KEEP = frozenset("._~!$&'()+,;=@")
+_DATE_RE = re.compile(
+    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[Tt ]\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
+    r"\s*(Z|UTC|GMT|[-+]\d{1,2}(?::?\d{2})?)?\s*$"
+)
+
+
+def markdown_exts(config: Mapping[str, Any]) -> frozenset[str]:
+    """The `markdown_ext` setting as a set of dotted, lower-case extensions."""
+    return _exts(str(config.get("markdown_ext") or DEFAULT_MARKDOWN_EXT))
+
+
+@functools.lru_cache(maxsize=8)
+def _exts(raw: str) -> frozenset[str]:
+    return frozenset("." + e.strip().lower().lstrip(".") for e in raw.split(",") if e.strip())
+
+
+def split_filename(name: str) -> tuple[str, str, str] | None:
+    """`2026-11-25-flood-warning.md` → (`2026-11-25`, `flood-warning`, `.md`), else None."""
+    match = FILENAME_RE.match(name)
+    if match is None:
+        return None
+    day, slug, ext = match.groups()
+    # Document#populate_title: "slugs shouldn't end with a period"
+    return day, slug.rstrip("."), ext
+
+
+def titleize(slug: str) -> str:
+    """Utils.titleize_slug: `flood-warning` → `Flood Warning`."""
+    parts = slug.split("-")
+    while parts and not parts[-1]:  # Ruby's split drops trailing empty fields
+        parts.pop()
+    return " ".join(p[:1].upper() + p[1:].lower() for p in parts)
+
+
+def _keep_char(ch: str, pretty: bool) -> bool:
+    if ch.isascii():
+        return ch.isalnum() or (pretty and ch in _PRETTY_KEEP)
+    cat = unicodedata.category(ch)
+    return cat[0] in "LM" or cat == "Nd"
+
+
+def slugify(text: object, mode: str = "default", *, cased: bool = False) -> str:
+    """Utils.slugify with its modes: raw, default, pretty, ascii, latin (else unchanged)."""
+    value = "" if text is None else str(text)
+    if mode not in {"raw", "default", "pretty", "ascii", "latin"}:
+        return value if cased else value.lower()
+    if mode == "latin":
+        decomposed = unicodedata.normalize("NFKD", value)
+        value = "".join(
+            c if c.isascii() else "?" for c in decomposed if not unicodedata.combining(c)
+        )
+    if mode == "raw":
+        slug = re.sub(r"\s+", "-", value)
+    elif mode in {"ascii", "latin"}:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", value)
+    else:
+        pretty = mode == "pretty"
+        out: list[str] = []
+        for ch in value:
+            if _keep_char(ch, pretty):
+                out.append(ch)
+            elif not out or out[-1] != "-":
+                out.append("-")
+        slug = "".join(out)
+    slug = re.sub(r"^-|-$", "", slug)
+    return slug if cased else slug.lower()
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(YAML text, body) of a post, or PostError when the front matter is missing/open."""
+    match = FRONT_MATTER_RE.match(text)
+    if match is not None:
+        head = match.group(1)
+        return head[head.index("\n") + 1 :], text[match.end() :]
+    first_line = text.split("\n", 1)[0]
+    if first_line.rstrip() == "---":
+        raise PostError(
+            "front matter is not closed (no second `---` line); the file may be half-written"
+        )
+    raise PostError("no front matter: a post must start with a `---` line (Jekyll skips it)")
+
+
+def load_front_matter(yaml_text: str) -> dict[str, Any]:
+    """Parse front matter YAML into a dict, or PostError naming the line."""
+    try:
+        data = yaml.load(yaml_text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f" at line {mark.line + 2}" if mark is not None else ""  # +1 for `---`
+        raise PostError(f"bad YAML in front matter{line}: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PostError(f"bad YAML in front matter: {exc}") from exc
+    except ValueError as exc:  # e.g. a timestamp PyYAML matches but cannot build
+        raise PostError(f"bad YAML in front matter: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PostError("front matter is not a mapping of `key: value` lines")
+    return {str(k): v for k, v in data.items()}
+
+
+def parse_date(value: object, tz: Any) -> datetime:
+    """A front matter or file name date, aware; no offset means the site's zone."""
+    when = _aware(value, tz)
+    try:  # the site's zone and UTC must both hold it: year 1 or 9999 plus an offset may not
+        when.astimezone(tz), when.astimezone(UTC)
+    except OverflowError as exc:
+        raise PostError(f"date {str(value)!r} is out of range") from exc
+    return when
+
+
+def _aware(value: object, tz: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=tz) if value.tzinfo is None else value
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tz)
+    match = _DATE_RE.match(str(value))
+    if match is None:
+        raise PostError(f"date {str(value)!r} is not a date; use YYYY-MM-DD HH:MM:SS +0000")
+    y, mo, d, hh, mi, ss, frac, zone = match.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    try:
+        naive = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro)
+    except ValueError as exc:
+        raise PostError(f"date {str(value)!r} does not exist ({exc})") from exc
+    if zone is None:
+        return naive.replace(tzinfo=tz)
+    if zone in {"Z", "UTC", "GMT"}:
+        return naive.replace(tzinfo=UTC)
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = (digits[:-2], digits[-2:]) if len(digits) > 2 else (digits, "0")
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    if offset >= timedelta(hours=24):
+        raise PostError(f"date {str(value)!r} has an offset of a day or more")
+    return naive.replace(tzinfo=timezone(sign * offset))
+
+
+class RubyTime(datetime):
+    """A datetime that prints like Ruby's Time (`2024-01-05 09:30:00 -0800`), as Liquid shows it."""
+
+    def __str__(self) -> str:
+        return self.strftime("%Y-%m-%d %H:%M:%S %z")
+
+    @classmethod
+    def of(cls, when: datetime) -> RubyTime:
+        """The same instant as a RubyTime."""
+        return cls.combine(when.date(), when.timetz())
+
+
+def as_list(value: object, *, split: bool) -> list[str]:
+    """A front matter list field: a list, or a string (split on spaces when `split`)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split() if split else [value]
+    if isinstance(value, list | tuple):
+        out: list[str] = []
+        for item in value:
+            out.extend(as_list(item, split=False))
+        return out
+    return [str(value)]
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def categories_of(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Document#populate_categories: `categories` plus a singular `category`."""
+    plural = as_list(data.get("categories"), split=True)
+    if data.get("category") is not None:
+        return _unique(plural + as_list(data.get("category"), split=False))
+    return _unique(plural)
+
+
+def tags_of(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Document#populate_tags: a singular `tag` wins over `tags`."""
+    if data.get("tag") is not None:
+        return _unique(as_list(data.get("tag"), split=False))
+    return _unique(as_list(data.get("tags"), split=True))

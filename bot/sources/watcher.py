@@ -1,0 +1,356 @@
+"""Watches `_posts/` and hands each newly published post on, once.
+
+A full scan at start, then filesystem events (watchfiles, no polling loop). Broken files are
+logged once per version and retried when they change; future-dated posts are held until
+their time; a file still being written is left until it is complete and parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from bot.errors import PostError
+from bot.models import Post
+from bot.settings import Site
+from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
+from bot.store.posts import PostLog
+
+log = logging.getLogger(__name__)
+
+OnPost = Callable[[Post, int], Awaitable[object]]  # (post, its id in the posts table)
+Clock = Callable[[], datetime]
+
+BASELINE_KEY = "watcher.baseline_done"
+# A file that fails to parse and changed this recently may still be being written.
+SETTLE_S = 1.0
+SCAN_CHUNK = 1000
+REWATCH_S = 2.0  # how often to check that the watched folder is still the same folder
+# Posts whose recording failed (a locked or failing database) are read again after this.
+RETRY_S = 30.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a file's last read gave: its version, and the reason when it was broken."""
+
+    version: tuple[int, int]  # (mtime_ns, size)
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at one file: the post, or why there is none."""
+
+    rel: str
+    version: tuple[int, int] = (0, 0)  # (mtime_ns, size)
+    post: Post | None = None
+    reason: str | None = None
+    missing: bool = False
+    unchanged: bool = False  # same version as when its post was recorded: not parsed
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, or None when it is gone; a replaced folder changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def version_text(version: tuple[int, int]) -> str:
+    return f"{version[0]}:{version[1]}"
+
+
+def read_post(path: Path, rel: str, site: Site) -> Reading:
+    """Read and parse one post file."""
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Reading(rel, missing=True)
+    except OSError as exc:
+        return Reading(rel, reason=f"cannot be read ({exc.strerror})")
+    version = (st.st_mtime_ns, st.st_size)
+    try:
+        return Reading(rel, version, post=parse_post(rel, raw, site))
+    except PostError as exc:
+        return Reading(rel, version, reason=str(exc))
+    except Exception as exc:  # a bug met by one odd file must not stop the watcher
+        log.debug("parsing %s failed", rel, exc_info=True)
+        return Reading(rel, version, reason=f"cannot be parsed ({type(exc).__name__}: {exc})")
+
+
+class Watcher:
+    """Turns the posts folder into a stream of new posts for `on_post`."""
+
+    def __init__(
+        self,
+        site: Site,
+        posts: PostLog,
+        on_post: OnPost,
+        *,
+        clock: Clock = utc_now,
+        settle_s: float = SETTLE_S,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        breaking_rules(site)  # a bad `herald.breaking` in _config.yml is a ConfigError now
+        self.site = site
+        self.root = site.posts_dir.absolute()  # events name absolute paths
+        self._posts = posts
+        self._on_post = on_post
+        self._clock = clock
+        self._settle_s = settle_s
+        self._retry_s = retry_s
+        self._states: dict[str, FileState] = {}
+        self._held: dict[str, datetime] = {}  # rel path → when it may be published
+        self._recheck: dict[str, float] = {}  # rel path → epoch seconds to look again
+        self._wake = asyncio.Event()
+        self._baseline = False
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _is_post(self, path: Path) -> bool:
+        try:
+            return is_post_path(self.rel(path), self.site)
+        except ValueError:  # outside _posts/
+            return False
+
+    async def scan(self) -> int:
+        """Read every post file once; on the very first start, record them silently."""
+        self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
+        for post_id, post in await self._posts.pending():
+            log.info("post %s was recorded but not queued before a stop; queuing it now", post.path)
+            await self._announce(post_id, post)
+        paths = await asyncio.to_thread(self._list_files, self.root)
+        known = await self._posts.file_versions()
+        now = self._clock()
+        fresh: list[tuple[int, Post]] = []
+        baseline_count = 0
+        # In chunks, so a big site's bodies are never all in memory at once.
+        for start in range(0, len(paths), SCAN_CHUNK):
+            chunk = paths[start : start + SCAN_CHUNK]
+            posts = self._absorb(await asyncio.to_thread(self._read_many, chunk, known))
+            ready = [post for post in posts if self._classify(post, now)]
+            new = await self._posts.record(
+                ready, announced=not self._baseline, now=now, versions=self._versions(ready)
+            )
+            baseline_count += len(new) if self._baseline else 0
+            fresh += [] if self._baseline else new
+        self._wake.set()
+        if self._baseline:
+            await self._posts.set_meta(BASELINE_KEY, now.isoformat())
+            log.info("first start: %d existing posts recorded, none announced", baseline_count)
+            self._baseline = False
+        else:
+            for post_id, post in fresh:
+                await self._announce(post_id, post)
+        return len(paths)
+
+    def _list_files(self, folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            log.warning("posts folder %s does not exist yet; waiting for it", folder)
+            return []
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+            here = Path(dirpath)
+            found.extend(here / f for f in sorted(filenames) if self._is_post(here / f))
+        return found
+
+    def _read_many(
+        self, paths: Iterable[Path], known: Mapping[str, str] | None = None
+    ) -> list[Reading]:
+        """Read and parse files, skipping those `known` at the same version.
+
+        Pure of watcher state, so it can run in a worker thread.
+        """
+        readings = []
+        for path in paths:
+            rel = self.rel(path)
+            if known and rel in known:
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    if version_text((st.st_mtime_ns, st.st_size)) == known[rel]:
+                        readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), unchanged=True))
+                        continue
+            readings.append(read_post(path, rel, self.site))
+        return readings
+
+    def _versions(self, posts: Iterable[Post]) -> dict[str, str]:
+        return {p.path: version_text(self._states[p.path].version) for p in posts}
+
+    def _absorb(self, readings: Iterable[Reading]) -> list[Post]:
+        """Update file states from readings (in the event loop); returns the parsed posts."""
+        posts = []
+        for r in readings:
+            if r.unchanged:
+                self._states[r.rel] = FileState(r.version)
+            elif r.missing:
+                self._forget(r.rel)
+            elif r.post is None:
+                self._broken(r.rel, r.version, r.reason or "unknown problem")
+            else:
+                self._states[r.rel] = FileState(r.version)
+                self._recheck.pop(r.rel, None)
+                posts.append(r.post)
+        return posts
+
+    def _broken(self, rel: str, version: tuple[int, int], reason: str) -> None:
+        before = self._states.get(rel)
+        modified_s = version[0] / 1e9
+        if 0 <= time.time() - modified_s < self._settle_s:
+            # Probably half-written: look again once it has been quiet for a while.
+            self._recheck[rel] = modified_s + self._settle_s
+            return
+        self._recheck.pop(rel, None)
+        if before is None or before.version != version or before.reason != reason:
+            log.warning("skipping post %s: %s", rel, reason)
+        self._states[rel] = FileState(version, reason)
+
+    def _forget(self, rel: str) -> None:
+        self._states.pop(rel, None)
+        self._held.pop(rel, None)
+        self._recheck.pop(rel, None)
+
+    def _classify(self, post: Post, now: datetime) -> bool:
+        """True when the post is live now; drafts are dropped, future posts held."""
+        self._held.pop(post.path, None)
+        if not post.published:
+            log.debug("draft %s not announced", post.path)
+            return False
+        if post.date > now:
+            self._held[post.path] = post.date
+            log.info("post %s is dated %s: held until then", post.path, post.date.isoformat())
+            return False
+        return True
+
+    async def _announce(self, post_id: int, post: Post) -> None:
+        log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
+        try:
+            await self._on_post(post, post_id)
+            await self._posts.mark_announced(post_id)
+        except Exception:
+            # Stays pending and is tried again at the next start (its job key keeps that from
+            # sending twice); the watcher goes on.
+            log.exception("post %s could not be queued; will retry at next start", post.path)
+
+    async def handle(self, paths: Iterable[Path]) -> None:
+        """Look at changed files: new live posts are recorded and announced."""
+        posts = self._absorb(await asyncio.to_thread(self._read_many, list(paths)))
+        now = self._clock()
+        ready = [post for post in posts if self._classify(post, now)]
+        self._wake.set()  # new held or half-written files may need an earlier timer
+        try:
+            fresh = await self._posts.record(
+                ready, announced=True, now=now, versions=self._versions(ready)
+            )
+        except Exception:
+            log.exception("recording %d new posts failed; reading them again later", len(ready))
+            for post in ready:
+                self._recheck[post.path] = time.time() + self._retry_s
+            self._wake.set()
+            return
+        for post_id, post in fresh:
+            await self._announce(post_id, post)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Scan, signal `ready`, then follow events until `stop` is set."""
+        count = await self.scan()
+        log.info("watching %s: %d post files", self.root, count)
+        if ready is not None:
+            ready.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._timers(stop))
+            await self._events(stop)
+            self._wake.set()
+
+    async def _events(self, stop: asyncio.Event) -> None:
+        """Follow events; when the folder itself is replaced (a deploy, a checkout), re-watch."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        rescan = False
+        while not await self._watch(stop, rescan=rescan):
+            log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
+            while folder_identity(self.root) is None:  # wait for it to come back, never create
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REWATCH_S)
+                if stop.is_set():
+                    return
+            rescan = True
+
+    async def _watch(self, stop: asyncio.Event, *, rescan: bool) -> bool:
+        """Handle events until `stop` (True) or until the watched folder is replaced (False).
+
+        With `rescan`, the whole folder is read once the watch is in place (its first turn),
+        so nothing written while it was being set up is missed.
+        """
+        identity = folder_identity(self.root)
+        async for changes in awatch(
+            self.root,
+            stop_event=stop,
+            step=30,
+            debounce=400,
+            rust_timeout=int(REWATCH_S * 1000),
+            yield_on_timeout=True,
+        ):
+            if rescan:
+                rescan = False
+                await self.handle(await asyncio.to_thread(self._list_files, self.root))
+            for change, name in changes:
+                if change == Change.deleted and self._is_post(Path(name)):
+                    self._forget(self.rel(Path(name)))
+            changed = await asyncio.to_thread(self._changed_files, changes)
+            if changed:
+                await self.handle(changed)
+            if folder_identity(self.root) != identity:
+                return False
+        return True
+
+    def _changed_files(self, changes: set[tuple[Change, str]]) -> list[Path]:
+        """Post files to (re)read for a batch of events; a folder moved in is read whole."""
+        changed: set[Path] = set()
+        for change, name in changes:
+            path = Path(name)
+            if change == Change.deleted:
+                continue
+            if path.is_dir():
+                changed.update(self._list_files(path))
+            elif self._is_post(path):
+                changed.add(path)
+        return sorted(changed)
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        """Release held posts at their time and re-read files that were mid-write."""
+        while not stop.is_set():
+            self._wake.clear()
+            now = self._clock()
+            epoch_s = time.time()
+            due = [rel for rel, at in self._held.items() if at <= now]
+            due += [rel for rel, at in self._recheck.items() if at <= epoch_s]
+            delays = [(at - now).total_seconds() for at in self._held.values()]
+            delays += [at - epoch_s for at in self._recheck.values()]
+            if due:
+                for rel in due:
+                    self._held.pop(rel, None)
+                    self._recheck.pop(rel, None)
+                await self.handle(self.root / rel for rel in due)
+                continue
+            # Held posts may sit for days: wake at least hourly in case the clock jumped.
+            timeout = min([*delays, 3600.0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))

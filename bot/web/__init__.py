@@ -1,0 +1,1 @@
+"""HTTP → store/outbox: pages, tokens, abuse limits."""

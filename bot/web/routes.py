@@ -1,0 +1,285 @@
+"""The web endpoint: email double opt-in, preferences, one-click unsubscribe, health, metrics."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from itsdangerous import SignatureExpired
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.models import Channel, Status, Subscriber
+from bot.render.renderer import Renderer
+from bot.settings import Settings, Site
+from bot.store import Store
+from bot.tokens import Purpose, TokenError, Tokens
+from bot.web.guard import SecurityHeaders, breaks_headers, normalize_email
+from bot.web.limits import SubscribeLimiter
+from bot.web.server import bind, serve
+
+__all__ = ["ConfirmationSender", "Refusal", "bind", "create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+_MAX_FIELD_BYTES = 16 * 1024
+
+
+class ConfirmationSender(Protocol):
+    """The part of the Publisher the web app uses."""
+
+    async def send_confirmation(self, subscriber: Subscriber, token_url: str) -> None:
+        """Queue the double opt-in email carrying `token_url`."""
+
+
+class Refusal(Exception):
+    """A request answered with an error page: `status` and a `reason` the template words."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _Pages:
+    """The request handlers; one instance per app holds its collaborators."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        tokens: Tokens,
+        publisher: ConfirmationSender,
+        metrics: Metrics,
+        renderer: Renderer,
+        limiter: SubscribeLimiter,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.tokens = tokens
+        self.publisher = publisher
+        self.metrics = metrics
+        self.renderer = renderer
+        self.limiter = limiter
+        self.clock = clock
+        self.base = settings.public_base
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def page(self, template: str, code: int = 200, **ctx: Any) -> HTMLResponse:
+        html = self.renderer.text(f"web/{template}", home_url=f"{self.base}/", **ctx)
+        return HTMLResponse(html, status_code=code)
+
+    def link(self, purpose: Purpose, subscriber_id: int) -> str:
+        return self.tokens.link(self.base, purpose, subscriber_id)
+
+    async def subscriber(self, purpose: Purpose, request: Request) -> Subscriber:
+        """The email subscriber a token in the path names, or a Refusal (400/404/410)."""
+        token = str(request.path_params["token"])
+        try:
+            subscriber_id = self.tokens.read(purpose, token)
+        except TokenError as exc:
+            if isinstance(exc.__cause__, SignatureExpired):
+                raise Refusal(410, "expired_link") from exc
+            raise Refusal(400, "invalid_link") from exc
+        found = await self.store.subscribers.get_by_id(subscriber_id)
+        if found is None or found.channel is not Channel.EMAIL:
+            raise Refusal(404, "unknown_subscriber")
+        return found
+
+    async def form(self, request: Request) -> FormData:
+        form = await request.form(max_files=0, max_fields=20, max_part_size=_MAX_FIELD_BYTES)
+        for value in form.values():
+            if not isinstance(value, str) or breaks_headers(value):
+                raise Refusal(400, "bad_input")
+        return form
+
+    def client_ip(self, request: Request) -> str:
+        """The limiter's key: the client's IPv4 address, or its IPv6 /64 (one household)."""
+        host = request.client.host if request.client else "unknown"
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return host
+        if ip.version == 6:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    # --- routes --------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        return self.page("subscribe.html", email="", breaking=True, daily=True, error=None)
+
+    async def subscribe(self, request: Request) -> Response:
+        now = self.clock()
+        if not self.limiter.allow_ip(self.client_ip(request), now):
+            self.metrics.web_subscribe.labels("limited").inc()
+            raise Refusal(429, "too_many")
+        form = await self.form(request)
+        raw = str(form.get("email", ""))
+        breaking, daily = "breaking" in form, "daily" in form
+        address = normalize_email(raw)
+        error = None
+        if address is None:
+            error = "invalid_email"
+        elif not (breaking or daily):
+            error = "choose_one"
+        if address is None or error is not None:
+            self.metrics.web_subscribe.labels("invalid").inc()
+            return self.page(
+                "subscribe.html", 400, email=raw, breaking=breaking, daily=daily, error=error
+            )
+        if self.limiter.allow_address(address, now):
+            # New, pending or known: the same work and the same answer, so the page tells
+            # nobody whether an address is on the list. Known subscribers keep their settings.
+            subscriber = await self.store.subscribers.request_email(
+                address, breaking=breaking, daily=daily
+            )
+            await self.publisher.send_confirmation(
+                subscriber, self.link(Purpose.CONFIRM, subscriber.id)
+            )
+            self.metrics.web_subscribe.labels("accepted").inc()
+        else:
+            # Spare the mailbox a flood of confirmations; the asker still learns nothing.
+            self.metrics.web_subscribe.labels("address_limited").inc()
+        return self.page("check_inbox.html", email=address)
+
+    async def confirm(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.CONFIRM, request)
+        if request.method == "GET":
+            # Mail gateways fetch links to scan them; only the button's POST confirms.
+            return self.page("confirm.html", subscriber=subscriber)
+        confirmed = await self.store.subscribers.confirm(subscriber.id)
+        if confirmed is None or confirmed.status is not Status.ACTIVE:
+            # The address left or bounced after this link was sent; it must ask afresh.
+            raise Refusal(410, "stale_confirm")
+        log.info("web: subscriber %d confirmed", subscriber.id)
+        return self.page(
+            "confirmed.html",
+            subscriber=confirmed,
+            preferences_url=self.link(Purpose.PREFERENCES, subscriber.id),
+            unsubscribe_url=self.link(Purpose.UNSUBSCRIBE, subscriber.id),
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.PREFERENCES, request)
+        saved = False
+        if request.method == "POST":
+            form = await self.form(request)
+            await self.store.subscribers.set_prefs(
+                subscriber.id,
+                breaking="breaking" in form,
+                daily="daily" in form,
+                every_post="every_post" in form,
+            )
+            saved = True
+            subscriber = await self.subscriber(Purpose.PREFERENCES, request)
+        return self.page(
+            "preferences.html",
+            subscriber=subscriber,
+            saved=saved,
+            active=subscriber.status is Status.ACTIVE,
+            unsubscribe_url=self.link(Purpose.UNSUBSCRIBE, subscriber.id),
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.UNSUBSCRIBE, request)
+        if request.method == "GET":
+            return self.page("unsubscribe.html", subscriber=subscriber)
+        # RFC 8058 one-click: the body (`List-Unsubscribe=One-Click`) needs no reading, no
+        # cookie or second step is asked, and the answer is the page itself, not a redirect.
+        if subscriber.status in (Status.ACTIVE, Status.PENDING):
+            await self.store.subscribers.set_status(subscriber.id, Status.UNSUBSCRIBED)
+            log.info("web: subscriber %d unsubscribed", subscriber.id)
+        return self.page(
+            "unsubscribed.html",
+            subscriber=subscriber,
+            preferences_url=self.link(Purpose.PREFERENCES, subscriber.id),
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def metrics_text(self, request: Request) -> Response:
+        self.metrics.set_subscribers(await self.store.subscribers.counts())
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    # --- errors --------------------------------------------------------------------------
+
+    async def refused(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, Refusal):
+            status, reason = exc.status, exc.reason
+        elif isinstance(exc, HTTPException):
+            status, reason = exc.status_code, "http"
+        else:
+            status, reason = 400, "bad_input"
+        template = f"{status}.html" if status in (400, 404, 410, 429) else "error.html"
+        response = self.page(template, status, status=status, reason=reason)
+        if status == 429:
+            response.headers["retry-after"] = str(int(self.limiter.limits.per_ip_window_s))
+        return response
+
+    async def crashed(self, request: Request, exc: Exception) -> Response:
+        # The route's pattern, not the path: paths carry tokens, which must stay out of logs.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("web: %s %s failed", request.method, route, exc_info=exc)
+        try:
+            return self.page("error.html", 500, status=500, reason="server")
+        except Exception:  # the templates themselves may be what broke
+            return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+def create_app(
+    *,
+    settings: Settings,
+    site: Site,
+    store: Store,
+    tokens: Tokens,
+    publisher: ConfirmationSender,
+    metrics: Metrics,
+    renderer: Renderer | None = None,
+    limiter: SubscribeLimiter | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The Starlette app of the SPEC's routes; pass the app's one Renderer when there is one."""
+    pages = _Pages(
+        settings=settings,
+        store=store,
+        tokens=tokens,
+        publisher=publisher,
+        metrics=metrics,
+        renderer=renderer or Renderer(site, settings),
+        limiter=limiter or SubscribeLimiter(),
+        clock=clock,
+    )
+    both = ["GET", "POST"]
+    routes = [
+        Route("/", pages.home, methods=["GET"]),
+        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", pages.confirm, methods=both),
+        Route("/preferences/{token}", pages.preferences, methods=both),
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=both),
+        Route("/healthz", pages.healthz, methods=["GET"]),
+        Route("/metrics", pages.metrics_text, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            Refusal: pages.refused,
+            HTTPException: pages.refused,
+            UnicodeDecodeError: pages.refused,
+            500: pages.crashed,
+        },
+    )

@@ -1,0 +1,101 @@
+"""The Telegram pacer: global rate with a margin, one message per second per chat, 429s."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from bot.delivery.pacing import Pacer, is_paid
+
+
+def run(pacer: Pacer, chats: list[str], start: float = 100.0) -> list[float]:
+    """Grant every chat its slot in order, as a delivery loop would, and return the times."""
+    times: list[float] = []
+    now = start
+    for chat in chats:
+        slot = pacer.reserve(chat, now)
+        while not slot.granted:
+            now = slot.at
+            slot = pacer.reserve(chat, now)
+        times.append(slot.at)
+    return times
+
+
+def max_in_window(times: list[float], window_s: float = 1.0) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window_s:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.mark.parametrize(("rate", "sustained_min"), [(25, 23.5), (30, 28.0), (1000, 940.0)])
+def test_global_rate_never_exceeded(rate: float, sustained_min: float) -> None:
+    """Across 3,000 chats no rolling second holds more than the rate, yet it stays near it."""
+    times = run(Pacer(rate), [f"c{i}" for i in range(3000)])
+    assert max_in_window(times) <= rate - 1 if rate <= 30 else max_in_window(times) <= rate
+    assert (len(times) - 1) / (times[-1] - times[0]) >= sustained_min
+
+
+def test_one_message_per_second_per_chat() -> None:
+    """Five messages to one chat are at least a second apart while other chats go between."""
+    pacer = Pacer(100)
+    chats = ["a", "b", "a", "c", "a", "d", "a", "a"]
+    times = run(pacer, chats)
+    a_times = [t for c, t in zip(chats, times, strict=True) if c == "a"]
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(a_times))
+    assert times[1] - times[0] < 0.1  # "b" did not wait for "a"
+
+
+def test_busy_chat_is_not_granted() -> None:
+    """A second send to a chat within a second is told when to come back, without a slot."""
+    pacer = Pacer(25)
+    first = pacer.reserve("a", 10.0)
+    again = pacer.reserve("a", 10.01)
+    assert first.granted and not again.granted
+    assert again.at == pytest.approx(11.05)
+    assert pacer.reserve("b", 10.01).at == pytest.approx(10.0 + pacer.interval_s)
+
+
+def test_429_for_a_fresh_chat_pauses_everything() -> None:
+    """A 429 on a chat we had not written to means the global budget is spent: all wait."""
+    pacer = Pacer(25)
+    slot = pacer.reserve("a", 10.0)
+    assert pacer.throttled("a", 5.0, 10.2, sent_at=slot.at)
+    b = pacer.reserve("b", 10.3)
+    assert not b.granted and b.at == pytest.approx(15.2)
+    assert pacer.reserve("b", 15.2).granted
+
+
+def test_429_for_a_chat_we_just_wrote_pauses_that_chat() -> None:
+    """A 429 on a chat written to moments before pauses only that chat for retry_after."""
+    pacer = Pacer(25)
+    pacer.reserve("g", 10.0)
+    slot = pacer.reserve("g", 11.1)
+    assert not pacer.throttled("g", 30.0, 11.2, sent_at=slot.at)
+    assert pacer.reserve("other", 11.3).granted
+    late = pacer.reserve("g", 12.5)
+    assert not late.granted and late.at == pytest.approx(41.2)
+
+
+@pytest.mark.parametrize(("rate", "paid"), [(25, False), (30, False), (30.5, True), (1000, True)])
+def test_paid_above_thirty(rate: float, paid: bool) -> None:
+    """Rates above 30 msg/s need allow_paid_broadcast."""
+    assert is_paid(rate) is paid
+    assert Pacer(rate).paid is paid
+
+
+def test_late_starts_never_bunch_above_the_rate() -> None:
+    """Sends that start late and together are held so no rolling second exceeds the rate."""
+    pacer = Pacer(30)
+    starts: list[float] = []
+    now = 10.0
+    for n in range(100):
+        now = max(now, 10.0 + (n // 10) * 0.3)  # ten at a time, as after an event-loop stall
+        while (wait := pacer.admit(now)) > 0:
+            now += wait
+        starts.append(now)
+    assert max_in_window(starts) <= pacer.window_max == 28

@@ -1,0 +1,330 @@
+"""The watcher, with real files written into a temp site while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.models import Post
+from bot.settings import Settings, load_site
+from bot.sources.watcher import Watcher
+from bot.store import open_store
+from bot.store.posts import PostLog
+
+CONFIG = 'title: Test News\nurl: "https://news.test"\ntimezone: UTC\n'
+
+
+def post_text(title: str, date: str = "2026-11-20 10:00:00 +0000", extra: str = "") -> str:
+    return f'---\ntitle: "{title}"\ndate: {date}\n{extra}---\n\nBody of {title}.\n'
+
+
+@dataclass
+class Running:
+    site: Path
+    announced: list[Post] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def posts(self) -> Path:
+        return self.site / "_posts"
+
+    def write(self, name: str, text: str | bytes) -> Path:
+        path = self.posts / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    async def next_post(self, timeout_s: float = 5.0) -> Post:
+        await asyncio.wait_for(self.arrived.wait(), timeout_s)
+        self.arrived.clear()
+        return self.announced[-1]
+
+    async def quiet(self, seconds: float = 0.8) -> None:
+        """Let the watcher see whatever happened, and assert nothing was announced."""
+        before = len(self.announced)
+        await asyncio.sleep(seconds)
+        assert self.announced[before:] == []
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "_posts").mkdir(parents=True)
+    (root / "_config.yml").write_text(CONFIG)
+    return root
+
+
+@asynccontextmanager
+async def watching(
+    site: Path, db: Path, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[Running]:
+    running = Running(site)
+
+    async def on_post(post: Post, post_id: int) -> None:
+        running.announced.append(post)
+        running.arrived.set()
+
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    async with open_store(db) as store:
+        kwargs = {"clock": clock} if clock else {}
+        watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, on_post, **kwargs)
+        task = asyncio.create_task(watcher.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.sleep(0.2)  # let the file watch settle in
+        try:
+            yield running
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
+async def test_first_start_is_a_silent_baseline(site: Path, tmp_path: Path) -> None:
+    """Posts already on the site at the very first start are recorded, not announced."""
+    (site / "_posts" / "2026-11-20-old-news.md").write_text(post_text("Old news"))
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        await w.quiet(0.3)
+        w.write("2026-11-21-fresh.md", post_text("Fresh news", "2026-11-21 09:00:00 +0000"))
+        post = await w.next_post()
+        assert post.title == "Fresh news"
+        assert post.url.startswith("https://news.test/")
+    assert [p.title for p in w.announced] == ["Fresh news"]
+
+
+async def test_new_post_announced_once_despite_edits_and_rename(site: Path, tmp_path: Path) -> None:
+    """A new post is announced once; editing and renaming its file never announce it again."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write("2026-11-21-flood.md", post_text("Flood warning"))
+        assert (await w.next_post()).title == "Flood warning"
+        path.write_text(post_text("Flood warning") + "\nUpdate: water is receding.\n")
+        await w.quiet()
+        path.rename(w.posts / "2026-11-21-flood-warning.md")
+        await w.quiet()
+    assert len(w.announced) == 1
+
+
+async def test_restart_announces_only_what_arrived_while_stopped(
+    site: Path, tmp_path: Path
+) -> None:
+    """After a restart known posts stay silent, and a post added while stopped goes out."""
+    db = tmp_path / "db.sqlite"
+    async with watching(site, db) as w:
+        w.write("2026-11-21-one.md", post_text("One"))
+        await w.next_post()
+    (site / "_posts" / "2026-11-22-two.md").write_text(post_text("Two", "2026-11-22 08:00:00Z"))
+    async with watching(site, db) as w2:
+        await asyncio.sleep(0.3)
+    assert [p.title for p in w2.announced] == ["Two"]
+
+
+async def test_delete_and_readd_does_not_reannounce(site: Path, tmp_path: Path) -> None:
+    """A post deleted and put back (a revert, a git checkout) is not announced twice."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write("2026-11-21-back.md", post_text("Back again"))
+        await w.next_post()
+        text = path.read_text()
+        path.unlink()
+        await asyncio.sleep(0.3)
+        w.write("2026-11-21-back.md", text)
+        await w.quiet()
+    assert len(w.announced) == 1
+
+
+async def test_draft_waits_until_published(site: Path, tmp_path: Path) -> None:
+    """`published: false` is not announced; removing it announces the post."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write("2026-11-21-draft.md", post_text("Draft", extra="published: false\n"))
+        await w.quiet()
+        path.write_text(post_text("Draft"))
+        assert (await w.next_post()).title == "Draft"
+
+
+async def test_future_post_is_held_until_its_time(site: Path, tmp_path: Path) -> None:
+    """A post dated in the future is announced when its time comes, not before."""
+    at = datetime.now(UTC) + timedelta(seconds=1.5)
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        w.write(
+            "2026-11-21-later.md", post_text("Later", at.strftime("%Y-%m-%d %H:%M:%S.%f +0000"))
+        )
+        await w.quiet(0.8)
+        post = await w.next_post(timeout_s=4)
+        assert post.title == "Later"
+        assert datetime.now(UTC) >= at
+
+
+async def test_subfolders_and_bom_crlf(site: Path, tmp_path: Path) -> None:
+    """Posts in subfolders, with a UTF-8 BOM and Windows line endings, are read."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        text = "\ufeff" + post_text("Windows post").replace("\n", "\r\n")
+        w.write("world/2026-11-21-windows.md", text.encode("utf-8"))
+        post = await w.next_post()
+        assert post.title == "Windows post"
+        assert post.path == "world/2026-11-21-windows.md"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("2026-11-21-bad-yaml.md", b'---\ntitle: "unclosed\ndate: [\n---\nbody\n', "YAML"),
+        ("2026-11-21-binary.md", bytes(range(256)) * 4, "binary"),
+        ("2026-11-21-empty.md", b"", "empty"),
+        ("2026-11-21-latin.md", post_text("Caf\u00e9 cr\u00e8me").encode("latin-1"), "UTF-8"),
+    ],
+)
+async def test_broken_file_logged_once_and_retried_when_fixed(
+    site: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    content: bytes,
+    reason: str,
+) -> None:
+    """A broken file gets one log line naming it and why; once fixed, it is announced."""
+    caplog.set_level(logging.WARNING, logger="bot.sources.watcher")
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write(name, content)
+        await w.quiet(1.8)  # past the settle time for files that might be half-written
+        lines = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+        assert len(lines) == 1, lines
+        assert reason.lower() in lines[0].lower()
+        path.write_text(post_text("Fixed"), encoding="utf-8")
+        assert (await w.next_post()).title == "Fixed"
+
+
+async def test_half_written_file_is_announced_once_complete(
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file caught mid-write is neither announced broken nor twice, only once complete."""
+    caplog.set_level(logging.WARNING, logger="bot.sources.watcher")
+    full = post_text("Slow writer", extra='author: "Someone"\n')
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write("2026-11-21-slow.md", full[:30])
+        await asyncio.sleep(0.4)
+        path.write_text(full)
+        post = await w.next_post()
+        assert post.title == "Slow writer"
+        await w.quiet()
+    assert not [r for r in caplog.records if "slow" in r.getMessage()]
+    assert len(w.announced) == 1
+
+
+async def test_bad_file_never_stops_the_watcher(site: Path, tmp_path: Path) -> None:
+    """After a broken post, the next good post is still announced."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        w.write("2026-11-21-junk.md", b"\x00\x01\x02 not a post")
+        w.write("not-a-post-name.md", post_text("Ignored: no date in the name"))
+        await asyncio.sleep(0.2)
+        w.write("2026-11-21-good.md", post_text("Good"))
+        assert (await w.next_post()).title == "Good"
+        await w.quiet()
+    assert [p.title for p in w.announced] == ["Good"]
+
+
+async def test_post_not_queued_before_a_stop_goes_out_at_restart(
+    site: Path, tmp_path: Path
+) -> None:
+    """If queuing a new post fails (or the process dies first), the next start queues it."""
+    db = tmp_path / "db.sqlite"
+    failures: list[str] = []
+
+    async def broken_queue(post: Post, post_id: int) -> None:
+        failures.append(post.title)
+        raise RuntimeError("database is locked")
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with open_store(db) as store:
+        watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, broken_queue)
+        task = asyncio.create_task(watcher.run(stop, ready))
+        await ready.wait()
+        await asyncio.sleep(0.2)
+        (site / "_posts" / "2026-11-21-urgent.md").write_text(post_text("Urgent"))
+        for _ in range(50):
+            if failures:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+    assert failures == ["Urgent"]
+    async with watching(site, db) as w:
+        await asyncio.sleep(0.2)
+    assert [p.title for p in w.announced] == ["Urgent"]
+
+
+async def test_post_recorded_later_when_the_database_was_locked(
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A post arriving while another process holds the write lock is announced once it frees."""
+    db = tmp_path / "db.sqlite"
+    announced: list[str] = []
+    arrived = asyncio.Event()
+
+    async def on_post(post: Post, post_id: int) -> None:
+        announced.append(post.title)
+        arrived.set()
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with open_store(db) as store:
+        await store.conn.execute("PRAGMA busy_timeout=0")  # fail at once instead of in 5 s
+        watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, on_post, retry_s=0.3)
+        task = asyncio.create_task(watcher.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.sleep(0.2)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            (site / "_posts" / "2026-11-21-locked.md").write_text(post_text("Locked out"))
+            for _ in range(50):
+                if any("recording" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.1)
+            assert announced == []
+        finally:
+            other.rollback()
+            other.close()
+        await asyncio.wait_for(arrived.wait(), 5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert announced == ["Locked out"]
+    assert any("recording 1 new posts failed" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_breaking_config_stops_the_start_not_a_later_post(site: Path, tmp_path: Path) -> None:
+    """A malformed `herald.breaking` in _config.yml is reported when the watcher is built."""
+    (site / "_config.yml").write_text(CONFIG + "herald:\n  breaking: [1, 2]\n")
+
+    async def on_post(post: Post, post_id: int) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ConfigError, match=r"herald\.breaking"):
+        Watcher(load_site(Settings(site_dir=site)), cast(PostLog, None), on_post)
+
+
+async def test_replaced_posts_folder_is_watched_anew(site: Path, tmp_path: Path) -> None:
+    """A deploy that swaps `_posts/` for a new folder: its new post goes out, old ones don't."""
+    (site / "_posts" / "2026-11-20-old.md").write_text(post_text("Old"))
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        staged = tmp_path / "staged"
+        staged.mkdir()
+        (staged / "2026-11-20-old.md").write_text(post_text("Old"))
+        (staged / "2026-11-22-deployed.md").write_text(post_text("Deployed", "2026-11-22 07:00Z"))
+        w.posts.rename(tmp_path / "previous")
+        await asyncio.sleep(0.5)
+        staged.rename(w.posts)
+        post = await w.next_post(timeout_s=8)
+        assert post.title == "Deployed"
+        w.write("2026-11-23-after.md", post_text("After", "2026-11-23 07:00Z"))
+        assert (await w.next_post()).title == "After"
+    assert [p.title for p in w.announced] == ["Deployed", "After"]
