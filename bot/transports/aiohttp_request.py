@@ -11,14 +11,15 @@ import logging
 from typing import Any
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
+# PTB marks "timeout not passed, use the default" with this sentinel's class (public API:
+# `BaseRequest.DEFAULT_NONE`; the class itself lives in a private module).
+_DEFAULT = type(BaseRequest.DEFAULT_NONE)
 
 
 class AiohttpRequest(BaseRequest):
@@ -80,10 +81,10 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        read_timeout: object = BaseRequest.DEFAULT_NONE,
+        write_timeout: object = BaseRequest.DEFAULT_NONE,
+        connect_timeout: object = BaseRequest.DEFAULT_NONE,
+        pool_timeout: object = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Make one HTTP request; return status and body, or raise TimedOut/NetworkError."""
         if self._session is None or self._session.closed:
@@ -122,8 +123,13 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{exc.__class__.__name__}: {exc}") from exc
 
 
-def _pick(value: ODVInput[float], default: float | None) -> float | None:
-    return default if isinstance(value, DefaultValue) else value
+def _pick(value: object, default: float | None) -> float | None:
+    """The timeout PTB passed, or `default` when it passed its "not set" sentinel."""
+    if isinstance(value, _DEFAULT):
+        return default
+    if value is None or isinstance(value, int | float):
+        return value
+    raise TypeError(f"a timeout must be seconds or None, not {value!r}")
 
 
 def _form_data(request_data: RequestData, files: dict[str, Any]) -> aiohttp.FormData:
