@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from itsdangerous import SignatureExpired
@@ -155,11 +155,16 @@ class _Pages:
             self.metrics.web_subscribe.labels("address_limited").inc()
         return self.page("check_inbox.html", email=address)
 
+    # Link pages come in pairs (see `_link_route`): the `_page` half only shows, the other
+    # changes state and only POST reaches it. Mail gateways fetch links, with GET or HEAD,
+    # to scan them, and that must never confirm or unsubscribe anyone.
+
+    async def confirm_page(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.CONFIRM, request)
+        return self.page("confirm.html", subscriber=subscriber)
+
     async def confirm(self, request: Request) -> Response:
         subscriber = await self.subscriber(Purpose.CONFIRM, request)
-        if request.method == "GET":
-            # Mail gateways fetch links to scan them; only the button's POST confirms.
-            return self.page("confirm.html", subscriber=subscriber)
         confirmed = await self.store.subscribers.confirm(subscriber.id)
         if confirmed is None or confirmed.status is not Status.ACTIVE:
             # The address left or bounced after this link was sent; it must ask afresh.
@@ -172,19 +177,24 @@ class _Pages:
             unsubscribe_url=self.link(Purpose.UNSUBSCRIBE, subscriber.id),
         )
 
+    async def preferences_page(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.PREFERENCES, request)
+        return self.preferences_shown(subscriber, saved=False)
+
     async def preferences(self, request: Request) -> Response:
         subscriber = await self.subscriber(Purpose.PREFERENCES, request)
-        saved = False
-        if request.method == "POST":
-            form = await self.form(request)
-            await self.store.subscribers.set_prefs(
-                subscriber.id,
-                breaking="breaking" in form,
-                daily="daily" in form,
-                every_post="every_post" in form,
-            )
-            saved = True
-            subscriber = await self.subscriber(Purpose.PREFERENCES, request)
+        form = await self.form(request)
+        await self.store.subscribers.set_prefs(
+            subscriber.id,
+            breaking="breaking" in form,
+            daily="daily" in form,
+            every_post="every_post" in form,
+        )
+        return self.preferences_shown(
+            await self.subscriber(Purpose.PREFERENCES, request), saved=True
+        )
+
+    def preferences_shown(self, subscriber: Subscriber, *, saved: bool) -> HTMLResponse:
         return self.page(
             "preferences.html",
             subscriber=subscriber,
@@ -193,10 +203,12 @@ class _Pages:
             unsubscribe_url=self.link(Purpose.UNSUBSCRIBE, subscriber.id),
         )
 
+    async def unsubscribe_page(self, request: Request) -> Response:
+        subscriber = await self.subscriber(Purpose.UNSUBSCRIBE, request)
+        return self.page("unsubscribe.html", subscriber=subscriber)
+
     async def unsubscribe(self, request: Request) -> Response:
         subscriber = await self.subscriber(Purpose.UNSUBSCRIBE, request)
-        if request.method == "GET":
-            return self.page("unsubscribe.html", subscriber=subscriber)
         # RFC 8058 one-click: the body (`List-Unsubscribe=One-Click`) needs no reading, no
         # cookie or second step is asked, and the answer is the page itself, not a redirect.
         if subscriber.status in (Status.ACTIVE, Status.PENDING):
@@ -240,6 +252,18 @@ class _Pages:
             return PlainTextResponse("Internal Server Error", status_code=500)
 
 
+_Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _link_route(path: str, show: _Endpoint, act: _Endpoint) -> Route:
+    """A link page: POST runs `act`; GET, and the HEAD Starlette answers with it, `show`."""
+
+    async def endpoint(request: Request) -> Response:
+        return await (act if request.method == "POST" else show)(request)
+
+    return Route(path, endpoint, methods=["GET", "POST"])
+
+
 def create_app(
     *,
     settings: Settings,
@@ -263,13 +287,12 @@ def create_app(
         limiter=limiter or SubscribeLimiter(),
         clock=clock,
     )
-    both = ["GET", "POST"]
     routes = [
         Route("/", pages.home, methods=["GET"]),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
-        Route("/confirm/{token}", pages.confirm, methods=both),
-        Route("/preferences/{token}", pages.preferences, methods=both),
-        Route("/unsubscribe/{token}", pages.unsubscribe, methods=both),
+        _link_route("/confirm/{token}", pages.confirm_page, pages.confirm),
+        _link_route("/preferences/{token}", pages.preferences_page, pages.preferences),
+        _link_route("/unsubscribe/{token}", pages.unsubscribe_page, pages.unsubscribe),
         Route("/healthz", pages.healthz, methods=["GET"]),
         Route("/metrics", pages.metrics_text, methods=["GET"]),
     ]

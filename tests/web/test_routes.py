@@ -31,6 +31,7 @@ from tests.support.web import (
     visible_text,
     web_settings,
 )
+from tests.web.serving import served
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -498,3 +499,22 @@ async def test_oversized_form_is_refused(web: Web) -> None:
     assert response.status_code == 400
     assert "not accepted" in response.text
     assert web.publisher.confirmations == []
+
+
+@pytest.mark.parametrize("route", ["confirm", "unsubscribe", "preferences"])
+async def test_head_and_get_never_change_a_subscriber(tmp_path: Path, route: str) -> None:
+    """HEAD and GET on a link page leave the subscriber as it was; only POST acts."""
+    async with served(tmp_path) as web:
+        pending = await web.store.subscribers.request_email(
+            "h@example.com", breaking=True, daily=False
+        )
+        path = f"/{route}/{web.tokens.make(Purpose(route), pending.id)}"
+        async with httpx.AsyncClient(base_url=web.base_url) as client:
+            for method in ("HEAD", "GET", "HEAD"):
+                response = await client.request(method, path)
+                assert response.status_code == 200, method
+                assert await web.store.subscribers.get_by_id(pending.id) == pending, method
+            posted = await client.post(path, data={"daily": "on"})
+        assert posted.status_code == 200
+        after = await web.store.subscribers.get_by_id(pending.id)
+        assert after is not None and after != pending
