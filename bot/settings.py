@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     mail_from: str = "News <news@localhost>"
     public_url: str = "http://127.0.0.1:8080"
     web_listen: str = "127.0.0.1:8080"
+    trusted_proxies: str = ""
     secret_key: SecretStr | None = None
     digest_time: str = "08:00"
     outbox_dir: Path = Path("outbox")
@@ -78,6 +80,18 @@ class Settings(BaseSettings):
             raise ValueError("must be host:port, such as 127.0.0.1:8080")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or network (such as 10.0.0.2 or 10.0.0.0/8)"
+                ) from None
+        return value
+
     @field_validator("admin_ids")
     @classmethod
     def _check_admin_ids(cls, value: str) -> str:
@@ -91,6 +105,12 @@ class Settings(BaseSettings):
     @property
     def admin_user_ids(self) -> frozenset[int]:
         return frozenset(int(p) for p in self.admin_ids.split(",") if p.strip())
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """HERALD_TRUSTED_PROXIES as networks (a bare address is a network of one)."""
+        parts = filter(None, (p.strip() for p in self.trusted_proxies.split(",")))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
 
     @property
     def database_path(self) -> Path:

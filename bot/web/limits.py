@@ -56,7 +56,7 @@ class SlidingWindow:
 class Limits:
     """How many subscribe requests one IP and one address may make, and over what window."""
 
-    per_ip: int = 10
+    per_ip: int = 5
     per_ip_window_s: float = 600.0
     per_address: int = 3
     per_address_window_s: float = 3600.0

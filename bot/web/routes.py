@@ -112,6 +112,9 @@ class _Pages:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return host
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            # An IPv4 client on a dual-stack listener: its own key, not a shared /64.
+            ip = ip.ipv4_mapped
         if ip.version == 6:
             return str(ipaddress.ip_network(f"{ip}/64", strict=False))
         return str(ip)

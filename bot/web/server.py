@@ -46,6 +46,17 @@ def bind(settings: Settings) -> socket.socket:
         ) from exc
 
 
+def forwarded_allow_ips(settings: Settings) -> list[str]:
+    """HERALD_TRUSTED_PROXIES for uvicorn, each IPv4 network also in its IPv6-mapped form."""
+    allowed = []
+    for network in settings.trusted_proxy_networks:
+        allowed.append(str(network))
+        if network.version == 4:
+            # A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+            allowed.append(f"::ffff:{network.network_address}/{96 + network.prefixlen}")
+    return allowed
+
+
 async def serve(
     app: Starlette,
     settings: Settings,
@@ -56,9 +67,14 @@ async def serve(
 ) -> None:
     """Serve `app` on `sock` (else HERALD_WEB_LISTEN) until `stop_event` is set."""
     listener = sock if sock is not None else bind(settings)
+    proxies = forwarded_allow_ips(settings)
     config = uvicorn.Config(
         app,
         log_config=None,
+        # X-Forwarded-For (and -Proto) only from HERALD_TRUSTED_PROXIES; uvicorn's default
+        # would believe anyone on 127.0.0.1, and so let one client pose as many.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         # Paths carry tokens; keep them out of the logs.
         access_log=False,
         lifespan="off",

@@ -32,10 +32,17 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def served(
-    tmp_path: Path, *, serve_options: dict[str, Any] | None = None, **settings_extra: object
+    tmp_path: Path,
+    *,
+    dual_stack: bool = False,
+    serve_options: dict[str, Any] | None = None,
+    **settings_extra: object,
 ) -> AsyncIterator[Served]:
-    """Serve the app (default limiter) on 127.0.0.1:0 until the block ends."""
-    listener = socket.create_server(("127.0.0.1", 0))
+    """Serve the app (default limiter) on 127.0.0.1:0, or [::]:0 for IPv6 and IPv4 alike."""
+    if dual_stack:
+        listener = socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True)
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
     port = int(listener.getsockname()[1])
     base = f"http://127.0.0.1:{port}"
     settings = web_settings(tmp_path, public_url=base, **settings_extra)
