@@ -7,6 +7,7 @@ what a broadcast to thousands of chats needs.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -20,6 +21,10 @@ FORM = "application/x-www-form-urlencoded"
 # PTB marks "timeout not passed, use the default" with this sentinel's class (public API:
 # `BaseRequest.DEFAULT_NONE`; the class itself lives in a private module).
 _DEFAULT = type(BaseRequest.DEFAULT_NONE)
+
+
+class UnreadableAnswer(NetworkError):
+    """The Bot API's answer was not Bot API JSON: cut off on the way, or a proxy's page."""
 
 
 class AiohttpRequest(BaseRequest):
@@ -75,6 +80,25 @@ class AiohttpRequest(BaseRequest):
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """The answer as JSON, or UnreadableAnswer if it is not a Bot API answer at all.
+
+        PTB's own version raises a bare TelegramError (and logs the body at ERROR) that
+        callers cannot tell from Telegram's verdicts; this one is a NetworkError: retry.
+        """
+        text = payload.decode("utf-8", "replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            kind = "cut-off or broken JSON" if text.lstrip()[:1] == "{" else "not JSON"
+            raise UnreadableAnswer(f"not a Bot API answer: {kind} ({len(payload)} bytes)") from None
+        if not isinstance(data, dict) or ("result" not in data and "description" not in data):
+            raise UnreadableAnswer(
+                f"not a Bot API answer: JSON without result ({len(payload)} bytes)"
+            )
+        return data
 
     async def do_request(
         self,

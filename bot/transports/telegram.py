@@ -27,7 +27,7 @@ from bot.errors import (
 )
 from bot.models import TelegramMessage
 from bot.settings import Settings
-from bot.transports.aiohttp_request import AiohttpRequest
+from bot.transports.aiohttp_request import AiohttpRequest, UnreadableAnswer
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ IMAGE_FAULTS = (
 )
 # Answers that mean the chat is gone for good, although Telegram sends them as 400.
 GONE_FAULTS = ("chat not found", "peer_id_invalid", "user not found")
+# What PTB's default request backends raise (a bare TelegramError) for a body that is not JSON.
+PTB_UNREADABLE = "Invalid server response"
 
 
 def make_bot(settings: Settings) -> telegram.Bot:
@@ -112,6 +114,10 @@ def _preview(message: TelegramMessage) -> telegram.LinkPreviewOptions:
 
 def translate(exc: TelegramError, *, photo: bool = False) -> DeliveryError:
     """Herald's error for a PTB error; the order matters, see the comments."""
+    # A body that is not Bot API JSON (cut off on the way, a proxy's page) is no verdict of
+    # Telegram's whatever its HTTP status: not a malformed message, not a blocked chat.
+    if _unreadable(exc):
+        return TransientError("Telegram's answer was not a Bot API answer (cut off or a proxy's)")
     # Decided by the answer's parameters, not its text, so these come first.
     if isinstance(exc, RetryAfter):
         wait = exc.retry_after
@@ -137,3 +143,13 @@ def translate(exc: TelegramError, *, photo: bool = False) -> DeliveryError:
     if isinstance(exc, NetworkError):  # TimedOut, connection errors, 5xx
         return TransientError(f"Telegram unreachable: {exc.message}")
     return PermanentError(f"Telegram: {exc.message}", deactivate=False)
+
+
+def _unreadable(exc: TelegramError) -> bool:
+    # PTB raises the parse error itself for a 2xx, and chains it as the cause otherwise.
+    for error in (exc, exc.__cause__):
+        if isinstance(error, UnreadableAnswer):
+            return True
+        if type(error) is TelegramError and error.message == PTB_UNREADABLE:
+            return True
+    return False

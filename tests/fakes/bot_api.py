@@ -1,7 +1,9 @@
 """A fake Telegram Bot API server on 127.0.0.1 that answers, limits and fails like Telegram.
 
 Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends are recorded
-in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Updates for a
+in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Faults are
+injected per chat (`block`, `migrate`, `fail`, ...) or for every request (`fail_next`,
+`garbage`, `delay`). Updates for a
 polling bot are queued with `push_command` / `push_message` / `push_callback`.
 Run `python -m tests.fakes.bot_api --no-limits` to serve it alone (prints its base URL).
 """
@@ -32,6 +34,11 @@ _RIGHTS = """can_be_edited is_anonymous can_manage_chat can_delete_messages can_
 can_restrict_members can_promote_members can_change_info can_invite_users can_post_stories
 can_edit_stories can_delete_stories"""
 ADMIN_RIGHTS = dict.fromkeys(_RIGHTS.split(), False) | {"can_manage_chat": True}
+# 200 answers that are not Bot API JSON: a reply cut off mid-body, and a proxy's error page.
+GARBAGE = (
+    (b'{"ok":true,"result":{"message_id":1,"from":{"id":123456,"is_b', "application/json"),
+    (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+)
 GIFTS = dict.fromkeys(
     ["unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription"], False
 ) | {"gifts_from_channels": False}
@@ -43,6 +50,24 @@ class ApiError(Exception):
     def __init__(self, code: int, description: str, **parameters: Any) -> None:
         super().__init__(description)
         self.code, self.description, self.parameters = code, description, parameters
+
+
+@dataclass
+class Fault:
+    """A fault that hits the next `times` requests, and every request until `until`."""
+
+    times: int = 0
+    until: float = 0.0  # time.monotonic()
+
+    def arm(self, times: int, for_s: float) -> None:
+        self.times = times
+        self.until = time.monotonic() + for_s if for_s > 0 else 0.0
+
+    def hit(self) -> bool:
+        if self.times > 0:
+            self.times -= 1
+            return True
+        return time.monotonic() < self.until
 
 
 @dataclass
@@ -121,6 +146,8 @@ class FakeBotAPI:
         self.latency_s = 0.0
         self.chat_latency_s: dict[int | str, float] = {}
         self.fail_next_n, self.fail_next_status = 0, 502
+        self.garbled, self.garbage_status = Fault(), 200
+        self._garbage_kinds = itertools.cycle(GARBAGE)
         self.members: dict[tuple[int | str, int], str] = {}
         self._window: deque[float] = deque()
         self._buckets: dict[int | str, tuple[float, float]] = {}  # chat → (tokens, at)
@@ -177,6 +204,12 @@ class FakeBotAPI:
     def fail_next(self, times: int, status: int = 502) -> None:
         """The next `times` requests of any method fail with a 5xx."""
         self.fail_next_n, self.fail_next_status = times, status
+
+    def garbage(self, times: int = 0, *, for_s: float = 0.0, status: int = 200) -> None:
+        """The next `times` requests (and all for `for_s` seconds) get `status` with a body
+        that is not Bot API JSON, cut-off JSON and an HTML page in turn; nothing is executed."""
+        self.garbled.arm(times, for_s)
+        self.garbage_status = status
 
     def bad_photo(
         self, url: str, description: str = "Bad Request: wrong file identifier/HTTP URL specified"
@@ -295,6 +328,11 @@ class FakeBotAPI:
         method = request.match_info["method"]
         params = await self._params(request)
         call = Call(method, params)
+        if self.garbled.hit():
+            junk, content_type = next(self._garbage_kinds)
+            call.status, call.description = self.garbage_status, "garbage"
+            self._log(call)
+            return web.Response(body=junk, status=call.status, content_type=content_type)
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -311,10 +349,13 @@ class FakeBotAPI:
             response = web.json_response(body, status=err.code)
         else:
             response = web.json_response({"ok": True, "result": result})
+        self._log(call)
+        return response
+
+    def _log(self, call: Call) -> None:
         if self.record:
             self.calls.append(call)
             self._notify()
-        return response
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -324,7 +365,8 @@ class FakeBotAPI:
                 params.update(await request.json())
             else:
                 for key, value in (await request.post()).items():
-                    params[key] = value if isinstance(value, str) else f"<upload {value.filename}>"
+                    name = value.filename if isinstance(value, web.FileField) else "?"
+                    params[key] = value if isinstance(value, str) else f"<upload {name}>"
         return params
 
     async def _dispatch(self, method: str, p: dict[str, Any]) -> Any:
@@ -415,9 +457,10 @@ class FakeBotAPI:
     def _new_message(self, chat_id: int | str, body: dict[str, Any]) -> dict[str, Any]:
         key = _chat_key(chat_id)
         counter = self._ids.setdefault(key, itertools.count(1))
-        msg = {"message_id": next(counter), "date": int(time.time()), "chat": self._chat(key)}
+        message_id = next(counter)
+        msg = {"message_id": message_id, "date": int(time.time()), "chat": self._chat(key)}
         msg.update(body)
-        self._messages[(key, msg["message_id"])] = msg
+        self._messages[(key, message_id)] = msg
         return msg
 
     def _record(self, method: str, chat: int | str, msg: dict[str, Any], p: dict[str, Any]) -> None:
@@ -492,7 +535,9 @@ class FakeBotAPI:
         source = self._messages.get((_chat_key(p.get("from_chat_id")), int(p["message_id"])))
         if source is None:
             raise ApiError(400, "Bad Request: message to copy not found")
-        body = {k: source[k] for k in ("text", "entities", "caption", "photo") if k in source}
+        body: dict[str, Any] = {
+            k: source[k] for k in ("text", "entities", "caption", "photo") if k in source
+        }
         msg = await self._send(p, "copyMessage", body)
         return {"message_id": msg["message_id"]}
 

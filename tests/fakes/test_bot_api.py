@@ -145,3 +145,18 @@ async def test_unknown_method_and_copy(bot: telegram.Bot, fake_bot_api: FakeBotA
     assert copied.message_id == 1
     assert fake_bot_api.sent_to(11)[0].text == "bold news"
     assert json.dumps(fake_bot_api.calls[-1].params)
+
+
+async def test_garbage_answers_are_200s_that_are_not_json(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """While garbage is on, requests get 200 with cut-off JSON or HTML and nothing is sent."""
+    fake_bot_api.garbage(2)
+    for _ in range(2):
+        with pytest.raises(telegram.error.TelegramError, match="Invalid server response"):
+            await bot.send_message(3, "x")
+    assert fake_bot_api.sent == []
+    answers = [(c.status, c.description) for c in fake_bot_api.calls if c.method == "sendMessage"]
+    assert answers == [(200, "garbage")] * 2
+    await bot.send_message(3, "x")
+    assert len(fake_bot_api.sent_to(3)) == 1

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import telegram
+from pydantic import SecretStr
 
 from bot.errors import ChatMigratedError, ImageError, PermanentError, TransientError
-from bot.models import TelegramMessage
+from bot.models import Channel, TelegramMessage
 from bot.settings import Settings
 from bot.transports.aiohttp_request import AiohttpRequest
 from bot.transports.telegram import BotTransport, make_bot
 from tests.fakes.bot_api import TOKEN, FakeBotAPI
+from tests.support.delivery import make_post, make_settings, running
 
 NOTICE = TelegramMessage(
     method="sendMessage",
@@ -31,7 +34,7 @@ PHOTO = TelegramMessage(
 
 @pytest.fixture
 async def bot(fake_bot_api: FakeBotAPI) -> AsyncIterator[telegram.Bot]:
-    settings = Settings(telegram_token=TOKEN, telegram_api_url=fake_bot_api.base_url)
+    settings = Settings(telegram_token=SecretStr(TOKEN), telegram_api_url=fake_bot_api.base_url)
     async with make_bot(settings) as bot:
         yield bot
 
@@ -110,7 +113,7 @@ async def test_timeouts_and_dead_servers_are_transient(fake_bot_api: FakeBotAPI)
         (TOKEN, dead_url, "unreachable"),
         ("1:x", fake_bot_api.base_url, "TOKEN"),
     ):
-        bot = make_bot(Settings(telegram_token=token, telegram_api_url=url))
+        bot = make_bot(Settings(telegram_token=SecretStr(token), telegram_api_url=url))
         # only the request: Bot.initialize() would call getMe, which fails here by design
         async with bot.request:
             with pytest.raises(TransientError, match=match):
@@ -134,3 +137,46 @@ def test_make_bot_needs_a_token() -> None:
 
     with pytest.raises(ConfigError, match="HERALD_TELEGRAM_TOKEN"):
         make_bot(Settings(telegram_token=None))
+
+
+async def test_unreadable_answers_are_transient(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """An answer that is not Bot API JSON (cut off, a proxy's page, any status) is transient."""
+    transport = BotTransport(bot)
+    for status in (200, 200, 400, 403, 502):
+        fake_bot_api.garbage(1, status=status)
+        with pytest.raises(TransientError) as unreadable:
+            await transport.send("31", PHOTO)
+        assert "not a Bot API answer" in str(unreadable.value), status
+    async with telegram.Bot(TOKEN, base_url=fake_bot_api.base_url) as httpx_bot:  # PTB's own
+        fake_bot_api.garbage(1)
+        with pytest.raises(TransientError, match="not a Bot API answer"):
+            await BotTransport(httpx_bot).send("31", NOTICE)
+    await transport.send("32", NOTICE)
+    assert [s.chat_id for s in fake_bot_api.sent] == [32]
+
+
+def tg_settings(tmp_path: Path, fake: FakeBotAPI) -> Settings:
+    """Settings for a delivery rig that sends through the fake Bot API (no email rows)."""
+    return make_settings(
+        tmp_path,
+        telegram_token=TOKEN,
+        telegram_api_url=fake.base_url,
+        smtp_url="smtp://127.0.0.1:1",
+    )
+
+
+async def test_alerts_survive_a_spell_of_garbage(tmp_path: Path) -> None:
+    """After many unreadable answers every chat still gets its alert once, as HTML; none fails."""
+    chats = range(1, 11)
+    async with FakeBotAPI() as fake, running(tg_settings(tmp_path, fake)) as rig:
+        for chat in chats:
+            await rig.store.subscribers.upsert(Channel.TELEGRAM, str(chat))
+        fake.garbage(25)  # about two and a half unreadable answers per chat
+        await rig.publisher.announce(make_post(1, breaking=True), post_id=1)
+        totals = await rig.drained()
+    assert totals["sent"] == len(chats) and totals["failed"] == 0, totals
+    assert sorted(int(s.chat_id) for s in fake.sent) == list(chats)
+    assert {s.parse_mode for s in fake.sent} == {"HTML"}
+    assert sum(c.description == "garbage" for c in fake.calls) == 25
