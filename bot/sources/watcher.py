@@ -1,8 +1,9 @@
 """Watches `_posts/` and hands each newly published post on, once.
 
-A full scan at start, then filesystem events (watchfiles, no polling loop). Broken files are
-logged once per version and retried when they change; future-dated posts are held until
-their time; a file still being written is left until it is complete and parses.
+The folder watch (watchfiles, no polling loop) is set up first, then a full scan; from then
+on every change comes as an event. Broken files are logged once per version and retried
+when they change; future-dated posts are held until their time; a file still being written
+is left until it is complete and parses.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,57 @@ RETRY_S = 30.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+Changes = set[tuple[Change, str]]
+
+
+@contextlib.asynccontextmanager
+async def folder_changes(root: Path, stop: asyncio.Event) -> AsyncIterator[AsyncIterator[Changes]]:
+    """Batches of changes under `root`, with the OS watch already in place on entry.
+
+    watchfiles sets its watch up in the generator's first step, before that step first
+    waits; running that step here, not at the first `async for` turn, is what makes
+    "entered" mean "watching": every change from then on comes in a batch. A batch may be
+    empty (a timeout turn), so callers get to look at the folder itself regularly.
+    """
+    closing = asyncio.Event()  # `stop`, or leaving this block (awatch also sets it if cancelled)
+    relay = asyncio.ensure_future(stop.wait())
+    relay.add_done_callback(lambda _: closing.set())
+    batches = awatch(
+        root,
+        stop_event=closing,
+        step=30,
+        debounce=400,
+        rust_timeout=int(REWATCH_S * 1000),
+        yield_on_timeout=True,
+    )
+    first = asyncio.ensure_future(anext(batches))
+    await asyncio.sleep(0)  # one loop turn: that first step runs up to its wait
+    try:
+        if first.done() and (error := first.exception()) is not None:
+            raise error  # the watch could not be set up, e.g. FileNotFoundError
+
+        async def turns() -> AsyncGenerator[Changes]:
+            try:
+                yield await first
+            except StopAsyncIteration:  # stopped before the first turn
+                return
+            async for changes in batches:
+                yield changes
+
+        following = turns()
+        try:
+            yield following
+        finally:
+            await following.aclose()
+    finally:
+        closing.set()
+        relay.cancel()
+        if not first.done():
+            with contextlib.suppress(Exception):  # leaving anyway; StopAsyncIteration at best
+                await first
+        await batches.aclose()
 
 
 @dataclass(frozen=True)
@@ -270,47 +322,57 @@ class Watcher:
             await self._announce(post_id, post)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Scan, signal `ready`, then follow events until `stop` is set."""
-        count = await self.scan()
-        log.info("watching %s: %d post files", self.root, count)
-        if ready is not None:
-            ready.set()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._timers(stop))
-            await self._events(stop)
-            self._wake.set()
+        """Watch the folder, scan it, signal `ready`, then follow events until `stop` is set.
 
-    async def _events(self, stop: asyncio.Event) -> None:
-        """Follow events; when the folder itself is replaced (a deploy, a checkout), re-watch."""
+        The watch is in place before the scan lists the folder, so a post written at any
+        moment of the start (or right after `ready`) is seen: by the scan or as an event.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        rescan = False
-        while not await self._watch(stop, rescan=rescan):
+        async with asyncio.TaskGroup() as tg:
+
+            async def started() -> None:
+                count = await self.scan()
+                log.info("watching %s: %d post files", self.root, count)
+                tg.create_task(self._timers(stop))
+                if ready is not None:
+                    ready.set()
+
+            try:
+                await self._events(stop, started)
+            finally:
+                self._wake.set()  # the timers see `stop` now, not at their next wake-up
+
+    async def _events(self, stop: asyncio.Event, started: Callable[[], Awaitable[None]]) -> None:
+        """Follow events; when the folder itself is replaced (a deploy, a checkout), re-watch.
+
+        `started` (the first scan) runs once the first watch is in place; each later watch
+        reads the whole folder instead, so nothing written while it was being set up is missed.
+        """
+        first = True
+        while True:
+            identity = folder_identity(self.root)
+            try:
+                async with folder_changes(self.root, stop) as turns:
+                    if first:
+                        await started()
+                        first = False
+                    else:
+                        await self.handle(await asyncio.to_thread(self._list_files, self.root))
+                    if await self._follow(turns, identity):
+                        return
+            except FileNotFoundError:  # gone again while it was being watched anew
+                if first:
+                    raise
             log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
             while folder_identity(self.root) is None:  # wait for it to come back, never create
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), REWATCH_S)
                 if stop.is_set():
                     return
-            rescan = True
 
-    async def _watch(self, stop: asyncio.Event, *, rescan: bool) -> bool:
-        """Handle events until `stop` (True) or until the watched folder is replaced (False).
-
-        With `rescan`, the whole folder is read once the watch is in place (its first turn),
-        so nothing written while it was being set up is missed.
-        """
-        identity = folder_identity(self.root)
-        async for changes in awatch(
-            self.root,
-            stop_event=stop,
-            step=30,
-            debounce=400,
-            rust_timeout=int(REWATCH_S * 1000),
-            yield_on_timeout=True,
-        ):
-            if rescan:
-                rescan = False
-                await self.handle(await asyncio.to_thread(self._list_files, self.root))
+    async def _follow(self, turns: AsyncIterator[Changes], identity: object) -> bool:
+        """Handle events until `stop` (True) or until the watched folder is replaced (False)."""
+        async for changes in turns:
             for change, name in changes:
                 if change == Change.deleted and self._is_post(Path(name)):
                     self._forget(self.rel(Path(name)))

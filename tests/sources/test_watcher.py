@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -28,15 +29,34 @@ def post_text(title: str, date: str = "2026-11-20 10:00:00 +0000", extra: str = 
     return f'---\ntitle: "{title}"\ndate: {date}\n{extra}---\n\nBody of {title}.\n'
 
 
+MARKER = "Marker "
+
+
+async def until(predicate: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
+    """Poll `predicate` until it is true; AssertionError naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
 @dataclass
 class Running:
     site: Path
     announced: list[Post] = field(default_factory=list)
+    arrived_at: list[datetime] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    markers: int = 0
 
     @property
     def posts(self) -> Path:
         return self.site / "_posts"
+
+    @property
+    def titles(self) -> list[str]:
+        """Titles announced so far, without the markers written by `barrier`."""
+        return [p.title for p in self.announced if not p.title.startswith(MARKER)]
 
     def write(self, name: str, text: str | bytes) -> Path:
         path = self.posts / name
@@ -52,11 +72,28 @@ class Running:
         self.arrived.clear()
         return self.announced[-1]
 
-    async def quiet(self, seconds: float = 0.8) -> None:
-        """Let the watcher see whatever happened, and assert nothing was announced."""
-        before = len(self.announced)
-        await asyncio.sleep(seconds)
-        assert self.announced[before:] == []
+    async def announced_title(self, title: str) -> None:
+        """Wait until a post with `title` has been announced."""
+        await until(lambda: title in [p.title for p in self.announced], f"{title!r} announced")
+
+    async def barrier(self) -> None:
+        """Wait until the watcher has handled every file event from before this call.
+
+        Writes a marker post and waits for it, twice: the second marker's event comes in a
+        later batch than the first's, so once it is announced every earlier batch is done.
+        """
+        for _ in range(2):
+            self.markers += 1
+            title = f"{MARKER}{self.markers}"
+            self.write(f"2026-11-01-marker-{self.markers}.md", post_text(title))
+            await self.announced_title(title)
+        self.arrived.clear()
+
+    async def quiet(self) -> None:
+        """Let the watcher handle whatever happened, and assert nothing was announced."""
+        before = len(self.titles)
+        await self.barrier()
+        assert self.titles[before:] == []
 
 
 @pytest.fixture
@@ -69,22 +106,35 @@ def site(tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def watching(
-    site: Path, db: Path, clock: Callable[[], datetime] | None = None
+    site: Path,
+    db: Path,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    also: Callable[[Post], object] | None = None,
+    settle_s: float | None = None,
 ) -> AsyncIterator[Running]:
+    """A watcher running on `site`; yields once it signalled `ready`.
+
+    `also` runs inside each announcement, as a slow publisher would.
+    """
     running = Running(site)
 
     async def on_post(post: Post, post_id: int) -> None:
         running.announced.append(post)
+        running.arrived_at.append(datetime.now(UTC))
         running.arrived.set()
+        if also is not None:
+            also(post)
 
     stop = asyncio.Event()
     ready = asyncio.Event()
     async with open_store(db) as store:
-        kwargs = {"clock": clock} if clock else {}
+        kwargs: dict[str, Any] = {"clock": clock} if clock else {}
+        if settle_s is not None:
+            kwargs["settle_s"] = settle_s
         watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, on_post, **kwargs)
         task = asyncio.create_task(watcher.run(stop, ready))
         await asyncio.wait_for(ready.wait(), 10)
-        await asyncio.sleep(0.2)  # let the file watch settle in
         try:
             yield running
         finally:
@@ -96,12 +146,12 @@ async def test_first_start_is_a_silent_baseline(site: Path, tmp_path: Path) -> N
     """Posts already on the site at the very first start are recorded, not announced."""
     (site / "_posts" / "2026-11-20-old-news.md").write_text(post_text("Old news"))
     async with watching(site, tmp_path / "db.sqlite") as w:
-        await w.quiet(0.3)
+        await w.quiet()
         w.write("2026-11-21-fresh.md", post_text("Fresh news", "2026-11-21 09:00:00 +0000"))
         post = await w.next_post()
         assert post.title == "Fresh news"
         assert post.url.startswith("https://news.test/")
-    assert [p.title for p in w.announced] == ["Fresh news"]
+    assert w.titles == ["Fresh news"]
 
 
 async def test_new_post_announced_once_despite_edits_and_rename(site: Path, tmp_path: Path) -> None:
@@ -113,7 +163,7 @@ async def test_new_post_announced_once_despite_edits_and_rename(site: Path, tmp_
         await w.quiet()
         path.rename(w.posts / "2026-11-21-flood-warning.md")
         await w.quiet()
-    assert len(w.announced) == 1
+    assert w.titles == ["Flood warning"]
 
 
 async def test_restart_announces_only_what_arrived_while_stopped(
@@ -126,8 +176,28 @@ async def test_restart_announces_only_what_arrived_while_stopped(
         await w.next_post()
     (site / "_posts" / "2026-11-22-two.md").write_text(post_text("Two", "2026-11-22 08:00:00Z"))
     async with watching(site, db) as w2:
-        await asyncio.sleep(0.3)
-    assert [p.title for p in w2.announced] == ["Two"]
+        await w2.quiet()  # the start-up scan announced "Two" before `ready`
+    assert w2.titles == ["Two"]
+
+
+async def test_post_written_during_start_is_announced(site: Path, tmp_path: Path) -> None:
+    """A post that lands while the start-up scan is still announcing is seen, not left for later."""
+    db = tmp_path / "db.sqlite"
+    async with watching(site, db):
+        pass  # the first start: an empty baseline
+    (site / "_posts" / "2026-11-21-while-stopped.md").write_text(post_text("While stopped"))
+
+    def publish_another(post: Post) -> None:
+        # Runs as the scan announces the post added while stopped: after the folder was listed.
+        if post.title == "While stopped":
+            (site / "_posts" / "2026-11-22-meanwhile.md").write_text(post_text("Meanwhile"))
+
+    async with watching(site, db, also=publish_another) as w:
+        assert w.titles == ["While stopped"]
+        await w.announced_title("Meanwhile")
+        w.write("2026-11-23-right-after.md", post_text("Right after ready"))
+        await w.announced_title("Right after ready")
+    assert w.titles == ["While stopped", "Meanwhile", "Right after ready"]
 
 
 async def test_delete_and_readd_does_not_reannounce(site: Path, tmp_path: Path) -> None:
@@ -137,10 +207,10 @@ async def test_delete_and_readd_does_not_reannounce(site: Path, tmp_path: Path) 
         await w.next_post()
         text = path.read_text()
         path.unlink()
-        await asyncio.sleep(0.3)
+        await w.quiet()  # the deletion was seen before the file comes back
         w.write("2026-11-21-back.md", text)
         await w.quiet()
-    assert len(w.announced) == 1
+    assert w.titles == ["Back again"]
 
 
 async def test_draft_waits_until_published(site: Path, tmp_path: Path) -> None:
@@ -159,10 +229,9 @@ async def test_future_post_is_held_until_its_time(site: Path, tmp_path: Path) ->
         w.write(
             "2026-11-21-later.md", post_text("Later", at.strftime("%Y-%m-%d %H:%M:%S.%f +0000"))
         )
-        await w.quiet(0.8)
-        post = await w.next_post(timeout_s=4)
+        post = await w.next_post(timeout_s=10)
         assert post.title == "Later"
-        assert datetime.now(UTC) >= at
+        assert w.arrived_at[-1] >= at  # announced at its time, not when the file appeared
 
 
 async def test_subfolders_and_bom_crlf(site: Path, tmp_path: Path) -> None:
@@ -194,12 +263,17 @@ async def test_broken_file_logged_once_and_retried_when_fixed(
 ) -> None:
     """A broken file gets one log line naming it and why; once fixed, it is announced."""
     caplog.set_level(logging.WARNING, logger="bot.sources.watcher")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if name in r.getMessage()]
+
     async with watching(site, tmp_path / "db.sqlite") as w:
         path = w.write(name, content)
-        await w.quiet(1.8)  # past the settle time for files that might be half-written
-        lines = [r.getMessage() for r in caplog.records if name in r.getMessage()]
-        assert len(lines) == 1, lines
-        assert reason.lower() in lines[0].lower()
+        # Logged once the file has been quiet past the settle time (it might be half-written).
+        await until(lines, f"a log line about {name}")
+        await w.quiet()
+        assert len(lines()) == 1, lines()
+        assert reason.lower() in lines()[0].lower()
         path.write_text(post_text("Fixed"), encoding="utf-8")
         assert (await w.next_post()).title == "Fixed"
 
@@ -210,15 +284,15 @@ async def test_half_written_file_is_announced_once_complete(
     """A file caught mid-write is neither announced broken nor twice, only once complete."""
     caplog.set_level(logging.WARNING, logger="bot.sources.watcher")
     full = post_text("Slow writer", extra='author: "Someone"\n')
-    async with watching(site, tmp_path / "db.sqlite") as w:
+    # A long settle time, so the half-written version is still "maybe mid-write" when completed.
+    async with watching(site, tmp_path / "db.sqlite", settle_s=30) as w:
         path = w.write("2026-11-21-slow.md", full[:30])
-        await asyncio.sleep(0.4)
+        await w.quiet()  # the half-written version has been read
         path.write_text(full)
-        post = await w.next_post()
-        assert post.title == "Slow writer"
+        await w.announced_title("Slow writer")
         await w.quiet()
     assert not [r for r in caplog.records if "slow" in r.getMessage()]
-    assert len(w.announced) == 1
+    assert w.titles == ["Slow writer"]
 
 
 async def test_bad_file_never_stops_the_watcher(site: Path, tmp_path: Path) -> None:
@@ -226,11 +300,11 @@ async def test_bad_file_never_stops_the_watcher(site: Path, tmp_path: Path) -> N
     async with watching(site, tmp_path / "db.sqlite") as w:
         w.write("2026-11-21-junk.md", b"\x00\x01\x02 not a post")
         w.write("not-a-post-name.md", post_text("Ignored: no date in the name"))
-        await asyncio.sleep(0.2)
-        w.write("2026-11-21-good.md", post_text("Good"))
-        assert (await w.next_post()).title == "Good"
         await w.quiet()
-    assert [p.title for p in w.announced] == ["Good"]
+        w.write("2026-11-21-good.md", post_text("Good"))
+        await w.announced_title("Good")
+        await w.quiet()
+    assert w.titles == ["Good"]
 
 
 async def test_post_not_queued_before_a_stop_goes_out_at_restart(
@@ -248,19 +322,15 @@ async def test_post_not_queued_before_a_stop_goes_out_at_restart(
     async with open_store(db) as store:
         watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, broken_queue)
         task = asyncio.create_task(watcher.run(stop, ready))
-        await ready.wait()
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(ready.wait(), 10)
         (site / "_posts" / "2026-11-21-urgent.md").write_text(post_text("Urgent"))
-        for _ in range(50):
-            if failures:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: failures, "the failed attempt to queue the post")
         stop.set()
-        await task
+        await asyncio.wait_for(task, 10)
     assert failures == ["Urgent"]
     async with watching(site, db) as w:
-        await asyncio.sleep(0.2)
-    assert [p.title for p in w.announced] == ["Urgent"]
+        await w.quiet()  # the start-up scan queued the pending post before `ready`
+    assert w.titles == ["Urgent"]
 
 
 async def test_post_recorded_later_when_the_database_was_locked(
@@ -281,15 +351,14 @@ async def test_post_recorded_later_when_the_database_was_locked(
         watcher = Watcher(load_site(Settings(site_dir=site)), store.posts, on_post, retry_s=0.3)
         task = asyncio.create_task(watcher.run(stop, ready))
         await asyncio.wait_for(ready.wait(), 10)
-        await asyncio.sleep(0.2)
         other = sqlite3.connect(db, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
             (site / "_posts" / "2026-11-21-locked.md").write_text(post_text("Locked out"))
-            for _ in range(50):
-                if any("recording" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.1)
+            await until(
+                lambda: any("recording" in r.getMessage() for r in caplog.records),
+                "the failed recording to be logged",
+            )
             assert announced == []
         finally:
             other.rollback()
@@ -312,8 +381,11 @@ def test_bad_breaking_config_stops_the_start_not_a_later_post(site: Path, tmp_pa
         Watcher(load_site(Settings(site_dir=site)), cast(PostLog, None), on_post)
 
 
-async def test_replaced_posts_folder_is_watched_anew(site: Path, tmp_path: Path) -> None:
+async def test_replaced_posts_folder_is_watched_anew(
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A deploy that swaps `_posts/` for a new folder: its new post goes out, old ones don't."""
+    caplog.set_level(logging.WARNING, logger="bot.sources.watcher")
     (site / "_posts" / "2026-11-20-old.md").write_text(post_text("Old"))
     async with watching(site, tmp_path / "db.sqlite") as w:
         staged = tmp_path / "staged"
@@ -321,10 +393,13 @@ async def test_replaced_posts_folder_is_watched_anew(site: Path, tmp_path: Path)
         (staged / "2026-11-20-old.md").write_text(post_text("Old"))
         (staged / "2026-11-22-deployed.md").write_text(post_text("Deployed", "2026-11-22 07:00Z"))
         w.posts.rename(tmp_path / "previous")
-        await asyncio.sleep(0.5)
+        await until(
+            lambda: any("moved or replaced" in r.getMessage() for r in caplog.records),
+            "the watcher to notice the folder is gone",
+        )
         staged.rename(w.posts)
         post = await w.next_post(timeout_s=8)
         assert post.title == "Deployed"
         w.write("2026-11-23-after.md", post_text("After", "2026-11-23 07:00Z"))
         assert (await w.next_post()).title == "After"
-    assert [p.title for p in w.announced] == ["Deployed", "After"]
+    assert w.titles == ["Deployed", "After"]
