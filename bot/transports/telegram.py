@@ -15,6 +15,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 
 from bot.errors import (
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 # Fan-out keeps many sends in flight; each needs its own keep-alive connection.
 SEND_POOL_SIZE = 128
+# Telegram answers a send in well under a second, but under load (or while it fetches a
+# photo URL) it can take tens of seconds. A send that stops waiting is resent later and may
+# then arrive twice, so sends wait long for the answer; a connection that cannot even be
+# opened fails fast, since then nothing reached Telegram.
+SEND_READ_TIMEOUT_S = 60.0
+SEND_WRITE_TIMEOUT_S = 30.0
+SEND_CONNECT_TIMEOUT_S = 5.0
 # Answers Telegram gives when the *image* of a sendPhoto is at fault, not the chat or text.
 IMAGE_FAULTS = (
     "wrong file identifier",
@@ -66,11 +74,17 @@ def make_bot(settings: Settings) -> telegram.Bot:
 
 
 class BotTransport:
-    """Sends TelegramMessages through a Bot; raises only bot.errors."""
+    """Sends TelegramMessages through a Bot; raises only bot.errors.
 
-    def __init__(self, bot: telegram.Bot, *, paid: bool = False) -> None:
+    Sends wait `read_timeout_s` for Telegram's answer, whatever the Bot's own defaults.
+    """
+
+    def __init__(
+        self, bot: telegram.Bot, *, paid: bool = False, read_timeout_s: float = SEND_READ_TIMEOUT_S
+    ) -> None:
         self._bot = bot
         self._paid = paid
+        self._read_timeout_s = read_timeout_s
 
     async def send(self, chat_id: str, message: TelegramMessage) -> None:
         """Make one sendMessage/sendPhoto call with parse_mode=HTML."""
@@ -90,6 +104,9 @@ class BotTransport:
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     allow_paid_broadcast=self._paid or None,
+                    read_timeout=self._read_timeout_s,
+                    write_timeout=SEND_WRITE_TIMEOUT_S,
+                    connect_timeout=SEND_CONNECT_TIMEOUT_S,
                 )
             else:
                 await self._bot.send_message(
@@ -99,9 +116,12 @@ class BotTransport:
                     reply_markup=markup,
                     link_preview_options=_preview(message),
                     allow_paid_broadcast=self._paid or None,
+                    read_timeout=self._read_timeout_s,
+                    write_timeout=SEND_WRITE_TIMEOUT_S,
+                    connect_timeout=SEND_CONNECT_TIMEOUT_S,
                 )
         except TelegramError as exc:
-            raise translate(exc, photo=photo) from exc
+            raise translate(exc, photo=photo, timeout_s=self._read_timeout_s) from exc
 
 
 def _preview(message: TelegramMessage) -> telegram.LinkPreviewOptions:
@@ -112,8 +132,13 @@ def _preview(message: TelegramMessage) -> telegram.LinkPreviewOptions:
     return telegram.LinkPreviewOptions(is_disabled=True)
 
 
-def translate(exc: TelegramError, *, photo: bool = False) -> DeliveryError:
-    """Herald's error for a PTB error; the order matters, see the comments."""
+def translate(
+    exc: TelegramError, *, photo: bool = False, timeout_s: float = SEND_READ_TIMEOUT_S
+) -> DeliveryError:
+    """Herald's error for a PTB error; the order matters, see the comments.
+
+    `timeout_s` is the read timeout of the call that failed.
+    """
     # A body that is not Bot API JSON (cut off on the way, a proxy's page) is no verdict of
     # Telegram's whatever its HTTP status: not a malformed message, not a blocked chat.
     if _unreadable(exc):
@@ -140,7 +165,14 @@ def translate(exc: TelegramError, *, photo: bool = False) -> DeliveryError:
         if photo and any(fault in text for fault in IMAGE_FAULTS):
             return ImageError(f"Telegram could not use the image: {exc.message}")
         return PermanentError(f"Telegram: {exc.message}", deactivate=False)
-    if isinstance(exc, NetworkError):  # TimedOut, connection errors, 5xx
+    if isinstance(exc, TimedOut):
+        # Telegram may still deliver it: an early resend only adds a duplicate, and against a
+        # slow API a loop of them. Wait at least as long again before the next try.
+        return TransientError(
+            f"Telegram did not answer in time ({exc.message}); the message may still arrive",
+            timeout_s,
+        )
+    if isinstance(exc, NetworkError):  # connection errors, 5xx
         return TransientError(f"Telegram unreachable: {exc.message}")
     return PermanentError(f"Telegram: {exc.message}", deactivate=False)
 

@@ -100,13 +100,36 @@ async def test_faults_map_to_herald_errors(bot: telegram.Bot, fake_bot_api: Fake
     assert [s.chat_id for s in fake_bot_api.sent] == [8, 9, 9, 9]
 
 
-async def test_timeouts_and_dead_servers_are_transient(fake_bot_api: FakeBotAPI) -> None:
-    """A slow answer, a refused connection or a rejected token never drop a message for good."""
-    fake_bot_api.delay(1.0, chat_id=11)
-    request = AiohttpRequest(read_timeout=0.2)
-    async with telegram.Bot(TOKEN, base_url=fake_bot_api.base_url, request=request) as bot:
-        with pytest.raises(TransientError, match="unreachable"):
-            await BotTransport(bot).send("11", NOTICE)
+async def test_timed_out_send_backs_off_and_is_not_resent(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A send that outlasts the read timeout is transient with a backoff of at least that
+    timeout (it may still arrive, so no quick resend), and the transport never resends it."""
+    fake_bot_api.delay(2.0, chat_id=11)
+    with pytest.raises(TransientError, match="did not answer") as slow:
+        await BotTransport(bot, read_timeout_s=0.5).send("11", NOTICE)
+    assert slow.value.retry_after_s is not None and slow.value.retry_after_s >= 0.5
+    await fake_bot_api.wait_for(lambda: fake_bot_api.sent_to(11))  # the slow one still lands
+    assert [c.method for c in fake_bot_api.calls if c.params.get("chat_id") == "11"] == [
+        "sendMessage"
+    ]
+
+
+async def test_slow_answers_send_each_alert_once(tmp_path: Path) -> None:
+    """Answers slower than PTB's 5 s default neither time out nor duplicate a breaking alert."""
+    chats = range(1, 6)
+    async with FakeBotAPI() as fake, running(tg_settings(tmp_path, fake)) as rig:
+        for chat in chats:
+            await rig.store.subscribers.upsert(Channel.TELEGRAM, str(chat))
+        fake.delay(6.0)
+        await rig.publisher.announce(make_post(1, breaking=True), post_id=1)
+        totals = await rig.drained(timeout=40.0)
+    assert totals["sent"] == len(chats), totals
+    assert sorted(int(s.chat_id) for s in fake.sent) == list(chats)
+
+
+async def test_dead_servers_and_rejected_tokens_are_transient(fake_bot_api: FakeBotAPI) -> None:
+    """A refused connection or a rejected token never drop a message for good."""
     async with FakeBotAPI() as gone:
         dead_url = gone.base_url
     for token, url, match in (
