@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.outbox.digest import DigestScheduler
 from bot.models import Channel
+from bot.outbox.digest import DigestScheduler
 from bot.store import Store
 from tests.support.delivery import make_post, make_settings, running
 
@@ -24,6 +25,14 @@ async def seen(store: Store, n: int, when: str) -> None:
     post = replace(make_post(n), title=f"Digest item {n}", path=f"p{n}.md", url=f"https://n/{n}")
     [(post_id, _)] = await store.posts.record([post], announced=True, now=at(when))
     await store.posts.mark_announced(post_id)
+
+
+async def digest_queued(store: Store, name: str, timeout_s: float = 10.0) -> None:
+    """Wait until the digest `name` has been queued."""
+    deadline = time.monotonic() + timeout_s
+    while not await store.digests.done(name):
+        assert time.monotonic() < deadline, f"digest {name} was not queued"
+        await asyncio.sleep(0.02)
 
 
 async def test_digest_once_per_day_across_restart(tmp_path: Path) -> None:
@@ -86,7 +95,7 @@ async def test_scheduler_loop_delivers_digest_to_outbox_files(tmp_path: Path) ->
         )
         stop = asyncio.Event()
         task = asyncio.create_task(sched.run(stop))
-        await asyncio.sleep(0.3)
+        await digest_queued(rig.store, "2026-01-15")
         await rig.drained()
         stop.set()
         await asyncio.wait_for(task, 5)
