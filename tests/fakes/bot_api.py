@@ -3,7 +3,7 @@
 Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends are recorded
 in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Faults are
 injected per chat (`block`, `migrate`, `fail`, ...) or for every request (`fail_next`,
-`garbage`, `delay`). Updates for a
+`garbage`, `unauthorized`, `delay`). Updates for a
 polling bot are queued with `push_command` / `push_message` / `push_callback`.
 Run `python -m tests.fakes.bot_api --no-limits` to serve it alone (prints its base URL).
 """
@@ -147,6 +147,7 @@ class FakeBotAPI:
         self.chat_latency_s: dict[int | str, float] = {}
         self.fail_next_n, self.fail_next_status = 0, 502
         self.garbled, self.garbage_status = Fault(), 200
+        self.revoked = Fault()  # 401 for every request, as if the token had been revoked
         self._garbage_kinds = itertools.cycle(GARBAGE)
         self.members: dict[tuple[int | str, int], str] = {}
         self._window: deque[float] = deque()
@@ -210,6 +211,11 @@ class FakeBotAPI:
         that is not Bot API JSON, cut-off JSON and an HTML page in turn; nothing is executed."""
         self.garbled.arm(times, for_s)
         self.garbage_status = status
+
+    def unauthorized(self, times: int = 0, *, for_s: float = 0.0) -> None:
+        """The next `times` requests (and all for `for_s` seconds) get 401 Unauthorized, as
+        when the token is revoked and later restored; getUpdates included."""
+        self.revoked.arm(times, for_s)
 
     def bad_photo(
         self, url: str, description: str = "Bad Request: wrong file identifier/HTTP URL specified"
@@ -334,7 +340,7 @@ class FakeBotAPI:
             self._log(call)
             return web.Response(body=junk, status=call.status, content_type=content_type)
         try:
-            if request.match_info["token"] != self.token:
+            if request.match_info["token"] != self.token or self.revoked.hit():
                 raise ApiError(401, "Unauthorized")
             result = await self._dispatch(method, params)
         except ApiError as err:

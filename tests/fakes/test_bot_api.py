@@ -160,3 +160,19 @@ async def test_garbage_answers_are_200s_that_are_not_json(
     assert answers == [(200, "garbage")] * 2
     await bot.send_message(3, "x")
     assert len(fake_bot_api.sent_to(3)) == 1
+
+
+async def test_unauthorized_spell_answers_401_then_recovers(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """While the token is revoked every method, getUpdates too, gets 401; then all works again."""
+    fake_bot_api.unauthorized(2)
+    with pytest.raises(telegram.error.InvalidToken):
+        await bot.send_message(4, "x")
+    with pytest.raises(telegram.error.InvalidToken):
+        await bot.get_updates(timeout=0)
+    assert [c.status for c in fake_bot_api.calls[-2:]] == [401, 401]
+    fake_bot_api.push_command(4, 4, "/help")
+    [update] = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.text == "/help"
+    assert (await bot.send_message(4, "x")).chat.id == 4
