@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -124,8 +125,25 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def version_text(version: tuple[int, int]) -> str:
-    return f"{version[0]}:{version[1]}"
+def version_text(version: tuple[int, int], key: str | None = None) -> str:
+    """The file version as stored with a recorded post, with its `content_key` when known."""
+    text = f"{version[0]}:{version[1]}"
+    return f"{text}:{key}" if key else text
+
+
+def split_version(text: str) -> tuple[str, str | None]:
+    """(file version, content key) of a stored version text; older texts have no key."""
+    mtime, size, *key = text.split(":", 2)
+    return f"{mtime}:{size}", key[0] if key else None
+
+
+def content_key(post: Post) -> str:
+    """What a rename keeps, whatever the new name makes of the date: the title and the body."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(post.title.encode())
+    digest.update(b"\0")
+    digest.update(post.body.encode())
+    return digest.hexdigest()
 
 
 def read_post(path: Path, rel: str, site: Site) -> Reading:
@@ -171,6 +189,7 @@ class Watcher:
         self._states: dict[str, FileState] = {}
         self._held: dict[str, datetime] = {}  # rel path → when it may be published
         self._recheck: dict[str, float] = {}  # rel path → epoch seconds to look again
+        self._keys: dict[str, str] = {}  # rel path → content key of the post recorded from it
         self._wake = asyncio.Event()
         self._baseline = False
 
@@ -191,6 +210,7 @@ class Watcher:
             await self._announce(post_id, post)
         paths = await asyncio.to_thread(self._list_files, self.root)
         known = await self._posts.file_versions()
+        self._keys = {rel: key for rel, text in known.items() if (key := split_version(text)[1])}
         now = self._clock()
         fresh: list[tuple[int, Post]] = []
         baseline_count = 0
@@ -199,9 +219,7 @@ class Watcher:
             chunk = paths[start : start + SCAN_CHUNK]
             posts = self._absorb(await asyncio.to_thread(self._read_many, chunk, known))
             ready = [post for post in posts if self._classify(post, now)]
-            new = await self._posts.record(
-                ready, announced=not self._baseline, now=now, versions=self._versions(ready)
-            )
+            new = await self._record(ready, announced=not self._baseline, now=now)
             baseline_count += len(new) if self._baseline else 0
             fresh += [] if self._baseline else new
         self._wake.set()
@@ -238,14 +256,50 @@ class Watcher:
             if known and rel in known:
                 with contextlib.suppress(OSError):
                     st = path.stat()
-                    if version_text((st.st_mtime_ns, st.st_size)) == known[rel]:
+                    if version_text((st.st_mtime_ns, st.st_size)) == split_version(known[rel])[0]:
                         readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), unchanged=True))
                         continue
             readings.append(read_post(path, rel, self.site))
         return readings
 
-    def _versions(self, posts: Iterable[Post]) -> dict[str, str]:
-        return {p.path: version_text(self._states[p.path].version) for p in posts}
+    async def _record(
+        self, posts: list[Post], *, announced: bool, now: datetime
+    ) -> list[tuple[int, Post]]:
+        """Record live posts, renames recognised; (id, post) of the new ones."""
+        keys = {p.path: content_key(p) for p in posts}
+        moved = self._moves(keys)
+        fresh = await self._posts.record(
+            posts,
+            announced=announced,
+            now=now,
+            versions={
+                p.path: version_text(self._states[p.path].version, keys[p.path]) for p in posts
+            },
+            moved=moved,
+        )
+        for old in moved.values():
+            self._keys.pop(old, None)
+        self._keys.update(keys)
+        return fresh
+
+    def _moves(self, keys: Mapping[str, str]) -> dict[str, str]:
+        """New path → old path, for posts that are a recorded post's file under a new name.
+
+        Same title and body as the post recorded from a file that is gone: a rename (or a
+        delete and a re-add under another name). Path, URL and day + title miss this when
+        the date comes from the file name and the new name has another date.
+        """
+        wanted: dict[str, list[str]] = {}
+        for path, key in keys.items():
+            if path not in self._keys:
+                wanted.setdefault(key, []).append(path)
+        moved: dict[str, str] = {}
+        if not wanted:
+            return moved
+        for old, key in self._keys.items():
+            if key in wanted and wanted[key] and not os.path.lexists(self.root / old):
+                moved[wanted[key].pop()] = old
+        return moved
 
     def _absorb(self, readings: Iterable[Reading]) -> list[Post]:
         """Update file states from readings (in the event loop); returns the parsed posts."""
@@ -309,9 +363,7 @@ class Watcher:
         ready = [post for post in posts if self._classify(post, now)]
         self._wake.set()  # new held or half-written files may need an earlier timer
         try:
-            fresh = await self._posts.record(
-                ready, announced=True, now=now, versions=self._versions(ready)
-            )
+            fresh = await self._record(ready, announced=True, now=now)
         except Exception:
             log.exception("recording %d new posts failed; reading them again later", len(ready))
             for post in ready:

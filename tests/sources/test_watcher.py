@@ -166,6 +166,31 @@ async def test_new_post_announced_once_despite_edits_and_rename(site: Path, tmp_
     assert w.titles == ["Flood warning"]
 
 
+UNDATED = "---\ntitle: Moving day\n---\n\nWe are moving to a new office.\n"
+
+
+async def test_rename_to_another_date_is_not_announced_again(site: Path, tmp_path: Path) -> None:
+    """A post dated only by its file name keeps its one announcement when renamed to a new date."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        path = w.write("2026-12-01-moving-day.md", UNDATED)
+        await w.announced_title("Moving day")
+        path.rename(w.posts / "2026-11-30-moving-day.md")
+        await w.quiet()
+    assert w.titles == ["Moving day"]
+
+
+async def test_rename_while_stopped_is_not_announced_again(site: Path, tmp_path: Path) -> None:
+    """The same rename made while Herald was stopped is recognised by the next start's scan."""
+    db = tmp_path / "db.sqlite"
+    async with watching(site, db) as w:
+        path = w.write("2026-12-01-moving-day.md", UNDATED)
+        await w.announced_title("Moving day")
+    path.rename(site / "_posts" / "2026-11-30-moving-day.md")
+    async with watching(site, db) as w2:
+        await w2.quiet()
+    assert w2.titles == []
+
+
 async def test_restart_announces_only_what_arrived_while_stopped(
     site: Path, tmp_path: Path
 ) -> None:

@@ -70,6 +70,7 @@ class PostLog:
         announced: bool,
         now: datetime,
         versions: Mapping[str, str] | None = None,
+        moved: Mapping[str, str] | None = None,
     ) -> list[tuple[int, Post]]:
         """Remember posts in one transaction; returns (id, post) of those never seen before.
 
@@ -79,10 +80,13 @@ class PostLog:
         `versions` maps a post's path to its file version, remembered for `file_versions`.
 
         A post is the same post when its path (an edit), its URL or its day and title (a
-        rename) match one seen before; the stored row then follows it to its new name.
+        rename) match one seen before, or else when `moved` maps its path to the path of one
+        (a rename the caller recognised by content); the stored row then follows it to its
+        new name, and a moved post's old file version is forgotten.
         """
+        moved = moved or {}
         async with transaction(self._conn):
-            index = await self._index(posts)
+            index = await self._index(posts, list(moved.values()))
             updates: list[tuple[object, ...]] = []
             inserts: list[Post] = []
             for post in posts:
@@ -91,6 +95,9 @@ class PostLog:
                     i for i in (index[0].get(key[0]), index[1].get(key[1]), index[2].get(key[2]))
                 }
                 ids.discard(None)
+                before = moved.get(post.path)
+                if not ids and before is not None and before in index[0]:
+                    ids = {index[0][before]}
                 if not ids:
                     inserts.append(post)
                     for column, value in zip(index, key, strict=True):
@@ -109,19 +116,25 @@ class PostLog:
                     "ON CONFLICT(path) DO UPDATE SET version = excluded.version",
                     [(p.path, versions[p.path]) for p in posts if p.path in versions],
                 )
+            if moved:
+                await self._conn.executemany(
+                    "DELETE FROM post_files WHERE path = ?", [(old,) for old in moved.values()]
+                )
         return fresh
 
-    async def _index(self, posts: Sequence[Post]) -> tuple[dict[str, int], ...]:
-        """path/url/fingerprint → id for the rows these posts could match.
+    async def _index(
+        self, posts: Sequence[Post], paths: Sequence[str] = ()
+    ) -> tuple[dict[str, int], ...]:
+        """path/url/fingerprint → id for the rows these posts (or these old `paths`) could match.
 
         A big batch (a start-up scan) reads the whole index once; a few posts look up theirs.
         """
         sql = "SELECT id, path, url, fingerprint FROM posts"
         args: list[str] = []
-        if len(posts) <= 50:
-            clauses = " OR ".join([f"({_MATCH})"] * len(posts)) or "0"
-            sql += f" WHERE {clauses}"
-            args = [v for p in posts for v in (p.path, p.url, p.fingerprint)]
+        if len(posts) + len(paths) <= 50:
+            clauses = [f"({_MATCH})"] * len(posts) + ["path = ?"] * len(paths)
+            sql += f" WHERE {' OR '.join(clauses) or '0'}"
+            args = [v for p in posts for v in (p.path, p.url, p.fingerprint)] + list(paths)
         by_path: dict[str, int] = {}
         by_url: dict[str, int] = {}
         by_fingerprint: dict[str, int] = {}
