@@ -113,7 +113,7 @@ async def plan_post(db: Path, naive: bool) -> None:
                 email=renderer.post_email(POST, Kind.BREAKING),
             )
             job_id, _ = await store.outbox.create_job(
-                "post:1", "breaking", plan.encode(rendered), title=POST.title, now=POST.date
+                "post:1", "breaking", rendered.encode(), title=POST.title, now=POST.date
             )
             everyone = [plan.Recipient.of(s) async for s in store.subscribers.recipients()]
             items = plan.plan("post:1", Kind.BREAKING, rendered, everyone)

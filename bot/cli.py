@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from bot.commands import stats as stats_cli
 from bot.commands import subscribers as subscribers_cli
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
@@ -90,7 +91,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import digest
+    from bot.commands.digest import digest
 
     return asyncio.run(digest(settings, dry_run=args.dry_run))
 
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the digest, send nothing")
     p.set_defaults(func=cmd_digest)
     subscribers_cli.add_parser(sub)
-    subscribers_cli.add_stats_parser(sub)
+    stats_cli.add_parser(sub)
     return parser
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import IntFlag, StrEnum
 
 
 class Channel(StrEnum):
@@ -28,6 +29,33 @@ class Kind(StrEnum):
     DIGEST = "digest"
     BROADCAST = "broadcast"
     CONFIRM = "confirm"
+
+    @property
+    def priority(self) -> int:
+        """Lower goes first: a confirmation is one message someone is waiting for; breaking
+        alerts overtake the every-post notices, digests and broadcasts already queued."""
+        return _PRIORITY[self]
+
+
+_PRIORITY = {Kind.CONFIRM: 0, Kind.BREAKING: 1, Kind.POST: 2, Kind.DIGEST: 3, Kind.BROADCAST: 4}
+
+
+class OutboxStatus(StrEnum):
+    """Where one outbox row is, in the order a row moves through them."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Degrade(IntFlag):
+    """Simplifications of a Telegram message that Telegram refused (the row's `plain` column)."""
+
+    NONE = 0
+    NO_PHOTO = 1  # the image could not be fetched: send the caption as a text message
+    PLAIN = 2  # the HTML was rejected: send it once more as plain text
 
 
 @dataclass(frozen=True)
@@ -55,7 +83,7 @@ class Post:
         return f"{self.date.date().isoformat()}|{self.title.strip().casefold()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Subscriber:
     id: int
     channel: Channel
@@ -78,6 +106,11 @@ class TelegramMessage:
     button_url: str | None = None
 
 
+# Filled per recipient into a rendered EmailMessage (its html and text).
+UNSUBSCRIBE_PLACEHOLDER = "{{UNSUBSCRIBE_URL}}"
+PREFERENCES_PLACEHOLDER = "{{PREFERENCES_URL}}"
+
+
 @dataclass(frozen=True)
 class EmailMessage:
     """A rendered email; `{{UNSUBSCRIBE_URL}}`-style placeholders are filled per recipient."""
@@ -94,4 +127,141 @@ class Rendered:
 
     telegram: tuple[TelegramMessage, ...] = ()
     email: EmailMessage | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        """As JSON, stored once per outbox job (not per recipient)."""
+        return json.dumps(
+            {
+                "telegram": [asdict(m) for m in self.telegram],
+                "email": asdict(self.email) if self.email else None,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def decode(cls, payload: str) -> Rendered:
+        data = json.loads(payload)
+        email = data.get("email")
+        return cls(
+            telegram=tuple(TelegramMessage(**m) for m in data.get("telegram") or ()),
+            email=EmailMessage(**email) if email else None,
+        )
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One email ready for SMTP: envelope sender, one recipient, the message's bytes."""
+
+    mail_from: str
+    to: str
+    data: bytes
+
+
+# -- the store's records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedItem:
+    """One outbox row to insert: who gets a job, under which key, how urgently."""
+
+    key: str
+    kind: Kind
+    channel: Channel
+    subscriber_id: int | None
+    address: str
+
+    @property
+    def priority(self) -> int:
+        return self.kind.priority
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedItem:
+    """A claimed outbox row, with the subscriber's current address (it may have migrated)."""
+
+    id: int
+    job_id: int
+    key: str
+    kind: Kind
+    channel: Channel
+    subscriber_id: int | None
+    address: str
+    attempts: int
+    parts_done: int
+    plain: Degrade
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemUpdate:
+    """The outcome of one attempt at an outbox row, written back in a batch."""
+
+    id: int
+    status: OutboxStatus
+    attempts: int
+    parts_done: int
+    plain: Degrade = Degrade.NONE
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    address: str | None = None  # a migrated chat's new id
+    sent_at: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobProgress:
+    """One outbox job and how far its fan-out got."""
+
+    id: int
+    key: str
+    kind: str
+    title: str
+    created_at: str
+    finished_at: str | None
+    counts: dict[OutboxStatus, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedItem:
+    """An outbox row parked as failed, with its job's key and the last error."""
+
+    id: int
+    job_id: int
+    job_key: str
+    channel: str
+    address: str
+    attempts: int
+    last_error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferenceCounts:
+    """Active subscribers of one channel, in total and per preference."""
+
+    active: int = 0
+    breaking: int = 0
+    daily: int = 0
+    every_post: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsReport:
+    """What /stats and `herald stats` show, read once from the store."""
+
+    subscribers: dict[tuple[Channel, Status], int]  # how many per channel and status
+    preferences: dict[Channel, PreferenceCounts]
+    outbox: dict[OutboxStatus, int]  # rows per status over all jobs
+    jobs: list[JobProgress]  # the newest
+    failed: list[FailedItem]  # the newest parked rows
+
+    def left(self, status: Status) -> int:
+        """Subscribers of every channel who are `status` (blocked, bounced, …)."""
+        return sum(n for (_, s), n in self.subscribers.items() if s is status)
+
+    @property
+    def delivery(self) -> dict[str, int]:
+        """Outbox rows per status, plus the subscribers lost to blocks and bounces."""
+        figures = {s.value: n for s, n in self.outbox.items()}
+        return figures | {s.value: self.left(s) for s in (Status.BLOCKED, Status.BOUNCED)}

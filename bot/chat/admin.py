@@ -7,21 +7,17 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import MessageEntityType
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
+from bot.chat.deps import BotDeps
 from bot.errors import DeliveryError
-from bot.models import Channel, Post, Status, Subscriber
-from bot.store.outbox_stats import FailedItem, JobProgress
-from bot.store.subscribers import PreferenceCounts
+from bot.models import Channel, Status
+from bot.store import gather_stats
 from bot.transports.telegram import BotTransport
-
-if TYPE_CHECKING:
-    from bot.chat.handlers import BotDeps
 
 log = logging.getLogger(__name__)
 
@@ -189,25 +185,22 @@ class AdminHandlers:
         if not self.deps.is_admin(update.effective_user):
             await self._refuse(msg, "stats")
             return
-        store = self.deps.store
-        counts = await store.subscribers.counts()
-        prefs = await store.subscribers.preference_counts()
+        report = await gather_stats(self.deps.store, jobs=RECENT_JOBS, failed=RECENT_FAILED)
         channels = [
             {
                 "label": channel.value.capitalize(),
-                "prefs": prefs[channel],
-                **{s.value: counts.get((channel.value, s.value), 0) for s in Status},
+                "prefs": report.preferences[channel],
+                **{s.value: report.subscribers.get((channel, s), 0) for s in Status},
             }
             for channel in Channel
         ]
-        gone = {
-            s: sum(counts.get((c.value, s), 0) for c in Channel) for s in ("blocked", "bounced")
-        }
-        delivery = await store.outbox.totals() | gone
-        jobs = await store.outbox.progress(RECENT_JOBS)
-        failed = await store.outbox.failed(RECENT_FAILED) if delivery["failed"] else []
+        delivery = report.delivery
         text = self.deps.text(
-            "stats.html", channels=channels, delivery=delivery, jobs=jobs, failed=failed
+            "stats.html",
+            channels=channels,
+            delivery=delivery,
+            jobs=report.jobs,
+            failed=report.failed,
         )
         resend = None
         if delivery["failed"]:
@@ -233,70 +226,3 @@ class AdminHandlers:
             self.deps.text("resend_queued.html", count=count), parse_mode="HTML"
         )
         await query.answer(self._answer("resent", count))
-
-
-ANSWER_KINDS = (
-    "saved",
-    "not_subscribed",
-    "group_admin_only",
-    "refusal",
-    "already_sent",
-    "already_cancelled",
-    "sent",
-    "cancelled",
-    "expired",
-    "failed",
-    "resent",
-    "nothing_to_resend",
-)
-
-
-def sample_replies(text: Reply) -> dict[str, str]:
-    """Every bot reply rendered with sample data, by name (for `herald check` and tests)."""
-    sub = Subscriber(1, Channel.TELEGRAM, "1", True, False, True, Status.ACTIVE)
-    post = Post("p.md", "p", "A & <b>", datetime(2000, 1, 1, tzinfo=UTC), "https://x/p", "", "")
-    figures = {s.value: 1 for s in Status}
-    channels = [{"label": "Telegram", "prefs": PreferenceCounts(3, 2, 1, 0), **figures}]
-    counts = {"queued": 1, "sending": 0, "sent": 5, "failed": 1, "cancelled": 0}
-    delivery = counts | {"blocked": 2, "bounced": 1}
-    job = JobProgress(3, "post:3", "breaking", "A & <b>", "2000-01-01T00:00:00", None, counts)
-    failed = FailedItem(9, 3, "post:3", "telegram", "-100", 8, "gave up: <502> & more")
-    out: dict[str, str] = {}
-    for group in (False, True):
-        g = "group" if group else "private"
-        out[f"welcome/{g}"] = text("welcome.html", group=group)
-        out[f"settings/{g}"] = text("settings.html", sub=sub, group=group, digest_time="08:00")
-        out[f"not_subscribed/{g}"] = text("not_subscribed.html", group=group)
-        for was in (False, True):
-            out[f"stop/{g}/{was}"] = text("stop.html", was_subscribed=was, group=group)
-        for admin in (False, True):
-            out[f"help/{g}/{admin}"] = text("help.html", admin=admin, group=group)
-    out["latest/none"] = text("latest.html", posts=[])
-    out["latest/some"] = text("latest.html", posts=[post, post])
-    out["group_admin_only"] = text("group_admin_only.html")
-    out["refusal"] = text("refusal.html", command="stats")
-    out["broadcast_usage"] = text("broadcast_usage.html")
-    out["broadcast_confirm"] = text("broadcast_confirm.html", recipients=2, parts=2)
-    out["broadcast_sent"] = text("broadcast_sent.html", recipients=1)
-    out["broadcast_cancelled"] = text("broadcast_cancelled.html")
-    out["broadcast_invalid"] = text("broadcast_invalid.html", reason="x < y & z")
-    out["stats"] = text(
-        "stats.html", channels=channels, delivery=delivery, jobs=[job, job], failed=[failed]
-    )
-    out["stats/empty"] = text(
-        "stats.html", channels=channels, delivery=dict.fromkeys(delivery, 0), jobs=[], failed=[]
-    )
-    out["resend_queued"] = text("resend_queued.html", count=2)
-    out["error"] = text("error.html")
-    return out
-
-
-def sample_plain(text: Reply) -> dict[str, str]:
-    """Button labels and callback answers (plain text, not HTML) rendered with sample data."""
-    out = {f"answer/{kind}": text("answer.txt", kind=kind, count=2) for kind in ANSWER_KINDS}
-    for name in ("breaking", "daily", "every_post", "send", "cancel", "resend"):
-        for on in (False, True):
-            out[f"button/{name}/{on}"] = text("button.txt", name=name, on=on)
-    for admin in (False, True):
-        out[f"commands/{admin}"] = text("commands.txt", admin=admin)
-    return out

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from telegram import (
     BotCommand,
@@ -32,9 +31,8 @@ from telegram.ext import (
 )
 
 from bot.chat import admin as admin_handlers
-from bot.models import Channel, Status, Subscriber, TelegramMessage
-from bot.settings import Settings
-from bot.store import Store
+from bot.chat.deps import BotDeps
+from bot.models import Channel, Status, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -42,42 +40,6 @@ Context = ContextTypes.DEFAULT_TYPE
 PREFS = ("breaking", "daily", "every_post")
 MANAGERS = frozenset({ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER})
 GONE = frozenset({ChatMemberStatus.BANNED, ChatMemberStatus.LEFT})
-
-
-class BotRenderer(Protocol):
-    """What handlers need from bot.render.renderer.Renderer."""
-
-    def text(self, template: str, **ctx: Any) -> str: ...
-
-    def broadcast_messages(self, html: str) -> tuple[TelegramMessage, ...]: ...
-
-
-class BroadcastPublisher(Protocol):
-    """What handlers need from bot.outbox.publish.Publisher."""
-
-    async def broadcast(self, html: str, *, admin_id: int) -> int: ...
-
-    async def count_broadcast_recipients(self) -> int: ...
-
-    async def retry_failed(self, job_id: int | None = None) -> int: ...
-
-
-@dataclass(frozen=True)
-class BotDeps:
-    """Everything the handlers use, built once by the composition root."""
-
-    store: Store
-    renderer: BotRenderer
-    settings: Settings
-    publisher: BroadcastPublisher
-    latest_count: int = 5
-
-    def text(self, template: str, /, **ctx: Any) -> str:
-        """A reply from templates/telegram/bot/."""
-        return self.renderer.text(f"telegram/bot/{template}", **ctx)
-
-    def is_admin(self, user: User | None) -> bool:
-        return user is not None and user.id in self.settings.admin_user_ids
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any], deps: BotDeps) -> None:
@@ -102,7 +64,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: BotDe
 async def set_commands(bot: Any, deps: BotDeps) -> None:
     """The command menu (setMyCommands): everyone's, plus the admin commands for admins."""
     await bot.set_my_commands(_commands(deps, admin=False), scope=BotCommandScopeDefault())
-    for admin_id in sorted(deps.settings.admin_user_ids):
+    for admin_id in sorted(deps.admin_ids):
         try:
             await bot.set_my_commands(
                 _commands(deps, admin=True), scope=BotCommandScopeChat(admin_id)
@@ -146,7 +108,7 @@ class Handlers:
             "settings.html",
             sub=sub,
             group=_group(chat),
-            digest_time=self.deps.settings.digest_time,
+            digest_time=self.deps.digest_time,
         )
 
     async def may_manage(self, context: Context, chat: Chat, user: User | None, msg: Any) -> bool:

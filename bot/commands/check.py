@@ -138,7 +138,7 @@ def template_problems(renderer: Renderer) -> list[str]:
 
 def bot_reply_problems(renderer: Renderer) -> list[str]:
     """Bot replies that fail to render, or render to HTML the Bot API would refuse."""
-    from bot.chat.admin import sample_plain, sample_replies
+    from bot.commands.samples import sample_plain, sample_replies
 
     def reply(template: str, /, **ctx: object) -> str:
         return renderer.text(f"telegram/bot/{template}", **ctx)

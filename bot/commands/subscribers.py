@@ -26,7 +26,6 @@ from bot.store import open_store
 # Rows per transaction: big enough to be fast, small enough not to hold the write lock
 # for long while `herald run` is using the same database.
 IMPORT_BATCH = 10_000
-_LEFT = ("pending", "unsubscribed", "blocked", "bounced")
 _TABLE = "{:>8}  {:<8}  {:<40}  {:<12}  {:<8}  {:<5}  {:<8}  {}"
 
 
@@ -170,42 +169,6 @@ async def export(settings: Settings, out: TextIO) -> int:
     return 0
 
 
-async def stats(settings: Settings, out: TextIO) -> int:
-    """Subscribers per channel, preference and status; deliveries, recent jobs, failed sends."""
-    async with open_store(settings.database_path) as store:
-        counts = await store.subscribers.counts()
-        prefs = await store.subscribers.preference_counts()
-        delivery = await store.outbox.totals()
-        failed = await store.outbox.failed(5)
-        jobs = await store.outbox.progress(5)
-    out.write("subscribers  active  breaking  daily  every-post  " + "  ".join(_LEFT) + "\n")
-    for channel in Channel:
-        p = prefs[channel]
-        left = "  ".join(f"{counts.get((channel.value, s), 0):>{len(s)}}" for s in _LEFT)
-        out.write(
-            f"{channel.value:<11}  {p.active:>6}  {p.breaking:>8}  {p.daily:>5}"
-            f"  {p.every_post:>10}  {left}\n"
-        )
-    out.write("deliveries   " + "  ".join(f"{k} {v}" for k, v in delivery.items()) + "\n")
-    if jobs:
-        out.write("recent jobs\n")
-    for job in jobs:
-        c = job.counts
-        state = "finished" if job.finished_at else "running"
-        out.write(
-            f"  #{job.id:<5} {job.kind:<9} {state:<8} sent {c['sent']}/{job.total}"
-            f"  waiting {c['queued'] + c['sending']}  failed {c['failed']}"
-            f"  cancelled {c['cancelled']}  {job.created_at[:19]}  {job.title}\n"
-        )
-    out.write(f"failed sends {delivery['failed']}\n")
-    for item in failed:
-        out.write(
-            f"  failed: {item.job_key} → {item.channel}:{item.address}"
-            f" after {item.attempts} attempt(s): {item.last_error}\n"
-        )
-    return 0
-
-
 def open_source(name: str) -> TextIO:
     """The file to import; `-` is standard input."""
     if name == "-":
@@ -264,9 +227,3 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     a.add_argument("--strict", action="store_true", help="exit 1 when any row is bad")
     actions.add_parser("export", help="write active subscribers as CSV to standard output")
     p.set_defaults(func=cmd_subscribers)
-
-
-def add_stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `herald stats`."""
-    p = sub.add_parser("stats", help="subscribers and delivery figures")
-    p.set_defaults(func=lambda args, settings: asyncio.run(stats(settings, sys.stdout)))

@@ -92,10 +92,3 @@ class BulkMail:
             out += [dash, b"\r\n", part.headers, _qp(text), b"\r\n"]
         out += [dash, b"--\r\n"]
         return b"".join(out)
-
-
-def parse(data: bytes) -> MimeMessage:
-    """Bytes back to a message (tests compare the fast path with personalize)."""
-    msg = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(msg, MimeMessage)
-    return msg

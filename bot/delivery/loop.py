@@ -1,8 +1,8 @@
 """The delivery loop: claims outbox rows in batches, sends them, and records every outcome.
 
 One claimer per channel keeps a small local queue filled (most urgent first); workers take
-rows from it and hand them to `bot.delivery.senders` (pacing, the transport call, and the one place
-that classifies failures); a flusher writes the outcomes back in batches. On stop nothing
+rows from it and hand them to the senders (pacing, the transport call; `outcomes.classify`
+decides what each result means); a flusher writes the outcomes back in batches. On stop nothing
 new is claimed, rows not yet started go back to the queue, and sends in flight finish.
 """
 
@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.delivery.outcomes import Outcomes, RetryPolicy, Verdict, classify, release
 from bot.delivery.pacing import Pacer
-from bot.delivery.senders import MailSender, Outcomes, TelegramSender, release
+from bot.delivery.senders import MailSender, TelegramSender
 from bot.metrics import Metrics
-from bot.models import Channel, Kind, Rendered
-from bot.outbox import plan
+from bot.models import Channel, ClaimedItem, ItemUpdate, OutboxStatus, Rendered
 from bot.schedule import backoff
 from bot.store import Store
-from bot.store.outbox import CANCELLED, FAILED, QUEUED, SENT, Item, Update
 from bot.tokens import Tokens
 from bot.transports import MailTransport, TelegramTransport
 
@@ -52,7 +51,7 @@ class _Lane:
 
     channel: Channel
     workers: int
-    queue: asyncio.PriorityQueue[tuple[float, int, Item | None]] = field(
+    queue: asyncio.PriorityQueue[tuple[float, int, ClaimedItem | None]] = field(
         default_factory=asyncio.PriorityQueue
     )
     held: int = 0  # claimed and not yet written back
@@ -84,16 +83,21 @@ class Delivery:
     ) -> None:
         self.store = store
         self.config = config = config or DeliveryConfig()
-        self.outcomes = Outcomes(
-            max_attempts=config.max_attempts, retry_delay=config.retry_delay, metrics=metrics
-        )
+        self.outcomes = Outcomes(metrics=metrics)
+        self.policy = RetryPolicy(max_attempts=config.max_attempts, delay_s=config.retry_delay)
         self.telegram = TelegramSender(
-            store, telegram, pacer, self.outcomes, closing=lambda: self._closing
+            store,
+            telegram,
+            pacer,
+            self.outcomes,
+            policy=self.policy,
+            closing=lambda: self._closing,
         )
         self.mail = MailSender(
             store,
             mail,
             self.outcomes,
+            policy=self.policy,
             tokens=tokens,
             mail_from=mail_from,
             public_url=public_url,
@@ -105,7 +109,7 @@ class Delivery:
         }
         self._wake = asyncio.Event()
         self._closing = False
-        self._outcomes: list[tuple[Item, Update]] = []
+        self._outcomes: list[tuple[ClaimedItem, ItemUpdate]] = []
         self._flush_now = asyncio.Event()
         self._payloads: dict[int, Rendered] = {}
         self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
@@ -119,11 +123,6 @@ class Delivery:
     def notify(self) -> None:
         """Something was queued: claim now instead of at the next poll."""
         self._wake.set()
-
-    @property
-    def in_flight(self) -> int:
-        """Rows claimed and not yet written back: at most this many can go twice in a crash."""
-        return sum(lane.held for lane in self._lanes.values())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then finish the sends in flight and return."""
@@ -181,13 +180,12 @@ class Delivery:
             if free < max(1, lane.workers // 4):
                 continue
             items = await self.store.outbox.claim(
-                free, now=now, lease_s=self.config.lease_s, channel=lane.channel.value
+                free, now=now, lease_s=self.config.lease_s, channel=lane.channel
             )
             lane.held += len(items)
             for item in items:
                 self._active_jobs.setdefault(item.job_id, now)
-                priority = plan.PRIORITY.get(Kind(item.kind), 9)
-                lane.queue.put_nowait((priority, item.id, item))
+                lane.queue.put_nowait((item.kind.priority, item.id, item))
             full = full or len(items) == free
         if now - self._last_progress > self.config.progress_log_s:
             self._last_progress = now
@@ -225,8 +223,7 @@ class Delivery:
                 update = await self._deliver(item)
             except Exception as exc:  # a bug or an unforeseen error: retry, never lose it
                 log.exception("delivery: unexpected error sending %s", item.key)
-                error = f"internal: {exc!r}"
-                update = self.outcomes.retry(item, item.parts_done, item.plain, error)
+                update = self._internal_error(item, exc)
             self._outcomes.append((item, update))
             lane.done += 1
             if lane.done >= max(1, lane.workers // 4):
@@ -236,13 +233,26 @@ class Delivery:
     async def _payload(self, job_id: int) -> Rendered:
         rendered = self._payloads.get(job_id)
         if rendered is None:
-            rendered = plan.decode(await self.store.outbox.payload(job_id))
+            rendered = Rendered.decode(await self.store.outbox.payload(job_id))
             if len(self._payloads) > 64:
                 self._payloads.clear()
             self._payloads[job_id] = rendered
         return rendered
 
-    async def _deliver(self, item: Item) -> Update:
+    def _internal_error(self, item: ClaimedItem, exc: Exception) -> ItemUpdate:
+        verdict: Verdict = classify(
+            exc,
+            channel=item.channel,
+            attempts=item.attempts,
+            flags=item.plain,
+            now=time.time(),
+            policy=self.policy,
+        )
+        return self.outcomes.ended(
+            item, verdict, parts=item.parts_done, flags=item.plain, address=item.address
+        )
+
+    async def _deliver(self, item: ClaimedItem) -> ItemUpdate:
         if self._closing:
             return release(item)
         rendered = await self._payload(item.job_id)
@@ -269,13 +279,15 @@ class Delivery:
             return
         # Written back: only now do these rows stop counting as in flight.
         for item, _ in batch:
-            lane = self._lanes[Channel(item.channel)]
+            lane = self._lanes[item.channel]
             lane.held -= 1
             lane.done -= 1
         for lane in self._lanes.values():
             if lane.held <= lane.capacity - max(1, lane.workers // 4):
                 lane.room.set()
-        done_jobs = self._unfinished | {i.job_id for i, u in batch if u.status != QUEUED}
+        done_jobs = self._unfinished | {
+            i.job_id for i, u in batch if u.status != OutboxStatus.QUEUED
+        }
         try:
             finished = await self.store.outbox.finish_jobs(done_jobs, datetime.now(UTC))
         except Exception:  # only bookkeeping: the flusher must live on, or delivery stalls
@@ -291,9 +303,9 @@ class Delivery:
                 job.id,
                 job.key,
                 took,
-                job.counts[SENT],
-                job.counts[FAILED],
-                job.counts[CANCELLED],
+                job.counts[OutboxStatus.SENT],
+                job.counts[OutboxStatus.FAILED],
+                job.counts[OutboxStatus.CANCELLED],
             )
 
     async def _log_progress(self) -> None:
@@ -306,8 +318,8 @@ class Delivery:
                     "delivery: job %d %s: %d/%d sent, %d queued, %d failed",
                     job.id,
                     job.key,
-                    job.counts[SENT],
+                    job.counts[OutboxStatus.SENT],
                     job.total,
-                    job.counts[QUEUED],
-                    job.counts[FAILED],
+                    job.counts[OutboxStatus.QUEUED],
+                    job.counts[OutboxStatus.FAILED],
                 )

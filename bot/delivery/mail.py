@@ -12,8 +12,12 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from bot.errors import PermanentError
-from bot.models import EmailMessage
-from bot.render.renderer import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
+from bot.models import (
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    EmailMessage,
+    OutgoingMail,
+)
 
 _PLACEHOLDER = re.compile(
     "|".join(re.escape(p) for p in (UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER))
@@ -102,3 +106,10 @@ def personalize(
     mime.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     mime.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
     return mime
+
+
+def outgoing(mime: MimeMessage) -> OutgoingMail:
+    """A complete message as SMTP sends it: envelope from its From, to its To."""
+    sender = mime["From"].addresses[0].addr_spec
+    recipient = mime["To"].addresses[0].addr_spec
+    return OutgoingMail(mail_from=sender, to=recipient, data=mime.as_bytes(policy=SMTP))

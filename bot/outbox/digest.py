@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.outbox.publish import DigestResult
 from bot.schedule import due_digest_day, next_digest_at
 from bot.settings import parse_hhmm
-from bot.store.digests import Digests
+from bot.store import Digests
 
 log = logging.getLogger(__name__)
 

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from bot.models import Channel, EmailMessage, Kind, Rendered, Subscriber, TelegramMessage
-
-# Lower goes first. A confirmation is one message someone is waiting for; breaking alerts
-# overtake the every-post notices, digests and broadcasts already queued.
-PRIORITY: dict[Kind, int] = {
-    Kind.CONFIRM: 0,
-    Kind.BREAKING: 1,
-    Kind.POST: 2,
-    Kind.DIGEST: 3,
-    Kind.BROADCAST: 4,
-}
+from bot.models import Channel, Kind, PlannedItem, Rendered, Subscriber
 
 # In outbox mode (no token / no SMTP URL) this stand-in recipient gets everything, so a new
 # post always shows up under outbox/telegram and outbox/email.
 OUTBOX_ADDRESS = {Channel.TELEGRAM: "outbox", Channel.EMAIL: "outbox@localhost"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Recipient:
     """Someone a job goes to: a subscriber, or a channel/outbox address (no subscriber id)."""
 
@@ -35,19 +22,7 @@ class Recipient:
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Recipient:
-        return cls(subscriber.channel, subscriber.address, subscriber.id)
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One planned outbox row: who gets a job, under which key, how urgently."""
-
-    key: str
-    kind: str
-    channel: str
-    subscriber_id: int | None
-    address: str
-    priority: int
+        return cls(channel=subscriber.channel, address=subscriber.address, subscriber_id=subscriber.id)
 
 
 def wants_post(subscriber: Subscriber, *, breaking: bool) -> bool:
@@ -67,63 +42,15 @@ def item_key(job_key: str, recipient: Recipient) -> str:
 
 def plan(
     job_key: str, kind: Kind, rendered: Rendered, recipients: Iterable[Recipient]
-) -> Iterator[OutboxItem]:
+) -> Iterator[PlannedItem]:
     """One row per recipient whose channel the job has content for."""
     has = {Channel.TELEGRAM: bool(rendered.telegram), Channel.EMAIL: rendered.email is not None}
     for r in recipients:
         if has[r.channel]:
-            yield OutboxItem(
+            yield PlannedItem(
                 key=item_key(job_key, r),
-                kind=kind.value,
-                channel=r.channel.value,
+                kind=kind,
+                channel=r.channel,
                 subscriber_id=r.subscriber_id,
                 address=r.address,
-                priority=PRIORITY[kind],
             )
-
-
-def encode(rendered: Rendered) -> str:
-    """A job's content as JSON, stored once per job (not per recipient)."""
-    return json.dumps(
-        {
-            "telegram": [asdict(m) for m in rendered.telegram],
-            "email": asdict(rendered.email) if rendered.email else None,
-            "extra": rendered.extra,
-        },
-        ensure_ascii=False,
-    )
-
-
-def decode(payload: str) -> Rendered:
-    data = json.loads(payload)
-    email = data.get("email")
-    return Rendered(
-        telegram=tuple(TelegramMessage(**m) for m in data.get("telegram") or ()),
-        email=EmailMessage(**email) if email else None,
-        extra=dict(data.get("extra") or {}),
-    )
-
-
-_TAG = re.compile(r"<[^>]*>")
-
-
-def plain_text(text_html: str) -> str:
-    """Telegram HTML without any markup, escaped again so it is valid with parse_mode=HTML."""
-    return html.escape(html.unescape(_TAG.sub("", text_html)), quote=False)
-
-
-# Simplifications of a Telegram message Telegram refused, as bits of the row's `plain` column.
-NO_PHOTO = 1  # the image could not be fetched: send the caption as a text message
-PLAIN = 2  # the HTML was rejected: send it once more as plain text
-
-
-def degrade(message: TelegramMessage, flags: int) -> TelegramMessage:
-    """The message as sent after the simplifications in `flags`."""
-    if not flags:  # nearly every send: no copy on the fan-out path
-        return message
-    method, photo, text = message.method, message.photo, message.text
-    if flags & NO_PHOTO and method == "sendPhoto":
-        method, photo = "sendMessage", None
-    if flags & PLAIN:
-        text = plain_text(text)
-    return TelegramMessage(method, text, photo, message.button_text, message.button_url)

@@ -74,9 +74,9 @@ class Publisher:
         )
 
     def _virtual(self, *, channel_post: bool) -> list[Recipient]:
-        out = [Recipient(c, plan.OUTBOX_ADDRESS[c]) for c in self.outbox_channels]
+        out = [Recipient(channel=c, address=plan.OUTBOX_ADDRESS[c]) for c in self.outbox_channels]
         if channel_post and self.settings.telegram_channel:
-            out.append(Recipient(Channel.TELEGRAM, self.settings.telegram_channel))
+            out.append(Recipient(channel=Channel.TELEGRAM, address=self.settings.telegram_channel))
         return out
 
     async def _fan_out(
@@ -95,7 +95,7 @@ class Publisher:
         """
         outbox = self.store.outbox
         job_id, created = await outbox.create_job(
-            key, kind.value, plan.encode(rendered), title=title, now=now
+            key, kind.value, rendered.encode(), title=title, now=now
         )
         if not created:
             log.info("publish: job %s exists; adding only missing recipients", key)
@@ -188,7 +188,7 @@ class Publisher:
         key = f"confirm:{subscriber.id}:{now:%Y%m%dT%H%M%S%f}"
         rendered = Rendered(email=email)
         job_id, _ = await self.store.outbox.create_job(
-            key, Kind.CONFIRM.value, plan.encode(rendered), title="confirm", now=now
+            key, Kind.CONFIRM.value, rendered.encode(), title="confirm", now=now
         )
         await self.store.outbox.add_items(
             job_id, plan.plan(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])

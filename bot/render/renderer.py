@@ -12,15 +12,20 @@ import jinja2
 import mjml
 from markupsafe import Markup
 
-from bot.models import EmailMessage, Kind, Post, TelegramMessage
+from bot.models import (
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    EmailMessage,
+    Kind,
+    Post,
+    TelegramMessage,
+)
 from bot.render import email_markup, markup
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, split_html, visible_len
 from bot.settings import Settings, Site
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 # Filled per recipient by bot.delivery.mail.personalize, after the one MJML compile per message.
-UNSUBSCRIBE_PLACEHOLDER = "{{UNSUBSCRIBE_URL}}"
-PREFERENCES_PLACEHOLDER = "{{PREFERENCES_URL}}"
 # Gmail clips HTML above 102 KB; leave room for the per-recipient links filled in later.
 EMAIL_HTML_BUDGET = 100_000
 DIGEST_EMAIL_MAX_POSTS = 60

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage as MimeMessage
 from typing import Protocol
 
-from bot.models import TelegramMessage
+from bot.models import OutgoingMail, TelegramMessage
 
 
 class TelegramTransport(Protocol):
@@ -14,5 +13,5 @@ class TelegramTransport(Protocol):
 
 
 class MailTransport(Protocol):
-    async def send(self, message: MimeMessage) -> None:
+    async def send(self, mail: OutgoingMail) -> None:
         """Hand one complete email to the mail system; raise Transient/PermanentError."""

@@ -6,11 +6,9 @@ import asyncio
 import itertools
 import re
 from datetime import UTC, datetime
-from email.message import EmailMessage as MimeMessage
-from email.policy import SMTP
 from pathlib import Path
 
-from bot.models import TelegramMessage
+from bot.models import OutgoingMail, TelegramMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 _counter = itertools.count(1)
@@ -49,6 +47,6 @@ class FilesMail:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, message: MimeMessage) -> None:
-        path = self.folder / f"{_stamp()}-{_safe(str(message['To'] or 'unknown'))}.eml"
-        await asyncio.to_thread(_write, path, message.as_bytes(policy=SMTP))
+    async def send(self, mail: OutgoingMail) -> None:
+        path = self.folder / f"{_stamp()}-{_safe(mail.to or 'unknown')}.eml"
+        await asyncio.to_thread(_write, path, mail.data)

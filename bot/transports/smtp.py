@@ -10,13 +10,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.message import EmailMessage as MimeMessage
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
 from bot.errors import ConfigError, PermanentError, TransientError
+from bot.models import OutgoingMail
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,11 @@ class SmtpPool:
         self.connections_opened += 1
         return client
 
-    async def send(self, message: MimeMessage) -> None:
+    async def send(self, mail: OutgoingMail) -> None:
         """Send one complete email; TransientError or PermanentError if it was not accepted."""
-        await self._transaction(lambda client: client.send_message(message))
-
-    async def send_raw(self, mail_from: str, to: str, data: bytes) -> None:
-        """Send ready-made message bytes (bulkmail) to one address; errors as for send()."""
-        await self._transaction(lambda client: client.sendmail(mail_from, [to], data))
+        await self._transaction(
+            lambda client: client.sendmail(mail.mail_from, [mail.to], mail.data)
+        )
 
     async def _transaction(self, mail: Callable[[aiosmtplib.SMTP], Awaitable[object]]) -> None:
         client = await self._idle.get()

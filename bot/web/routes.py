@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -245,6 +245,11 @@ class _Pages:
             response.headers["retry-after"] = str(int(self.limiter.limits.per_ip_window_s))
         return response
 
+    async def left(self, request: Request, exc: Exception) -> Response:
+        # The client went away, or was cut off for sending its body too slowly: nobody is
+        # there to read an answer, and nothing to log.
+        return Response(status_code=400)
+
     async def crashed(self, request: Request, exc: Exception) -> Response:
         # The route's pattern, not the path: paths carry tokens, which must stay out of logs.
         route = getattr(request.scope.get("route"), "path", "?")
@@ -306,6 +311,7 @@ def create_app(
             Refusal: pages.refused,
             HTTPException: pages.refused,
             UnicodeDecodeError: pages.refused,
+            ClientDisconnect: pages.left,
             500: pages.crashed,
         },
     )

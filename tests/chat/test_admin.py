@@ -36,7 +36,7 @@ async def env(tmp_path: Path, fake_bot_api: FakeBotAPI) -> AsyncIterator[Env]:
 async def deliver_all(env: Env, timeout_s: float = 10.0) -> dict[str, int]:
     """Run the real delivery loop (two attempts per send) until nothing waits; the totals."""
     config = replace(FAST, max_attempts=2)
-    async with open_delivery(env.store, env.deps.settings, config=config) as delivery:
+    async with open_delivery(env.store, env.settings, config=config) as delivery:
         stop = asyncio.Event()
         task = asyncio.create_task(delivery.run(stop))
         deadline = time.monotonic() + timeout_s

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.chat.admin import sample_plain, sample_replies
 from bot.chat.handlers import set_commands
+from bot.commands.samples import sample_plain, sample_replies
 from bot.models import Channel, Post, Status
 from tests.fakes.bot_api import BOT_USER, FakeBotAPI
 from tests.fakes.tg_html import check

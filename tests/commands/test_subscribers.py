@@ -18,10 +18,9 @@ from bot.commands.subscribers_csv import (
     parse_bool,
     parse_csv,
 )
-from bot.models import Channel, Kind, Rendered, Status, TelegramMessage
+from bot.models import Channel, ItemUpdate, Kind, OutboxStatus, Rendered, Status, TelegramMessage
 from bot.outbox import plan
 from bot.store import open_store
-from bot.store.outbox import Update
 
 HEADER = "channel,address,breaking,daily\n"
 
@@ -206,7 +205,7 @@ async def park_one_failure(db: Path) -> None:
         subs = [await store.subscribers.upsert(Channel.TELEGRAM, chat) for chat in ("5", "6")]
         rendered = Rendered(telegram=(TelegramMessage("sendMessage", "Big news"),))
         job_id, _ = await store.outbox.create_job(
-            "post:1", "breaking", plan.encode(rendered), title="Big news", now=datetime.now(UTC)
+            "post:1", "breaking", rendered.encode(), title="Big news", now=datetime.now(UTC)
         )
         recipients = [plan.Recipient.of(s) for s in subs]
         await store.outbox.add_items(
@@ -216,8 +215,14 @@ async def park_one_failure(db: Path) -> None:
         sent, failed = await store.outbox.claim(10, now=time.time(), lease_s=60)
         await store.outbox.apply(
             [
-                Update(sent.id, "sent", 1, 1),
-                Update(failed.id, "failed", 8, 0, last_error="gave up after 8 attempts: 502"),
+                ItemUpdate(id=sent.id, status=OutboxStatus.SENT, attempts=1, parts_done=1),
+                ItemUpdate(
+                    id=failed.id,
+                    status=OutboxStatus.FAILED,
+                    attempts=8,
+                    parts_done=0,
+                    last_error="gave up after 8 attempts: 502",
+                ),
             ]
         )
 

@@ -45,7 +45,7 @@ async def queue_raw(store: Store, key: str, message: TelegramMessage, chats: lis
     """Queue a hand-made message (bypassing the renderer) for some chats."""
     rendered = Rendered(telegram=(message,))
     job_id, _ = await store.outbox.create_job(
-        key, "broadcast", plan.encode(rendered), title=key, now=datetime.now(UTC)
+        key, "broadcast", rendered.encode(), title=key, now=datetime.now(UTC)
     )
     recipients = []
     for chat in chats:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Channel, Kind, Rendered, Status, TelegramMessage
+from bot.models import Channel, ItemUpdate, Kind, OutboxStatus, Rendered, Status, TelegramMessage
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
 from bot.store import Store, open_store
-from bot.store.outbox import FAILED, SENT, Update
+
+SENT, FAILED = OutboxStatus.SENT, OutboxStatus.FAILED
 
 NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 MESSAGE = Rendered(telegram=(TelegramMessage("sendMessage", "<b>hi</b>"),))
@@ -25,9 +26,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def queue(store: Store, key: str, kind: Kind, chats: list[str]) -> int:
-    job_id, _ = await store.outbox.create_job(
-        key, kind.value, plan.encode(MESSAGE), title=key, now=NOW
-    )
+    job_id, _ = await store.outbox.create_job(key, kind.value, MESSAGE.encode(), title=key, now=NOW)
     recipients = [
         Recipient.of(await store.subscribers.upsert(Channel.TELEGRAM, chat)) for chat in chats
     ]
@@ -72,9 +71,18 @@ async def test_outcomes_progress_and_failed_list(store: Store) -> None:
     a, b, c = await store.outbox.claim(10, now=100.0, lease_s=60)
     await store.outbox.apply(
         [
-            Update(a.id, SENT, 0, 1, sent_at=NOW.isoformat()),
-            Update(b.id, FAILED, 8, 0, last_error="Telegram unreachable"),
-            Update(c.id, "queued", 1, 0, next_attempt_at=500.0, last_error="502"),
+            ItemUpdate(id=a.id, status=SENT, attempts=0, parts_done=1, sent_at=NOW.isoformat()),
+            ItemUpdate(
+                id=b.id, status=FAILED, attempts=8, parts_done=0, last_error="Telegram unreachable"
+            ),
+            ItemUpdate(
+                id=c.id,
+                status=OutboxStatus.QUEUED,
+                attempts=1,
+                parts_done=0,
+                next_attempt_at=500.0,
+                last_error="502",
+            ),
         ]
     )
     [progress] = await store.outbox.progress(job_id=job)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import db
+from bot.store.sqlite import db
 
 
 async def test_cancelled_while_beginning_leaves_no_transaction_open(tmp_path: Path) -> None:

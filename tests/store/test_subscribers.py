@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Channel, Status
+from bot.models import Channel, PreferenceCounts, Status
 from bot.store import Store, open_store
-from bot.store.subscribers import PreferenceCounts
 
 TG, EMAIL = Channel.TELEGRAM, Channel.EMAIL
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.chat.handlers import BotDeps, register
+from bot.chat.deps import BotDeps
+from bot.chat.handlers import register
 from bot.models import Channel
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
@@ -56,6 +57,7 @@ class Env:
     store: Store
     publisher: SpyPublisher
     deps: BotDeps
+    settings: Settings
     offset: int = 0
 
     async def drain(self) -> None:
@@ -116,12 +118,18 @@ async def bot_env(
     renderer = Renderer(load_site(settings), settings)
     async with open_store(settings.database_path) as store:
         publisher = SpyPublisher(Publisher(store, renderer, settings))
-        deps = BotDeps(store=store, renderer=renderer, settings=settings, publisher=publisher)
+        deps = BotDeps(
+            store=store,
+            renderer=renderer,
+            publisher=publisher,
+            admin_ids=settings.admin_user_ids,
+            digest_time=settings.digest_time,
+        )
         app = ApplicationBuilder().token(fake.token).base_url(fake.base_url).build()
         register(app, deps)
         await app.initialize()
         try:
-            yield Env(fake, app, store, publisher, deps)
+            yield Env(fake, app, store, publisher, deps, settings)
         finally:
             await app.shutdown()
 

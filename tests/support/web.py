@@ -11,7 +11,7 @@ from pathlib import Path
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from bot.delivery.mail import personalize
+from bot.delivery.mail import outgoing, personalize
 from bot.models import Subscriber
 from bot.render.renderer import Renderer
 from bot.settings import Settings, load_settings
@@ -70,7 +70,7 @@ class DirectMailer:
             + self.tokens.make(Purpose.PREFERENCES, subscriber.id),
             now=datetime.now(UTC),
         )
-        await self.pool.send(message)
+        await self.pool.send(outgoing(message))
 
 
 class FakeClock:

@@ -5,18 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from aiosqlite.context import contextmanager as aiosqlite_contextmanager
 
 log = logging.getLogger(__name__)
 
 # One list of steps per area; a step is one SQL script. Append, never edit a shipped step.
 Migrations = Sequence[str]
+
+
+def iso(when: datetime) -> str:
+    """A time as stored: ISO 8601 in UTC."""
+    return when.astimezone(UTC).isoformat()
 
 
 class SerialConnection(aiosqlite.Connection):
@@ -33,6 +40,13 @@ class SerialConnection(aiosqlite.Connection):
         self.turn = asyncio.Lock()
         self.owner: asyncio.Task[Any] | None = None
 
+    @aiosqlite_contextmanager
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> aiosqlite.Cursor:
+        """Run `sql` and read all its rows in one turn: no other task's statement can change
+        the tables between the first row and the last (SQLite gives garbage rows then)."""
+        found = await self._execute(_run_buffered, self._conn, sql, list(parameters or ()))
+        return aiosqlite.Cursor(self, found)
+
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.owner is not None and self.owner is asyncio.current_task():
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
@@ -40,11 +54,46 @@ class SerialConnection(aiosqlite.Connection):
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
+class _BufferedCursor:
+    """The part of `sqlite3.Cursor` aiosqlite uses, over rows already read."""
+
+    def __init__(self, cursor: sqlite3.Cursor, rows: list[Any]) -> None:
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
+        self.description = cursor.description
+        self.arraysize = cursor.arraysize
+        self._rows = rows
+        self._at = 0
+        cursor.close()
+
+    def fetchone(self) -> Any:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        start, self._at = self._at, min(len(self._rows), self._at + (size or self.arraysize))
+        return self._rows[start : self._at]
+
+    def fetchall(self) -> list[Any]:
+        start, self._at = self._at, len(self._rows)
+        return self._rows[start:]
+
+    def close(self) -> None:
+        self._rows = []
+
+
+def _run_buffered(conn: sqlite3.Connection, sql: str, parameters: list[Any]) -> _BufferedCursor:
+    cursor = conn.execute(sql, parameters)
+    return _BufferedCursor(cursor, cursor.fetchall())
+
+
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
     """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error); other tasks' statements wait meanwhile."""
     if not isinstance(conn, SerialConnection):
-        raise TypeError("transactions need a connection from bot.store.db.connect()")
+        raise TypeError("transactions need a connection from bot.store.sqlite.db.connect()")
     async with conn.turn:
         conn.owner = asyncio.current_task()
         try:

@@ -1,17 +1,26 @@
-"""Digests sent so far: one row per digest day, so a scheduled digest never goes out twice.
-
-The `digests` table is created by the outbox area's first migration (it shipped there).
-"""
+"""Digests sent so far: one row per digest day, so a scheduled digest never goes out twice."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiosqlite
 
+from bot.store.sqlite.db import iso
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat()
+MIGRATIONS = [
+    # IF NOT EXISTS: databases made before this area existed got the table from the outbox.
+    """
+    CREATE TABLE IF NOT EXISTS digests (
+        day TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        until TEXT NOT NULL,
+        posts INTEGER NOT NULL,
+        job_id INTEGER,
+        created_at TEXT NOT NULL
+    )
+    """,
+]
 
 
 class Digests:
@@ -39,7 +48,7 @@ class Digests:
         cur = await self._conn.execute(
             "INSERT INTO digests(day, since, until, posts, job_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(day) DO NOTHING",
-            (name, _iso(since), _iso(until), posts, job_id, _iso(now)),
+            (name, iso(since), iso(until), posts, job_id, iso(now)),
         )
         return cur.rowcount > 0
 

@@ -9,12 +9,19 @@ at the moment of the crash can go out twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
 
-from bot.store.db import transaction
-from bot.store.outbox_stats import STATUSES, JobProgress, OutboxStats
+from bot.models import (
+    Channel,
+    ClaimedItem,
+    Degrade,
+    ItemUpdate,
+    JobProgress,
+    Kind,
+    PlannedItem,
+)
+from bot.store.sqlite.db import iso, transaction
+from bot.store.sqlite.outbox_stats import OutboxStats
 
 MIGRATIONS = [
     """
@@ -48,71 +55,9 @@ MIGRATIONS = [
     );
     CREATE INDEX outbox_items_ready ON outbox_items(status, priority, id);
     CREATE INDEX outbox_items_job ON outbox_items(job_id, status);
-    CREATE INDEX outbox_items_subscriber ON outbox_items(subscriber_id, status);
-    CREATE TABLE digests (
-        day TEXT PRIMARY KEY,
-        since TEXT NOT NULL,
-        until TEXT NOT NULL,
-        posts INTEGER NOT NULL,
-        job_id INTEGER,
-        created_at TEXT NOT NULL
-    )
+    CREATE INDEX outbox_items_subscriber ON outbox_items(subscriber_id, status)
     """,
 ]
-
-QUEUED, SENDING, SENT, FAILED, CANCELLED = STATUSES
-
-
-class NewItem(Protocol):
-    """A row to insert (bot.outbox.plan.OutboxItem): who gets a job, how urgently (lower first)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def subscriber_id(self) -> int | None: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def priority(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Item:
-    """A claimed row, with the subscriber's current address (it may have migrated)."""
-
-    id: int
-    job_id: int
-    key: str
-    kind: str
-    channel: str
-    subscriber_id: int | None
-    address: str
-    attempts: int
-    parts_done: int
-    plain: int
-
-
-@dataclass(frozen=True)
-class Update:
-    """The outcome of one attempt, written back in a batch."""
-
-    id: int
-    status: str
-    attempts: int
-    parts_done: int
-    plain: int = 0
-    next_attempt_at: float = 0.0
-    last_error: str | None = None
-    address: str | None = None  # a migrated chat's new id
-    sent_at: str | None = None
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat()
 
 
 class Outbox(OutboxStats):
@@ -131,7 +76,7 @@ class Outbox(OutboxStats):
         cur = await self._conn.execute(
             "INSERT INTO outbox_jobs(key, kind, title, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-            (key, kind, title, payload, _iso(now)),
+            (key, kind, title, payload, iso(now)),
         )
         created = cur.rowcount > 0
         async with self._conn.execute("SELECT id FROM outbox_jobs WHERE key = ?", (key,)) as c:
@@ -139,13 +84,21 @@ class Outbox(OutboxStats):
         assert row is not None
         return int(row[0]), created
 
-    async def add_items(self, job_id: int, items: Iterable[NewItem]) -> int:
+    async def add_items(self, job_id: int, items: Iterable[PlannedItem]) -> int:
         """Insert rows for a job in one transaction, skipping keys already there; count added."""
         return await self._in_transaction(
             "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
             " priority) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
             (
-                (job_id, i.key, i.kind, i.channel, i.subscriber_id, i.address, i.priority)
+                (
+                    job_id,
+                    i.key,
+                    i.kind.value,
+                    i.channel.value,
+                    i.subscriber_id,
+                    i.address,
+                    i.priority,
+                )
                 for i in items
             ),
         )
@@ -180,8 +133,8 @@ class Outbox(OutboxStats):
         return cur.rowcount
 
     async def claim(
-        self, limit: int, *, now: float, lease_s: float, channel: str | None = None
-    ) -> list[Item]:
+        self, limit: int, *, now: float, lease_s: float, channel: Channel | None = None
+    ) -> list[ClaimedItem]:
         """Take up to `limit` due rows, most urgent first, and lease them.
 
         Rows whose subscriber has left (blocked, bounced, unsubscribed, removed) are cancelled
@@ -202,17 +155,17 @@ class Outbox(OutboxStats):
                 rows = list(await cur.fetchall())
             gone = [(int(r[0]),) for r in rows if r[10]]
             items = [
-                Item(
-                    int(r[0]),
-                    int(r[1]),
-                    str(r[2]),
-                    str(r[3]),
-                    str(r[4]),
-                    None if r[5] is None else int(r[5]),
-                    str(r[6]),
-                    int(r[7]),
-                    int(r[8]),
-                    int(r[9]),
+                ClaimedItem(
+                    id=int(r[0]),
+                    job_id=int(r[1]),
+                    key=str(r[2]),
+                    kind=Kind(r[3]),
+                    channel=Channel(r[4]),
+                    subscriber_id=None if r[5] is None else int(r[5]),
+                    address=str(r[6]),
+                    attempts=int(r[7]),
+                    parts_done=int(r[8]),
+                    plain=Degrade(int(r[9])),
                 )
                 for r in rows
                 if not r[10]
@@ -236,7 +189,7 @@ class Outbox(OutboxStats):
             row = await cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    async def apply(self, updates: Sequence[Update]) -> None:
+    async def apply(self, updates: Sequence[ItemUpdate]) -> None:
         """Write a batch of outcomes in one transaction."""
         if not updates:
             return
@@ -246,10 +199,10 @@ class Outbox(OutboxStats):
             " sent_at = COALESCE(?, sent_at), lease_until = NULL WHERE id = ?",
             (
                 (
-                    u.status,
+                    u.status.value,
                     u.attempts,
                     u.parts_done,
-                    u.plain,
+                    int(u.plain),
                     u.next_attempt_at,
                     u.last_error,
                     u.address,
@@ -277,7 +230,7 @@ class Outbox(OutboxStats):
                 "UPDATE outbox_jobs SET finished_at = ? WHERE id = ? AND planned = 1"
                 " AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_items"
                 " WHERE job_id = ? AND status IN ('queued', 'sending'))",
-                (_iso(now), job_id, job_id),
+                (iso(now), job_id, job_id),
             )
             if cur.rowcount:
                 done.extend(await self.progress(job_id=job_id))

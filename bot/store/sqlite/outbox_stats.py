@@ -2,42 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiosqlite
 
-# Every status an outbox row can have, in the order a row moves through them.
-STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """One job and how far its fan-out got."""
-
-    id: int
-    key: str
-    kind: str
-    title: str
-    created_at: str
-    finished_at: str | None
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
-class FailedItem:
-    """A row parked as failed, with its job's key and the last error."""
-
-    id: int
-    job_id: int
-    job_key: str
-    channel: str
-    address: str
-    attempts: int
-    last_error: str
+from bot.models import FailedItem, JobProgress, OutboxStatus
 
 
 class OutboxStats:
@@ -61,27 +28,27 @@ class OutboxStats:
                 job = jobs.get(int(r[0]))
                 if job is None:
                     job = JobProgress(
-                        int(r[0]),
-                        str(r[1]),
-                        str(r[2]),
-                        str(r[3]),
-                        str(r[4]),
-                        None if r[5] is None else str(r[5]),
-                        {s: 0 for s in STATUSES},
+                        id=int(r[0]),
+                        key=str(r[1]),
+                        kind=str(r[2]),
+                        title=str(r[3]),
+                        created_at=str(r[4]),
+                        finished_at=None if r[5] is None else str(r[5]),
+                        counts=dict.fromkeys(OutboxStatus, 0),
                     )
                     jobs[job.id] = job
                 if r[6] is not None:
-                    job.counts[str(r[6])] = int(r[7])
+                    job.counts[OutboxStatus(r[6])] = int(r[7])
         return list(jobs.values())
 
-    async def totals(self) -> dict[str, int]:
+    async def totals(self) -> dict[OutboxStatus, int]:
         """Rows per status over all jobs."""
-        counts = {s: 0 for s in STATUSES}
+        counts = dict.fromkeys(OutboxStatus, 0)
         async with self._conn.execute(
             "SELECT status, COUNT(*) FROM outbox_items GROUP BY status"
         ) as cur:
             for r in await cur.fetchall():
-                counts[str(r[0])] = int(r[1])
+                counts[OutboxStatus(r[0])] = int(r[1])
         return counts
 
     async def failed(self, limit: int = 20) -> list[FailedItem]:
@@ -94,7 +61,13 @@ class OutboxStats:
         ) as cur:
             return [
                 FailedItem(
-                    int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6])
+                    id=int(r[0]),
+                    job_id=int(r[1]),
+                    job_key=str(r[2]),
+                    channel=str(r[3]),
+                    address=str(r[4]),
+                    attempts=int(r[5]),
+                    last_error=str(r[6]),
                 )
                 for r in await cur.fetchall()
             ]

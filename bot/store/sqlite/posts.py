@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from bot.models import Post
-from bot.store.db import transaction
+from bot.store.sqlite.db import transaction
 
 MIGRATIONS = [
     """

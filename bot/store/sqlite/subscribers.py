@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiosqlite
 
-from bot.models import Channel, Status, Subscriber
-from bot.store.db import transaction
+from bot.models import Channel, PreferenceCounts, Status, Subscriber
+from bot.store.interface import ImportRow
+from bot.store.sqlite.db import transaction
 
 MIGRATIONS = [
     """
@@ -48,20 +48,6 @@ _IMPORT_UPSERT = (
     " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at)"
     " WHERE subscribers.status IN ('active', 'pending')"
 )
-
-
-# (channel, address, breaking, daily), validated and normalised by the caller.
-ImportRow = tuple[Channel, str, bool, bool]
-
-
-@dataclass(frozen=True)
-class PreferenceCounts:
-    """Active subscribers of one channel, in total and per preference."""
-
-    active: int = 0
-    breaking: int = 0
-    daily: int = 0
-    every_post: int = 0
 
 
 def _now() -> str:
@@ -258,18 +244,8 @@ class Subscribers:
             f"SELECT {_COLUMNS} FROM subscribers WHERE {' AND '.join(where)}"
             " AND id > ? ORDER BY id LIMIT ?"
         )
-        # Keyset pages, each read by its own short statement: the caller (a fan-out) writes
-        # between pages, and a read left open across those writes would hold an old snapshot,
-        # making them fail with "database is locked" once another process has written.
-        after = -1
-        while True:
-            async with self._conn.execute(sql, [*args, after, STREAM_CHUNK]) as cur:
-                rows = list(await cur.fetchall())
-            for row in rows:
-                yield _row(row)
-            if len(rows) < STREAM_CHUNK:
-                return
-            after = int(rows[-1][0])
+        async for sub in self._pages(sql, args):
+            yield sub
 
     async def all(
         self, channel: Channel | None = None, status: Status | None = None
@@ -283,18 +259,26 @@ class Subscribers:
         if status is not None:
             where.append("status = ?")
             args.append(status.value)
-        sql = f"SELECT {_COLUMNS} FROM subscribers"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        async for sub in self._stream(sql + " ORDER BY id", args):
+        sql = f"SELECT {_COLUMNS} FROM subscribers WHERE {' AND '.join(where) or '1'}"
+        async for sub in self._pages(sql + " AND id > ? ORDER BY id LIMIT ?", args):
             yield sub
 
-    async def _stream(self, sql: str, args: list[object]) -> AsyncIterator[Subscriber]:
-        # Rows come over from SQLite's thread in chunks: few hops, bounded memory.
-        async with self._conn.execute(sql, args) as cur:
-            while rows := await cur.fetchmany(STREAM_CHUNK):
-                for row in rows:
-                    yield _row(row)
+    async def _pages(self, sql: str, args: list[object]) -> AsyncIterator[Subscriber]:
+        """`sql` (ending `id > ? ORDER BY id LIMIT ?`) read in keyset pages.
+
+        Each page is its own short statement: the caller (a fan-out) writes between pages,
+        and a read left open across those writes would see rows change under it and hold an
+        old snapshot, making them fail with "database is locked" once another process wrote.
+        """
+        after = -1
+        while True:
+            async with self._conn.execute(sql, [*args, after, STREAM_CHUNK]) as cur:
+                rows = list(await cur.fetchall())
+            for row in rows:
+                yield _row(row)
+            if len(rows) < STREAM_CHUNK:
+                return
+            after = int(rows[-1][0])
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) → number of subscribers."""
@@ -312,6 +296,9 @@ class Subscribers:
         ) as cur:
             for r in await cur.fetchall():
                 result[Channel(r[0])] = PreferenceCounts(
-                    int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)
+                    active=int(r[1]),
+                    breaking=int(r[2] or 0),
+                    daily=int(r[3] or 0),
+                    every_post=int(r[4] or 0),
                 )
         return result

@@ -1,0 +1,48 @@
+"""What the chat handlers need, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from telegram import User
+
+from bot.models import TelegramMessage
+from bot.store import Store
+
+
+class BotRenderer(Protocol):
+    """What handlers need from bot.render.renderer.Renderer."""
+
+    def text(self, template: str, **ctx: Any) -> str: ...
+
+    def broadcast_messages(self, html: str) -> tuple[TelegramMessage, ...]: ...
+
+
+class BroadcastPublisher(Protocol):
+    """What handlers need from bot.outbox.publish.Publisher."""
+
+    async def broadcast(self, html: str, *, admin_id: int) -> int: ...
+
+    async def count_broadcast_recipients(self) -> int: ...
+
+    async def retry_failed(self, job_id: int | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class BotDeps:
+    """Everything the handlers use, built once by the composition root."""
+
+    store: Store
+    renderer: BotRenderer
+    publisher: BroadcastPublisher
+    admin_ids: frozenset[int]  # Telegram user ids (HERALD_ADMIN_IDS)
+    digest_time: str  # the site's digest time, shown in /settings
+    latest_count: int = 5
+
+    def text(self, template: str, /, **ctx: Any) -> str:
+        """A reply from templates/telegram/bot/."""
+        return self.renderer.text(f"telegram/bot/{template}", **ctx)
+
+    def is_admin(self, user: User | None) -> bool:
+        return user is not None and user.id in self.admin_ids

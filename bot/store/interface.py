@@ -1,0 +1,251 @@
+"""The store's typed interface: one Protocol per area, implemented by a backend per database.
+
+Other packages see only these Protocols and the records in `bot.models`; SQL lives in the
+backends (`bot.store.sqlite`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bot.models import (
+    Channel,
+    ClaimedItem,
+    FailedItem,
+    ItemUpdate,
+    JobProgress,
+    OutboxStatus,
+    PlannedItem,
+    Post,
+    PreferenceCounts,
+    Status,
+    Subscriber,
+)
+
+# (channel, address, breaking, daily), validated and normalised by the caller.
+ImportRow = tuple[Channel, str, bool, bool]
+
+
+class PostLog(Protocol):
+    """Which posts Herald has seen and announced, so none is announced twice."""
+
+    async def record(
+        self,
+        posts: Sequence[Post],
+        *,
+        announced: bool,
+        now: datetime,
+        versions: Mapping[str, str] | None = None,
+        moved: Mapping[str, str] | None = None,
+    ) -> list[tuple[int, Post]]:
+        """Remember posts in one transaction; returns (id, post) of those never seen before.
+
+        `moved`: new path → the path a post's file had before a rename (same post).
+        """
+        ...
+
+    async def mark_announced(self, post_id: int) -> None:
+        """The post's messages are queued: it is never announced again."""
+        ...
+
+    async def pending(self) -> list[tuple[int, Post]]:
+        """Posts recorded as new whose announcement was not queued (a crash in between)."""
+        ...
+
+    async def file_versions(self) -> dict[str, str]:
+        """Path → file version of every file whose post is recorded."""
+        ...
+
+    async def announced_since(self, since: datetime, until: datetime) -> list[Post]:
+        """Posts announced in [since, until), oldest first: the digest's content."""
+        ...
+
+    async def latest(self, limit: int) -> list[Post]:
+        """The newest posts by date, newest first (for /latest)."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+
+class Subscribers(Protocol):
+    """Telegram chats and email addresses, their choices and status."""
+
+    async def get(self, channel: Channel, address: str) -> Subscriber | None: ...
+
+    async def get_by_id(self, subscriber_id: int) -> Subscriber | None: ...
+
+    async def upsert(
+        self,
+        channel: Channel,
+        address: str,
+        *,
+        breaking: bool = True,
+        daily: bool = True,
+        every_post: bool = False,
+        status: Status = Status.ACTIVE,
+    ) -> Subscriber:
+        """Add a subscriber or update the preferences and status of a known one."""
+        ...
+
+    async def request_email(self, address: str, *, breaking: bool, daily: bool) -> Subscriber:
+        """Start double opt-in for `address`: a pending subscriber, or the known one as it is."""
+        ...
+
+    async def confirm(self, subscriber_id: int) -> Subscriber | None:
+        """Pending → active (confirmed now); an active one stays as it is; None if unknown."""
+        ...
+
+    async def set_prefs(
+        self, subscriber_id: int, *, breaking: bool, daily: bool, every_post: bool
+    ) -> None: ...
+
+    async def set_status(self, subscriber_id: int, status: Status) -> None: ...
+
+    async def change_address(self, subscriber_id: int, address: str) -> None:
+        """A Telegram group became a supergroup: keep the subscriber, store its new chat id."""
+        ...
+
+    async def remove(self, channel: Channel, address: str) -> bool:
+        """Delete a subscriber and everything known about it; False when there was none."""
+        ...
+
+    async def import_rows(self, rows: Iterable[ImportRow]) -> int:
+        """Add or update many confirmed subscribers in one transaction; returns rows written."""
+        ...
+
+    async def add_hard_bounce(self, subscriber_id: int) -> int:
+        """Count one permanent failure; returns the count so far."""
+        ...
+
+    def recipients(
+        self,
+        channel: Channel | None = None,
+        *,
+        breaking: bool | None = None,
+        daily: bool | None = None,
+        every_post: bool | None = None,
+    ) -> AsyncIterator[Subscriber]:
+        """Active subscribers matching every given preference, streamed in id order."""
+        ...
+
+    def all(
+        self, channel: Channel | None = None, status: Status | None = None
+    ) -> AsyncIterator[Subscriber]:
+        """Every subscriber (optionally of one channel and status), streamed in id order."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """(channel, status) → number of subscribers."""
+        ...
+
+    async def preference_counts(self) -> dict[Channel, PreferenceCounts]:
+        """Per channel: active subscribers and how many of them want each kind of message."""
+        ...
+
+
+class Outbox(Protocol):
+    """The durable outbox: jobs, and one row per (job, recipient)."""
+
+    async def progress(self, limit: int = 10, *, job_id: int | None = None) -> list[JobProgress]:
+        """The newest jobs (or one) with row counts per status."""
+        ...
+
+    async def totals(self) -> dict[OutboxStatus, int]:
+        """Rows per status over all jobs."""
+        ...
+
+    async def failed(self, limit: int = 20) -> list[FailedItem]:
+        """The newest rows parked as failed, for /stats and `herald stats`."""
+        ...
+
+    async def create_job(
+        self, key: str, kind: str, payload: str, *, title: str, now: datetime
+    ) -> tuple[int, bool]:
+        """The job with `key`, created if new; (id, created). Insert-or-ignore: never twice."""
+        ...
+
+    async def add_items(self, job_id: int, items: Iterable[PlannedItem]) -> int:
+        """Insert rows for a job in one transaction, skipping keys already there; count added."""
+        ...
+
+    async def mark_planned(self, job_id: int) -> None:
+        """Every row of the job is in: it can finish once they are all done."""
+        ...
+
+    async def payload(self, job_id: int) -> str: ...
+
+    async def recover(self) -> int:
+        """At start: rows left `sending` by a crash go back in the queue; returns how many."""
+        ...
+
+    async def release_expired(self, now: float) -> int:
+        """Rows whose lease ran out (their sender vanished) become claimable again."""
+        ...
+
+    async def claim(
+        self, limit: int, *, now: float, lease_s: float, channel: Channel | None = None
+    ) -> list[ClaimedItem]:
+        """Take up to `limit` due rows, most urgent first, and lease them."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued row becomes due (epoch seconds), or None."""
+        ...
+
+    async def apply(self, updates: Sequence[ItemUpdate]) -> None:
+        """Write a batch of outcomes in one transaction."""
+        ...
+
+    async def cancel_subscriber(self, subscriber_id: int, reason: str) -> int:
+        """A subscriber was blocked or bounced: its queued rows will never be sent."""
+        ...
+
+    async def finish_jobs(self, job_ids: Iterable[int], now: datetime) -> list[JobProgress]:
+        """Mark planned jobs with no queued or sending row finished; return those just finished."""
+        ...
+
+    async def retry_failed(self, *, now: float, job_id: int | None = None) -> int:
+        """Failed rows (of one job, or all) whose recipient is still there go back in the queue."""
+        ...
+
+
+class Digests(Protocol):
+    """Digests sent so far: one row per digest day."""
+
+    async def done(self, name: str) -> bool:
+        """Whether the digest `name` (a day, `2026-01-15`) was already sent or found empty."""
+        ...
+
+    async def record(
+        self,
+        name: str,
+        *,
+        since: datetime,
+        until: datetime,
+        posts: int,
+        job_id: int | None,
+        now: datetime,
+    ) -> bool:
+        """Remember that digest `name` went out (or was empty); False if it already had."""
+        ...
+
+    async def last_until(self) -> datetime | None:
+        """Where the previous digest's window ended: the next one starts there."""
+        ...
+
+
+class Store(Protocol):
+    """An open database: one object per area."""
+
+    @property
+    def posts(self) -> PostLog: ...
+    @property
+    def subscribers(self) -> Subscribers: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def digests(self) -> Digests: ...
