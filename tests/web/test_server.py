@@ -111,6 +111,7 @@ async def closed_by_server(conn: Conn, deadline_s: float = EOF_DEADLINE_S) -> by
 
 
 async def hang_up(conns: list[Conn]) -> None:
+    """Close the client side of every connection."""
     for _, writer in conns:
         writer.close()
         with contextlib.suppress(OSError):
