@@ -14,10 +14,19 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from watchfiles import Change, awatch
 
@@ -25,7 +34,7 @@ from bot.errors import PostError
 from bot.models import Post
 from bot.settings import Site
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
-from bot.store import PostLog
+from bot.store.posts import PostLog
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +55,22 @@ def utc_now() -> datetime:
 
 
 Changes = set[tuple[Change, str]]
+Outcome = Literal["stopped", "replaced", "new folders"]
+
+
+class FolderGone(Exception):
+    """A folder to watch went away before its watch was in place."""
 
 
 @contextlib.asynccontextmanager
-async def folder_changes(root: Path, stop: asyncio.Event) -> AsyncIterator[AsyncIterator[Changes]]:
-    """Batches of changes under `root`, with the OS watch already in place on entry.
+async def folder_changes(
+    folders: Sequence[Path], stop: asyncio.Event
+) -> AsyncIterator[AsyncIterator[Changes]]:
+    """Batches of changes in `folders` (each watched alone, not its subfolders), with the OS
+    watch already in place on entry.
+
+    Not recursive, because a recursive watch follows symlinks: with `ln -s / _posts/root`
+    it would watch the whole machine (or fail to start). The caller lists the real folders.
 
     watchfiles sets its watch up in the generator's first step, before that step first
     waits; running that step here, not at the first `async for` turn, is what makes
@@ -61,18 +81,21 @@ async def folder_changes(root: Path, stop: asyncio.Event) -> AsyncIterator[Async
     relay = asyncio.ensure_future(stop.wait())
     relay.add_done_callback(lambda _: closing.set())
     batches = awatch(
-        root,
+        *folders,
         stop_event=closing,
         step=30,
         debounce=400,
         rust_timeout=int(REWATCH_S * 1000),
         yield_on_timeout=True,
+        recursive=False,
     )
     first = asyncio.ensure_future(anext(batches))
     await asyncio.sleep(0)  # one loop turn: that first step runs up to its wait
     try:
         if first.done() and (error := first.exception()) is not None:
-            raise error  # the watch could not be set up, e.g. FileNotFoundError
+            if isinstance(error, FileNotFoundError):
+                raise FolderGone(str(error)) from error
+            raise error  # the watch could not be set up
 
         async def turns() -> AsyncGenerator[Changes]:
             try:
@@ -202,6 +225,36 @@ class Watcher:
         except ValueError:  # outside _posts/
             return False
 
+    def _linked_folder(self, path: Path) -> Path | None:
+        """The first folder between the posts folder and `path` that is a symlink, if any.
+
+        Linked folders are never looked into (the scan's os.walk never descends them
+        either): one may lead anywhere, `ln -s / _posts/root` to the whole machine.
+        """
+        here = self.root
+        for part in Path(self.rel(path)).parts[:-1]:
+            here = here / part
+            if here.is_symlink():
+                return here
+        return None
+
+    def _link_problem(self, path: Path) -> str | None:
+        """Why a post file is not read through the links on its way, or None when it is."""
+        folder = self._linked_folder(path)
+        if folder is not None:
+            return f"it is inside {self.rel(folder)}/, a linked folder (never followed)"
+        if not path.is_symlink():
+            return None
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling or looping: reading it says so
+            return None
+        if target.is_relative_to(self.site.root.resolve()) or target.is_relative_to(
+            self.root.resolve()
+        ):
+            return None
+        return f"it is a link to {target}, outside the site (never followed)"
+
     async def scan(self) -> int:
         """Read every post file once; on the very first start, record them silently."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
@@ -253,6 +306,12 @@ class Watcher:
         readings = []
         for path in paths:
             rel = self.rel(path)
+            problem = self._link_problem(path)
+            if problem is not None:
+                with contextlib.suppress(OSError):
+                    st = path.lstat()
+                    readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), reason=problem))
+                continue
             if known and rel in known:
                 with contextlib.suppress(OSError):
                     st = path.stat()
@@ -395,35 +454,47 @@ class Watcher:
                 self._wake.set()  # the timers see `stop` now, not at their next wake-up
 
     async def _events(self, stop: asyncio.Event, started: Callable[[], Awaitable[None]]) -> None:
-        """Follow events; when the folder itself is replaced (a deploy, a checkout), re-watch.
+        """Follow events; watch anew when a folder appears, or when the posts folder itself is
+        replaced (a deploy, a checkout).
 
         `started` (the first scan) runs once the first watch is in place; each later watch
-        reads the whole folder instead, so nothing written while it was being set up is missed.
+        looks at the files again, so nothing written while it was being set up is missed.
         """
         first = True
         while True:
             identity = folder_identity(self.root)
-            try:
-                async with folder_changes(self.root, stop) as turns:
-                    if first:
-                        await started()
-                        first = False
-                    else:
-                        await self.handle(await asyncio.to_thread(self._list_files, self.root))
-                    if await self._follow(turns, identity):
+            folders = await asyncio.to_thread(self._folders)
+            outcome: Outcome = "replaced"
+            if folders:
+                try:
+                    async with folder_changes(folders, stop) as turns:
+                        if first:
+                            await started()
+                            first = False
+                        else:
+                            await self._rescan()
+                        outcome = await self._follow(turns, identity, set(folders))
+                except FolderGone:
+                    if folder_identity(self.root) == identity:  # only a subfolder went
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), REWATCH_S / 20)
+                        if stop.is_set():
+                            return
+                        continue  # list the folders again
+            if outcome == "stopped":
+                return
+            if outcome == "replaced":
+                log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
+                while folder_identity(self.root) is None:  # wait for it to come back, never create
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), REWATCH_S)
+                    if stop.is_set():
                         return
-            except FileNotFoundError:  # gone again while it was being watched anew
-                if first:
-                    raise
-            log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
-            while folder_identity(self.root) is None:  # wait for it to come back, never create
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), REWATCH_S)
-                if stop.is_set():
-                    return
 
-    async def _follow(self, turns: AsyncIterator[Changes], identity: object) -> bool:
-        """Handle events until `stop` (True) or until the watched folder is replaced (False)."""
+    async def _follow(
+        self, turns: AsyncIterator[Changes], identity: object, watched: set[Path]
+    ) -> Outcome:
+        """Handle events until `stop`, or until the watch must be set up anew."""
         async for changes in turns:
             for change, name in changes:
                 if change == Change.deleted and self._is_post(Path(name)):
@@ -432,18 +503,67 @@ class Watcher:
             if changed:
                 await self.handle(changed)
             if folder_identity(self.root) != identity:
-                return False
-        return True
+                return "replaced"
+            new_folders = bool(changes) and await asyncio.to_thread(
+                self._new_folders, changes, watched
+            )
+            if new_folders:
+                return "new folders"
+        return "stopped"
+
+    def _folders(self) -> list[Path]:
+        """The folders to watch: the posts folder and each subfolder the scan reads.
+
+        Never a linked folder (os.walk does not descend links); none when it is gone.
+        """
+        if not self.root.is_dir():
+            return []
+        found: list[Path] = []
+        for dirpath, dirnames, _ in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+            found.append(Path(dirpath))
+        return found
+
+    def _new_folders(self, changes: Changes, watched: set[Path]) -> bool:
+        """True when a batch added a folder that the watch must now include."""
+        added = any(c == Change.added and Path(name).is_dir() for c, name in changes)
+        return added and not set(self._folders()) <= watched
+
+    async def _rescan(self) -> None:
+        """Read the files that changed while no watch was in place; forget those gone."""
+        paths = await asyncio.to_thread(self._list_files, self.root)
+        listed = {self.rel(path) for path in paths}
+        for rel in [rel for rel in self._states if rel not in listed]:
+            self._forget(rel)
+        changed = await asyncio.to_thread(self._unseen, paths)
+        if changed:
+            await self.handle(changed)
+
+    def _unseen(self, paths: Iterable[Path]) -> list[Path]:
+        """Those of `paths` not yet read at their current version (only reads watcher state)."""
+        unseen = []
+        for path in paths:
+            state = self._states.get(self.rel(path))
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if state is None or state.version != (st.st_mtime_ns, st.st_size):
+                unseen.append(path)
+        return unseen
 
     def _changed_files(self, changes: set[tuple[Change, str]]) -> list[Path]:
         """Post files to (re)read for a batch of events; a folder moved in is read whole."""
         changed: set[Path] = set()
         for change, name in changes:
             path = Path(name)
-            if change == Change.deleted:
+            if change == Change.deleted or not path.is_relative_to(self.root):
                 continue
+            if self._linked_folder(path) is not None:
+                continue  # an event beneath a link the watch followed: never ours
             if path.is_dir():
-                changed.update(self._list_files(path))
+                if not path.is_symlink():
+                    changed.update(self._list_files(path))
             elif self._is_post(path):
                 changed.add(path)
         return sorted(changed)

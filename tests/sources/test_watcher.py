@@ -20,7 +20,7 @@ from bot.models import Post
 from bot.settings import Settings, load_site
 from bot.sources.watcher import Watcher
 from bot.store import open_store
-from bot.store import PostLog
+from bot.store.posts import PostLog
 
 CONFIG = 'title: Test News\nurl: "https://news.test"\ntimezone: UTC\n'
 
@@ -267,6 +267,11 @@ async def test_subfolders_and_bom_crlf(site: Path, tmp_path: Path) -> None:
         post = await w.next_post()
         assert post.title == "Windows post"
         assert post.path == "world/2026-11-21-windows.md"
+        await w.quiet()  # the new folder is watched by now
+        w.write("world/europe/2026-11-22-later.md", post_text("Later in a new folder"))
+        await w.announced_title("Later in a new folder")
+        w.write("world/europe/2026-11-23-again.md", post_text("Again in that folder"))
+        await w.announced_title("Again in that folder")
 
 
 @pytest.mark.parametrize(
@@ -330,6 +335,56 @@ async def test_bad_file_never_stops_the_watcher(site: Path, tmp_path: Path) -> N
         await w.announced_title("Good")
         await w.quiet()
     assert w.titles == ["Good"]
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A folder outside the site holding a post-shaped file and a plain one."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "2026-11-21-unrelated.md").write_text(post_text("Unrelated"))
+    (folder / "secret.md").write_text(post_text("Secret"))
+    return folder
+
+
+async def test_links_out_of_the_site_are_never_followed(
+    site: Path, tmp_path: Path, elsewhere: Path
+) -> None:
+    """Symlinks made in `_posts/` to a folder or a file outside the site publish nothing."""
+    (site / "_drafts").mkdir()
+    (site / "_drafts" / "inside.md").write_text(post_text("Inside the site"))
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        (w.posts / "root").symlink_to(elsewhere, target_is_directory=True)
+        (w.posts / "2026-11-22-leak.md").symlink_to(elsewhere / "secret.md")
+        (w.posts / "2026-11-23-inside.md").symlink_to(site / "_drafts" / "inside.md")
+        await w.announced_title("Inside the site")  # a link that stays in the site is read
+        await w.quiet()
+    assert w.titles == ["Inside the site"]
+
+
+async def test_links_out_of_the_site_are_never_followed_from_the_start(
+    site: Path, tmp_path: Path, elsewhere: Path
+) -> None:
+    """Links already there at a start: the scan skips them, and so do events beneath them."""
+    db = tmp_path / "db.sqlite"
+    async with watching(site, db):
+        pass  # the first start: an empty baseline
+    (site / "_posts" / "root").symlink_to(elsewhere, target_is_directory=True)
+    (site / "_posts" / "2026-11-22-leak.md").symlink_to(elsewhere / "secret.md")
+    async with watching(site, db) as w:
+        (elsewhere / "2026-11-24-later.md").write_text(post_text("Later, elsewhere"))
+        await w.quiet()
+    assert w.titles == []
+
+
+async def test_link_to_the_whole_machine_at_start(site: Path, tmp_path: Path) -> None:
+    """`ln -s / _posts/root` before a start: the watcher starts, watches, and reads none of it."""
+    (site / "_posts" / "root").symlink_to("/", target_is_directory=True)
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        w.write("2026-11-21-fine.md", post_text("Still fine"))
+        await w.announced_title("Still fine")
+        await w.quiet()
+    assert w.titles == ["Still fine"]
 
 
 async def test_post_not_queued_before_a_stop_goes_out_at_restart(
