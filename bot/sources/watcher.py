@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -48,6 +49,23 @@ SCAN_CHUNK = 1000
 REWATCH_S = 2.0  # how often to check that the watched folder is still the same folder
 # Posts whose recording failed (a locked or failing database) are read again after this.
 RETRY_S = 30.0
+# A read that failed for a passing reason (TRANSIENT_ERRNOS) is tried again after this.
+AGAIN_S = 1.0
+# The process or system ran out of descriptors or memory, or the file was busy: it is the
+# moment, not the file, so the file is read again soon rather than logged as broken.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EAGAIN,
+        errno.EWOULDBLOCK,
+        errno.EINTR,
+        errno.ENOMEM,
+        errno.ENOBUFS,
+        errno.EBUSY,
+        errno.ETIMEDOUT,
+    }
+)
 
 
 def utc_now() -> datetime:
@@ -137,6 +155,7 @@ class Reading:
     reason: str | None = None
     missing: bool = False
     unchanged: bool = False  # same version as when its post was recorded: not parsed
+    transient: bool = False  # the read failed for a passing reason: try again soon
 
 
 def folder_identity(path: Path) -> tuple[int, int] | None:
@@ -169,16 +188,28 @@ def content_key(post: Post) -> str:
     return digest.hexdigest()
 
 
+def _walk_failed(exc: OSError) -> None:
+    """os.walk's error hook: a folder that cannot be listed is said, not silently skipped."""
+    if not isinstance(exc, FileNotFoundError):  # gone meanwhile: nothing to list
+        log.warning(
+            "cannot list folder %s (%s); its posts are read when they change",
+            exc.filename,
+            exc.strerror,
+        )
+
+
 def read_post(path: Path, rel: str, site: Site) -> Reading:
     """Read and parse one post file."""
+    version = (0, 0)
     try:
         st = path.stat()
+        version = (st.st_mtime_ns, st.st_size)
         raw = path.read_bytes()
     except FileNotFoundError:
         return Reading(rel, missing=True)
     except OSError as exc:
-        return Reading(rel, reason=f"cannot be read ({exc.strerror})")
-    version = (st.st_mtime_ns, st.st_size)
+        transient = exc.errno in TRANSIENT_ERRNOS
+        return Reading(rel, version, reason=f"cannot be read ({exc.strerror})", transient=transient)
     try:
         return Reading(rel, version, post=parse_post(rel, raw, site))
     except PostError as exc:
@@ -200,6 +231,7 @@ class Watcher:
         clock: Clock = utc_now,
         settle_s: float = SETTLE_S,
         retry_s: float = RETRY_S,
+        again_s: float = AGAIN_S,
     ) -> None:
         breaking_rules(site)  # a bad `herald.breaking` in _config.yml is a ConfigError now
         self.site = site
@@ -209,6 +241,8 @@ class Watcher:
         self._clock = clock
         self._settle_s = settle_s
         self._retry_s = retry_s
+        self._again_s = again_s
+        self._unreadable: set[str] = set()  # rel paths whose last read failed for a passing reason
         self._states: dict[str, FileState] = {}
         self._held: dict[str, datetime] = {}  # rel path → when it may be published
         self._recheck: dict[str, float] = {}  # rel path → epoch seconds to look again
@@ -290,7 +324,7 @@ class Watcher:
             log.warning("posts folder %s does not exist yet; waiting for it", folder)
             return []
         found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(folder):
+        for dirpath, dirnames, filenames in os.walk(folder, onerror=_walk_failed):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             here = Path(dirpath)
             found.extend(here / f for f in sorted(filenames) if self._is_post(here / f))
@@ -364,6 +398,10 @@ class Watcher:
         """Update file states from readings (in the event loop); returns the parsed posts."""
         posts = []
         for r in readings:
+            if r.transient:
+                self._try_again(r.rel, r.reason or "cannot be read")
+                continue
+            self._unreadable.discard(r.rel)
             if r.unchanged:
                 self._states[r.rel] = FileState(r.version)
             elif r.missing:
@@ -375,6 +413,13 @@ class Watcher:
                 self._recheck.pop(r.rel, None)
                 posts.append(r.post)
         return posts
+
+    def _try_again(self, rel: str, reason: str) -> None:
+        """A read failed for a passing reason (no descriptor free, …): read it again soon."""
+        if rel not in self._unreadable:
+            self._unreadable.add(rel)
+            log.warning("post %s %s for now; reading it again in %g s", rel, reason, self._again_s)
+        self._recheck[rel] = time.time() + self._again_s
 
     def _broken(self, rel: str, version: tuple[int, int], reason: str) -> None:
         before = self._states.get(rel)
@@ -390,6 +435,7 @@ class Watcher:
 
     def _forget(self, rel: str) -> None:
         self._states.pop(rel, None)
+        self._unreadable.discard(rel)
         self._held.pop(rel, None)
         self._recheck.pop(rel, None)
 
@@ -519,7 +565,7 @@ class Watcher:
         if not self.root.is_dir():
             return []
         found: list[Path] = []
-        for dirpath, dirnames, _ in os.walk(self.root):
+        for dirpath, dirnames, _ in os.walk(self.root, onerror=_walk_failed):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             found.append(Path(dirpath))
         return found

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -385,6 +388,27 @@ async def test_link_to_the_whole_machine_at_start(site: Path, tmp_path: Path) ->
         await w.announced_title("Still fine")
         await w.quiet()
     assert w.titles == ["Still fine"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is POSIX")
+def test_post_unreadable_for_a_moment_is_read_again_soon(site: Path, tmp_path: Path) -> None:
+    """A post that cannot be opened for want of a file descriptor (EMFILE) is retried, not skipped.
+
+    A child process watches the site, writes a post and lowers its RLIMIT_NOFILE so the read
+    really fails; it raises the limit again once the watcher has logged the failure.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.sources.fd_limit_child", str(site), str(tmp_path / "db")],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["probe"] == "EMFILE"  # the read failed for real
+    assert [w for w in result["warnings"] if "Too many open files" in w], result
+    assert result["announced"] == ["Crowded"], result
 
 
 async def test_post_not_queued_before_a_stop_goes_out_at_restart(
