@@ -9,13 +9,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from bot.addresses import normalize_address, parse_channel
 from bot.commands.subscribers_csv import (
     CsvHeaderError,
     ImportRow,
     RowError,
     header_line,
-    normalize_address,
-    parse_channel,
     parse_csv,
     subscriber_line,
 )

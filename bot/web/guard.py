@@ -7,7 +7,7 @@ import re
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.commands import subscribers_csv
+from bot import addresses
 
 # CR and LF split headers, NUL ends strings in C code, and the other controls and Unicode
 # line breaks have no business in an address: anything of the kind is refused outright.
@@ -40,7 +40,7 @@ def normalize_email(raw: str) -> str | None:
         return None
     try:
         # The same form an import stores, so a sign-up and an import meet in one row.
-        return subscribers_csv.normalize_email(value)
+        return addresses.normalize_email(value)
     except ValueError:
         return None
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.addresses import normalize_email
 from bot.cli import main
 from bot.commands.subscribers_csv import (
     CsvHeaderError,
     ImportRow,
     RowError,
-    normalize_email,
     parse_bool,
     parse_csv,
 )
