@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -119,17 +120,6 @@ class _BadRows:
                 yield item
 
 
-def _batches(rows: Iterator[ImportRow], size: int) -> Iterator[list[ImportRow]]:
-    batch: list[ImportRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 async def import_file(
     settings: Settings, source: TextIO, out: TextIO, err: TextIO, *, strict: bool = False
 ) -> int:
@@ -142,7 +132,8 @@ async def import_file(
     good = written = 0
     try:
         async with open_store(settings.database_path) as store:
-            for batch in _batches(bad.keep_good(parse_csv(source)), IMPORT_BATCH):
+            rows = bad.keep_good(parse_csv(source))
+            while batch := list(islice(rows, IMPORT_BATCH)):
                 good += len(batch)
                 written += await store.subscribers.import_rows(batch)
     except CsvHeaderError as exc:
