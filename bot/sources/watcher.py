@@ -14,6 +14,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -259,25 +260,34 @@ class Watcher:
         except ValueError:  # outside _posts/
             return False
 
-    def _linked_folder(self, path: Path) -> Path | None:
-        """The first folder between the posts folder and `path` that is a symlink, if any.
+    def _linked_folder(self, rel: str, seen: dict[str, bool] | None = None) -> str | None:
+        """The first folder between the posts folder and `rel` that is a symlink, if any.
 
         Linked folders are never looked into (the scan's os.walk never descends them
         either): one may lead anywhere, `ln -s / _posts/root` to the whole machine.
+        `seen` caches the answer per folder over many files (os.path, not pathlib: a
+        big scan asks this for every file).
         """
-        here = self.root
-        for part in Path(self.rel(path)).parts[:-1]:
-            here = here / part
-            if here.is_symlink():
-                return here
+        folder = ""
+        for part in rel.split("/")[:-1]:
+            folder = f"{folder}/{part}" if folder else part
+            linked = seen.get(folder) if seen is not None else None
+            if linked is None:
+                linked = os.path.islink(os.path.join(self.root, folder))
+                if seen is not None:
+                    seen[folder] = linked
+            if linked:
+                return folder
         return None
 
-    def _link_problem(self, path: Path) -> str | None:
+    def _link_problem(
+        self, path: Path, rel: str, lstat: os.stat_result, seen: dict[str, bool]
+    ) -> str | None:
         """Why a post file is not read through the links on its way, or None when it is."""
-        folder = self._linked_folder(path)
+        folder = self._linked_folder(rel, seen)
         if folder is not None:
-            return f"it is inside {self.rel(folder)}/, a linked folder (never followed)"
-        if not path.is_symlink():
+            return f"it is inside {folder}/, a linked folder (never followed)"
+        if not stat.S_ISLNK(lstat.st_mode):
             return None
         try:
             target = path.resolve(strict=True)
@@ -338,17 +348,22 @@ class Watcher:
         Pure of watcher state, so it can run in a worker thread.
         """
         readings = []
+        linked: dict[str, bool] = {}
         for path in paths:
             rel = self.rel(path)
-            problem = self._link_problem(path)
+            try:
+                st = os.lstat(path)
+            except OSError:  # gone, or cannot be looked at: reading it says which
+                readings.append(read_post(path, rel, self.site))
+                continue
+            problem = self._link_problem(path, rel, st, linked)
             if problem is not None:
-                with contextlib.suppress(OSError):
-                    st = path.lstat()
-                    readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), reason=problem))
+                readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), reason=problem))
                 continue
             if known and rel in known:
                 with contextlib.suppress(OSError):
-                    st = path.stat()
+                    if stat.S_ISLNK(st.st_mode):  # a link within the site: its target's version
+                        st = path.stat()
                     if version_text((st.st_mtime_ns, st.st_size)) == split_version(known[rel])[0]:
                         readings.append(Reading(rel, (st.st_mtime_ns, st.st_size), unchanged=True))
                         continue
@@ -605,8 +620,8 @@ class Watcher:
             path = Path(name)
             if change == Change.deleted or not path.is_relative_to(self.root):
                 continue
-            if self._linked_folder(path) is not None:
-                continue  # an event beneath a link the watch followed: never ours
+            if self._linked_folder(self.rel(path)) is not None:
+                continue  # beneath a linked folder: never ours
             if path.is_dir():
                 if not path.is_symlink():
                     changed.update(self._list_files(path))
