@@ -515,11 +515,11 @@ class Watcher:
                 self._wake.set()  # the timers see `stop` now, not at their next wake-up
 
     async def _events(self, stop: asyncio.Event, started: Callable[[], Awaitable[None]]) -> None:
-        """Follow events; watch anew when a folder appears, or when the posts folder itself is
-        replaced (a deploy, a checkout).
+        """Follow events; watch anew when a folder appears or the posts folder is replaced.
 
-        `started` (the first scan) runs once the first watch is in place; each later watch
-        looks at the files again, so nothing written while it was being set up is missed.
+        (A replaced posts folder is a deploy or a checkout.) `started`, the first scan, runs
+        once the first watch is in place; each later watch looks at the files again, so
+        nothing written while it was being set up is missed.
         """
         first = True
         while True:

@@ -392,11 +392,9 @@ async def test_link_to_the_whole_machine_at_start(site: Path, tmp_path: Path) ->
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is POSIX")
 def test_post_unreadable_for_a_moment_is_read_again_soon(site: Path, tmp_path: Path) -> None:
-    """A post that cannot be opened for want of a file descriptor (EMFILE) is retried, not skipped.
-
-    A child process watches the site, writes a post and lowers its RLIMIT_NOFILE so the read
-    really fails; it raises the limit again once the watcher has logged the failure.
-    """
+    """A post that cannot be opened for want of a free descriptor (EMFILE) is read again soon."""
+    # The child watches the site, writes a post and lowers its RLIMIT_NOFILE so the read
+    # really fails; it raises the limit again once the watcher has logged the failure.
     done = subprocess.run(
         [sys.executable, "-m", "tests.sources.fd_limit_child", str(site), str(tmp_path / "db")],
         cwd=Path(__file__).resolve().parents[2],
