@@ -1,0 +1,67 @@
+"""Recording fakes of the transport protocols: what was sent, and errors raised on cue.
+
+`RecordingTelegram` and `RecordingMail` implement `bot.transports.TelegramTransport` and
+`MailTransport`. Every call is kept in `.calls`, every accepted one in `.sent`; errors
+scripted per address in `.errors[address]` are raised one per call, in order, and
+`.always` (while set) is raised for every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from bot.models import OutgoingMail, TelegramMessage
+
+T = TypeVar("T")
+
+
+class _Recorder(Generic[T]):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, T]] = []
+        self.sent: list[tuple[str, T]] = []
+        self.errors: dict[str, list[BaseException]] = defaultdict(list)
+        self.always: BaseException | None = None
+        self._changed = asyncio.Condition()
+
+    async def _record(self, address: str, item: T) -> None:
+        async with self._changed:
+            self.calls.append((address, item))
+            self._changed.notify_all()
+        await asyncio.sleep(0)  # a real transport yields; so does the fake
+        queue = self.errors.get(address)
+        error = self.always or (queue.pop(0) if queue else None)
+        if error is not None:
+            raise error
+        async with self._changed:
+            self.sent.append((address, item))
+            self._changed.notify_all()
+
+    def sent_to(self, address: str) -> list[T]:
+        """Everything accepted for `address`, in order."""
+        return [item for to, item in self.sent if to == address]
+
+    def calls_to(self, address: str) -> int:
+        """How many sends to `address` were attempted, failed ones included."""
+        return sum(1 for to, _ in self.calls if to == address)
+
+    async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Return once `condition()` holds, checked after every call."""
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(condition)
+
+
+class RecordingTelegram(_Recorder[TelegramMessage]):
+    """A TelegramTransport that records each Bot API call instead of making it."""
+
+    async def send(self, chat_id: str, message: TelegramMessage) -> None:
+        await self._record(chat_id, message)
+
+
+class RecordingMail(_Recorder[OutgoingMail]):
+    """A MailTransport that records each email (by its envelope recipient)."""
+
+    async def send(self, mail: OutgoingMail) -> None:
+        await self._record(mail.to, mail)
