@@ -167,7 +167,11 @@ async def delivering(
             config=DeliveryConfig(telegram_workers=workers_for(rate), mail_workers=16),
         )
         publisher = Publisher(
-            store, Renderer(load_site(settings), settings), settings, wake=delivery.notify
+            store,
+            Renderer(load_site(settings), public_url=settings.public_base),
+            stand_ins=settings.stand_in_channels,
+            channel=settings.telegram_channel,
+            wake=delivery.notify,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(delivery.run(stop))
@@ -282,7 +286,7 @@ async def email_fan_out(port: int, count: int, pool: int) -> float:
 
 async def naive_email(port: int, count: int, settings: Settings) -> float:
     """The baseline: the same personalised emails, one SMTP connection per message."""
-    renderer = Renderer(load_site(settings), settings)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
     message = renderer.broadcast_email(NAIVE_TEXT)
     tokens = Tokens("bench")
     start = time.perf_counter()

@@ -57,7 +57,7 @@ def per_call_s(func: Callable[[int], object], seconds: float = 1.0) -> float:
 
 def main() -> None:
     settings = load_settings(site_dir=ROOT / "examples" / "site")
-    renderer = Renderer(load_site(settings), settings)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
     posts = [post(n) for n in range(200)]
     fifty = posts[:50]
     day = date(2026, 11, 22)

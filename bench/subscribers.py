@@ -103,7 +103,7 @@ POST = Post(
 async def plan_post(db: Path, naive: bool) -> None:
     """Child process: queue one breaking post for every subscriber; time, rows and peak RSS."""
     settings = Settings(_env_file=None, site_dir=SITE_DIR, database_url=f"sqlite:///{db}")
-    renderer = Renderer(load_site(settings), settings)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
     before = peak_rss_mb()
     started = time.perf_counter()
     async with open_store(db) as store:
@@ -121,7 +121,12 @@ async def plan_post(db: Path, naive: bool) -> None:
             while batch := [i for _, i in zip(range(CHUNK), items, strict=False)]:
                 rows += await store.outbox.add_items(job_id, batch)
         else:
-            rows = await Publisher(store, renderer, settings).announce(POST, post_id=1)
+            rows = await Publisher(
+                store,
+                renderer,
+                stand_ins=settings.stand_in_channels,
+                channel=settings.telegram_channel,
+            ).announce(POST, post_id=1)
     elapsed = time.perf_counter() - started
     label = "baseline, all recipients listed first" if naive else "streamed fan-out"
     print(

@@ -35,7 +35,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run(settings: Settings) -> int:
     """`herald run`: watcher, bot, delivery, scheduler and web until SIGTERM."""
     site = load_site(settings)
-    renderer = Renderer(site, settings)
+    renderer = Renderer(site, public_url=settings.public_base)
     tokens = Tokens(secret_key(settings))
     metrics = Metrics()
     stop = asyncio.Event()
@@ -43,7 +43,13 @@ async def run(settings: Settings) -> int:
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings.database_path))
         # The bot comes first (delivery sends through its Bot); the publisher wakes delivery.
-        publisher = Publisher(store, renderer, settings, metrics=metrics)
+        publisher = Publisher(
+            store,
+            renderer,
+            stand_ins=settings.stand_in_channels,
+            channel=settings.telegram_channel,
+            metrics=metrics,
+        )
         bot_app = await stack.enter_async_context(
             telegram_bot(settings, store, renderer, publisher, stop)
         )

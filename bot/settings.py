@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.models import Channel
 
 DEFAULT_PERMALINK = "date"
 
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
                 "sqlite:///relative/path or sqlite:////absolute/path"
             )
         return Path(url.removeprefix("sqlite:///"))
+
+    @property
+    def stand_in_channels(self) -> tuple[Channel, ...]:
+        """Channels with no real transport configured: the files transport stands in."""
+        unset = ((Channel.TELEGRAM, self.telegram_token), (Channel.EMAIL, self.smtp_url))
+        return tuple(channel for channel, value in unset if value is None)
 
     @property
     def data_dir(self) -> Path:

@@ -130,7 +130,7 @@ def template_problems(renderer: Renderer) -> list[str]:
         renderer.digest_email([sample], date(2000, 1, 1))
         renderer.broadcast_messages("<b>sample</b>")
         renderer.broadcast_email("<b>sample</b>")
-        renderer.confirm_email(renderer.settings.public_base + "/confirm/sample")
+        renderer.confirm_email(renderer.public_url + "/confirm/sample")
     except Exception as exc:  # any template error is reported, not raised, here
         problems.append(f"templates: rendering a sample message failed: {exc}; fix the template.")
     return problems + bot_reply_problems(renderer)
@@ -248,7 +248,7 @@ def check(settings: Settings, posts: bool, *, templates_dir: Path | None = None)
     renderer = None
     if site is not None:
         problems += site_problems(site)
-        renderer = Renderer(site, settings, templates_dir=templates_dir)
+        renderer = Renderer(site, public_url=settings.public_base, templates_dir=templates_dir)
         problems += template_problems(renderer)
     if problems or site is None or renderer is None:
         print("herald check: configuration problems:", file=sys.stderr)

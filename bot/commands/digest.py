@@ -27,9 +27,11 @@ async def digest(settings: Settings, *, dry_run: bool) -> int:
     queued. Rows that still wait for a retry when this returns go out with `herald run`.
     """
     site = load_site(settings)
-    renderer = Renderer(site, settings)
+    renderer = Renderer(site, public_url=settings.public_base)
     async with open_store(settings.database_path) as store:
-        publisher = Publisher(store, renderer, settings)
+        publisher = Publisher(
+            store, renderer, stand_ins=settings.stand_in_channels, channel=settings.telegram_channel
+        )
         result = await publisher.send_digest(datetime.now(UTC), dry_run=dry_run)
         if dry_run:
             _print_digest(result.name, result.posts, result.rendered, settings.public_base)

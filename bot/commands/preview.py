@@ -58,7 +58,7 @@ def preview(
     except (PostError, OSError) as exc:
         print(f"{file}: {exc}", file=sys.stderr)
         return 1
-    renderer = Renderer(site, settings)
+    renderer = Renderer(site, public_url=settings.public_base)
     kind = Kind.BREAKING if post.breaking else Kind.POST
     outputs: list[tuple[str, bytes]] = []
     if telegram or not email:

@@ -13,7 +13,6 @@ from bot.metrics import Metrics
 from bot.models import Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
 from bot.outbox.plan import Recipient
 from bot.render.renderer import Renderer
-from bot.settings import Settings
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,31 +51,25 @@ class Publisher:
         self,
         store: Store,
         renderer: Renderer,
-        settings: Settings,
         *,
+        stand_ins: tuple[Channel, ...] = (),
+        channel: str | None = None,
         wake: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.renderer = renderer
-        self.settings = settings
+        # Channels sent through the files transport: a virtual recipient per channel gets
+        # every message, so a new post always shows up under outbox/.
+        self.outbox_channels = stand_ins
+        self.channel = channel  # HERALD_TELEGRAM_CHANNEL: gets every new post
         self.wake = wake
         self.metrics = metrics
-        # Without a token / SMTP URL the files transport stands in, and a virtual recipient
-        # per channel gets every message, so a new post always shows up under outbox/.
-        self.outbox_channels = tuple(
-            channel
-            for channel, configured in (
-                (Channel.TELEGRAM, settings.telegram_token is not None),
-                (Channel.EMAIL, settings.smtp_url is not None),
-            )
-            if not configured
-        )
 
     def _virtual(self, *, channel_post: bool) -> list[Recipient]:
         out = [Recipient(channel=c, address=plan.OUTBOX_ADDRESS[c]) for c in self.outbox_channels]
-        if channel_post and self.settings.telegram_channel:
-            out.append(Recipient(channel=Channel.TELEGRAM, address=self.settings.telegram_channel))
+        if channel_post and self.channel:
+            out.append(Recipient(channel=Channel.TELEGRAM, address=self.channel))
         return out
 
     async def _fan_out(

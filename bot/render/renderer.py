@@ -22,7 +22,7 @@ from bot.models import (
 )
 from bot.render import email_markup, markup
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, split_html, visible_len
-from bot.settings import Settings, Site
+from bot.settings import Site
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 # Filled per recipient by bot.delivery.mail.personalize, after the one MJML compile per message.
@@ -58,11 +58,9 @@ def _first_paragraph(excerpt: str) -> str:
 class Renderer:
     """Built once; turns posts, digests and broadcasts into what each channel sends."""
 
-    def __init__(
-        self, site: Site, settings: Settings, *, templates_dir: Path | None = None
-    ) -> None:
+    def __init__(self, site: Site, *, public_url: str, templates_dir: Path | None = None) -> None:
         self.site = site
-        self.settings = settings
+        self.public_url = public_url  # HERALD_PUBLIC_URL, without a trailing slash
         self.templates_dir = templates_dir or TEMPLATES_DIR
         self.env = make_environment(self.templates_dir)
         self.env.filters["local"] = self._local
@@ -70,7 +68,7 @@ class Renderer:
             site=site,
             site_url=site.url,
             site_title=site.title,
-            public_url=settings.public_base,
+            public_url=public_url,
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
             preferences_url=PREFERENCES_PLACEHOLDER,
         )

@@ -36,7 +36,7 @@ from bot.errors import PostError
 from bot.models import Post
 from bot.settings import Site
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
-from bot.store.posts import PostLog
+from bot.store import PostLog
 
 log = logging.getLogger(__name__)
 

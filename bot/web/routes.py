@@ -291,7 +291,7 @@ def create_app(
         tokens=tokens,
         publisher=publisher,
         metrics=metrics,
-        renderer=renderer or Renderer(site, settings),
+        renderer=renderer or Renderer(site, public_url=settings.public_base),
         limiter=limiter or SubscribeLimiter(),
         clock=clock,
     )

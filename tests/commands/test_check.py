@@ -157,7 +157,7 @@ def test_preview_writes_exactly_what_is_sent(tmp_path: Path) -> None:
     assert preview(settings, post_file, telegram=False, email=False, out=out) == 0
     site_obj = load_site(settings.model_copy(update={"site_dir": site}))
     post = parse_post("2026-11-25-flood.md", post_file.read_bytes(), site_obj)
-    sent = Renderer(site_obj, settings).post_messages(post, Kind.POST)
+    sent = Renderer(site_obj, public_url=settings.public_base).post_messages(post, Kind.POST)
     assert (out / "01-sendPhoto.html").read_text() == sent[0].text
     mail = message_from_bytes((out / "flood.eml").read_bytes(), policy=default)
     assert mail["Subject"] == "Flood warning & <evacuation>"

@@ -23,7 +23,7 @@ PREFS = "https://herald.example.com/preferences/tok.en-1"
 @pytest.fixture
 def renderer() -> Renderer:
     settings = load_settings(site_dir=DEMO_SITE, public_url="https://herald.example.com")
-    return Renderer(load_site(settings), settings)
+    return Renderer(load_site(settings), public_url=settings.public_base)
 
 
 def send(msg: EmailMessage, **changes: str) -> MimeMessage:

@@ -61,7 +61,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
     settings = load_settings(site_dir=DEMO_SITE, public_url="https://herald.example.com")
-    return Renderer(load_site(settings), settings)
+    return Renderer(load_site(settings), public_url=settings.public_base)
 
 
 def open_email(browser: Browser, msg: EmailMessage, name: str) -> Page:

@@ -60,7 +60,7 @@ def site(settings: Settings) -> Site:
 
 @pytest.fixture
 def renderer(site: Site, settings: Settings) -> Renderer:
-    return Renderer(site, settings)
+    return Renderer(site, public_url=settings.public_base)
 
 
 def dump_messages(messages: tuple[TelegramMessage, ...]) -> str:
@@ -224,7 +224,7 @@ def test_text_renders_any_template(renderer: Renderer, tmp_path: Path, site: Sit
     """Bot replies render from their own template file, with HTML autoescaped."""
     (tmp_path / "telegram").mkdir()
     (tmp_path / "telegram" / "hello.html").write_text("Hi {{ name }}, from {{ site_title }}\n")
-    own = Renderer(site, renderer.settings, templates_dir=tmp_path)
+    own = Renderer(site, public_url=renderer.public_url, templates_dir=tmp_path)
     assert own.text("telegram/hello.html", name="<Ann & Bo>") == (
         "Hi &lt;Ann &amp; Bo&gt;, from The Daily Herald"
     )

@@ -22,8 +22,7 @@ from bot.errors import ConfigError
 from bot.models import Post
 from bot.settings import Settings, load_site
 from bot.sources.watcher import Watcher
-from bot.store import open_store
-from bot.store.posts import PostLog
+from bot.store import PostLog, open_store
 
 CONFIG = 'title: Test News\nurl: "https://news.test"\ntimezone: UTC\n'
 

@@ -115,9 +115,16 @@ async def bot_env(
     """The bot's handlers in a PTB Application talking to `fake`, over a fresh store."""
     fake.chat_rate = None  # replies to commands are not a fan-out
     settings = bot_settings(tmp_path, fake, outbox_mode=outbox_mode)
-    renderer = Renderer(load_site(settings), settings)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
     async with open_store(settings.database_path) as store:
-        publisher = SpyPublisher(Publisher(store, renderer, settings))
+        publisher = SpyPublisher(
+            Publisher(
+                store,
+                renderer,
+                stand_ins=settings.stand_in_channels,
+                channel=settings.telegram_channel,
+            )
+        )
         deps = BotDeps(
             store=store,
             renderer=renderer,

@@ -83,8 +83,14 @@ async def running(
         open_store(settings.database_path) as store,
         open_delivery(store, settings, config=config) as delivery,
     ):
-        renderer = Renderer(load_site(settings), settings)
-        publisher = Publisher(store, renderer, settings, wake=delivery.notify)
+        renderer = Renderer(load_site(settings), public_url=settings.public_base)
+        publisher = Publisher(
+            store,
+            renderer,
+            stand_ins=settings.stand_in_channels,
+            channel=settings.telegram_channel,
+            wake=delivery.notify,
+        )
         stop = asyncio.Event()
         task = (
             asyncio.create_task(delivery.run(stop)) if start else asyncio.create_task(stop.wait())

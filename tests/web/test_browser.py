@@ -65,7 +65,7 @@ async def test_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_br
     site = load_site(settings)
     stop = asyncio.Event()
     async with SmtpSink() as sink, open_store(settings.database_path) as store:
-        renderer = Renderer(site, settings)
+        renderer = Renderer(site, public_url=settings.public_base)
         tokens = Tokens(SECRET)
         mailer = DirectMailer(settings, renderer, tokens, sink.url)
         app = create_app(

@@ -54,8 +54,15 @@ async def test_opt_in_confirm_alert_one_click_unsubscribe_then_silence(tmp_path:
             open_store(settings.database_path) as store,
             open_delivery(store, settings, config=config, metrics=metrics) as delivery,
         ):
-            renderer = Renderer(site, settings)
-            publisher = Publisher(store, renderer, settings, wake=delivery.notify, metrics=metrics)
+            renderer = Renderer(site, public_url=settings.public_base)
+            publisher = Publisher(
+                store,
+                renderer,
+                stand_ins=settings.stand_in_channels,
+                channel=settings.telegram_channel,
+                wake=delivery.notify,
+                metrics=metrics,
+            )
             app = create_app(
                 settings=settings,
                 site=site,
