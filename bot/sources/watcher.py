@@ -28,7 +28,7 @@ from collections.abc import (
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from watchfiles import Change, awatch
 
@@ -36,7 +36,6 @@ from bot.errors import PostError
 from bot.models import Post
 from bot.settings import Site
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
-from bot.store import PostLog
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,25 @@ TRANSIENT_ERRNOS = frozenset(
         errno.ETIMEDOUT,
     }
 )
+
+
+class SeenPosts(Protocol):
+    """What the watcher needs of the post log (the store's `PostLog` is one)."""
+
+    async def record(
+        self,
+        posts: Sequence[Post],
+        *,
+        announced: bool,
+        now: datetime,
+        versions: Mapping[str, str] | None = None,
+        moved: Mapping[str, str] | None = None,
+    ) -> list[tuple[int, Post]]: ...
+    async def mark_announced(self, post_id: int) -> None: ...
+    async def pending(self) -> list[tuple[int, Post]]: ...
+    async def file_versions(self) -> dict[str, str]: ...
+    async def get_meta(self, key: str) -> str | None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -226,7 +244,7 @@ class Watcher:
     def __init__(
         self,
         site: Site,
-        posts: PostLog,
+        posts: SeenPosts,
         on_post: OnPost,
         *,
         clock: Clock = utc_now,
