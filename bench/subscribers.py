@@ -116,7 +116,7 @@ async def plan_post(db: Path, naive: bool) -> None:
                 "post:1", "breaking", rendered.encode(), title=POST.title, now=POST.date
             )
             everyone = [plan.Recipient.of(s) async for s in store.subscribers.recipients()]
-            items = plan.plan("post:1", Kind.BREAKING, rendered, everyone)
+            items = plan.rows_for("post:1", Kind.BREAKING, rendered, everyone)
             rows = 0
             while batch := [i for _, i in zip(range(CHUNK), items, strict=False)]:
                 rows += await store.outbox.add_items(job_id, batch)

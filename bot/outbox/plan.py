@@ -40,7 +40,7 @@ def item_key(job_key: str, recipient: Recipient) -> str:
     return f"{job_key}:{recipient.channel.value}:{who}"
 
 
-def plan(
+def rows_for(
     job_key: str, kind: Kind, rendered: Rendered, recipients: Iterable[Recipient]
 ) -> Iterator[PlannedItem]:
     """One row per recipient whose channel the job has content for."""

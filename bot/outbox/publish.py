@@ -94,7 +94,7 @@ class Publisher:
             log.info("publish: job %s exists; adding only missing recipients", key)
 
         async def add(recipients: list[Recipient]) -> int:
-            items = list(plan.plan(key, kind, rendered, recipients))
+            items = list(plan.rows_for(key, kind, rendered, recipients))
             if self.metrics is not None:
                 for channel in Channel:
                     n = sum(1 for i in items if i.channel == channel.value)
@@ -184,7 +184,7 @@ class Publisher:
             key, Kind.CONFIRM.value, rendered.encode(), title="confirm", now=now
         )
         await self.store.outbox.add_items(
-            job_id, plan.plan(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
+            job_id, plan.rows_for(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
         )
         await self.store.outbox.mark_planned(job_id)
         self.wake()

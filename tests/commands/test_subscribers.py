@@ -209,7 +209,7 @@ async def park_one_failure(db: Path) -> None:
         )
         recipients = [plan.Recipient.of(s) for s in subs]
         await store.outbox.add_items(
-            job_id, plan.plan("post:1", Kind.BREAKING, rendered, recipients)
+            job_id, plan.rows_for("post:1", Kind.BREAKING, rendered, recipients)
         )
         await store.outbox.mark_planned(job_id)
         sent, failed = await store.outbox.claim(10, now=time.time(), lease_s=60)

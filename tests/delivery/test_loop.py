@@ -103,7 +103,7 @@ async def queue(
         (Channel.EMAIL, a) for a in addresses
     ]:
         recipients.append(Recipient.of(await store.subscribers.upsert(channel, address)))
-    await store.outbox.add_items(job_id, plan.plan(key, Kind.BROADCAST, RENDERED, recipients))
+    await store.outbox.add_items(job_id, plan.rows_for(key, Kind.BROADCAST, RENDERED, recipients))
     await store.outbox.mark_planned(job_id)
 
 

@@ -51,7 +51,7 @@ async def queue_raw(store: Store, key: str, message: TelegramMessage, chats: lis
     for chat in chats:
         sub = await store.subscribers.upsert(Channel.TELEGRAM, str(chat))
         recipients.append(Recipient.of(sub))
-    await store.outbox.add_items(job_id, plan.plan(key, Kind.BROADCAST, rendered, recipients))
+    await store.outbox.add_items(job_id, plan.rows_for(key, Kind.BROADCAST, rendered, recipients))
     await store.outbox.mark_planned(job_id)
 
 

@@ -30,7 +30,7 @@ async def queue(store: Store, key: str, kind: Kind, chats: list[str]) -> int:
     recipients = [
         Recipient.of(await store.subscribers.upsert(Channel.TELEGRAM, chat)) for chat in chats
     ]
-    await store.outbox.add_items(job_id, plan.plan(key, kind, MESSAGE, recipients))
+    await store.outbox.add_items(job_id, plan.rows_for(key, kind, MESSAGE, recipients))
     await store.outbox.mark_planned(job_id)
     return job_id
 
