@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -14,11 +15,66 @@ from telegram.ext import ApplicationBuilder
 from bot.chat import handlers
 from bot.chat.deps import BotDeps, BotRenderer, BroadcastPublisher
 from bot.errors import ConfigError
+from bot.health import Health
 from bot.settings import Settings
 from bot.store import Store
-from bot.transports.telegram import make_bot
+from bot.transports.telegram import TokenRejected, make_bot
 
 log = logging.getLogger(__name__)
+
+# A healthy long poll answers at least every poll timeout (10 s); PTB's backoff between
+# failures grows to 30 s. Longer than this without a good getUpdates: polling is down.
+POLL_SILENCE_S = 90.0
+
+
+class Polling:
+    """Long polling as health sees it: the token's last verdict, the last good getUpdates.
+
+    Failures are logged once per spell (PTB would log a traceback per retry), and once
+    again when polling works again.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.token_rejected = False
+        self.failing: str | None = None  # what the current spell of failures is about
+        self.last_ok_s = clock()
+        self.running: Callable[[], bool] = lambda: True
+
+    def on_token(self, ok: bool) -> None:
+        """The Bot's verdict after each getUpdates."""
+        if not ok:
+            self.token_rejected = True
+            return
+        self.last_ok_s = self.clock()
+        if self.failing is not None:
+            log.info("telegram: polling for updates works again")
+        self.token_rejected, self.failing = False, None
+
+    def on_error(self, exc: TelegramError) -> None:
+        """PTB's error_callback for polling: it retries after each of these."""
+        kind = "token" if isinstance(exc, TokenRejected) else "network"
+        if kind == self.failing:
+            return
+        self.failing = kind
+        if kind == "token":
+            log.error(
+                "telegram: Telegram rejects HERALD_TELEGRAM_TOKEN (revoked, or replaced in "
+                "@BotFather?); no updates are read until it works again; polling keeps retrying"
+            )
+        else:
+            log.warning("telegram: polling for updates failed (%s); retrying", exc)
+
+    async def check(self) -> str | None:
+        """The health check of the Telegram part."""
+        if self.token_rejected:
+            return "Telegram rejects HERALD_TELEGRAM_TOKEN"
+        if not self.running():
+            return "polling stopped"
+        silent_s = self.clock() - self.last_ok_s
+        if silent_s > POLL_SILENCE_S:
+            return f"no answer to getUpdates for {silent_s:.0f} s"
+        return None
 
 
 async def _connect(application: Any, stop: asyncio.Event) -> bool:
@@ -52,12 +108,18 @@ async def telegram_bot(
     renderer: BotRenderer,
     publisher: BroadcastPublisher,
     stop: asyncio.Event,
+    *,
+    health: Health | None = None,
 ) -> AsyncIterator[Any]:
-    """The PTB Application polling for updates, or None without a token (outbox mode)."""
+    """The PTB Application polling for updates, or None without a token (outbox mode).
+
+    With `health`, the part `telegram` reports the polling.
+    """
     if settings.telegram_token is None:
         yield None
         return
-    application = ApplicationBuilder().bot(make_bot(settings)).build()
+    polling = Polling()
+    application = ApplicationBuilder().bot(make_bot(settings, on_token=polling.on_token)).build()
     deps = BotDeps(
         store=store,
         renderer=renderer,
@@ -73,7 +135,11 @@ async def telegram_bot(
         await handlers.set_commands(application.bot, deps)
         await application.start()
         assert application.updater is not None
-        await application.updater.start_polling(drop_pending_updates=False)
+        updater = application.updater
+        polling.running = lambda: updater.running
+        await updater.start_polling(drop_pending_updates=False, error_callback=polling.on_error)
+        if health is not None:
+            health.register("telegram", polling.check)
         log.info("telegram: polling as @%s", application.bot.username)
         yield application
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import telegram
 from telegram.constants import ParseMode
@@ -57,19 +59,61 @@ GONE_FAULTS = ("chat not found", "peer_id_invalid", "user not found")
 PTB_UNREADABLE = "Invalid server response"
 
 
-def make_bot(settings: Settings) -> telegram.Bot:
-    """A Bot for `settings`: fast pooled requests for sends, a separate one for long polling."""
+class TokenRejected(NetworkError):
+    """getUpdates got 401/404: the token was revoked or is wrong; polling keeps retrying."""
+
+
+def _ignore(ok: bool) -> None:
+    pass
+
+
+class PollingBot(telegram.Bot):
+    """A Bot whose polling outlives a rejected token and reports each getUpdates verdict.
+
+    PTB's polling loop gives up for good on InvalidToken, leaving a process that looks
+    alive and never reads an update again. As a NetworkError PTB backs off and retries, so
+    polling resumes by itself once the token works (restored, or the revocation undone).
+    `on_token(ok)` hears after every getUpdates whether Telegram accepted the token.
+    """
+
+    __slots__ = ("_on_token",)
+
+    def __init__(
+        self, *args: Any, on_token: Callable[[bool], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_token = on_token or _ignore
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[telegram.Update, ...]:
+        try:
+            updates = await super().get_updates(*args, **kwargs)
+        except InvalidToken:
+            self._on_token(False)
+            # PTB's message would quote the token: none of it, and no chain.
+            raise TokenRejected(
+                "Telegram rejected HERALD_TELEGRAM_TOKEN (401); still retrying"
+            ) from None
+        self._on_token(True)
+        return updates
+
+
+def make_bot(settings: Settings, *, on_token: Callable[[bool], None] | None = None) -> telegram.Bot:
+    """A Bot for `settings`: fast pooled requests for sends, a separate one for long polling.
+
+    `on_token` hears whether each getUpdates found the token accepted (see PollingBot).
+    """
     if settings.telegram_token is None:
         raise ConfigError("HERALD_TELEGRAM_TOKEN is not set; get a token from @BotFather")
     api_url = settings.telegram_api_url.rstrip("/")
     file_url = api_url[: -len("/bot")] + "/file/bot" if api_url.endswith("/bot") else None
-    return telegram.Bot(
+    return PollingBot(
         settings.telegram_token.get_secret_value(),
         base_url=api_url,
         base_file_url=file_url or "https://api.telegram.org/file/bot",
         request=AiohttpRequest(connection_pool_size=SEND_POOL_SIZE),
         # getUpdates holds its connection for the whole poll; PTB adds the poll time to this.
         get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=10.0),
+        on_token=on_token,
     )
 
 

@@ -1,0 +1,78 @@
+"""The running bot (`telegram_bot`): PTB's real long polling against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.chat.bot import telegram_bot
+from bot.health import Health, PartHealth
+from tests.fakes.bot_api import FakeBotAPI
+from tests.support.bot import USER, bot_env
+
+
+@asynccontextmanager
+async def running_bot(tmp_path: Path, fake: FakeBotAPI, health: Health) -> AsyncIterator[Any]:
+    """`herald run`'s bot part: the Application polling `fake`, its health in `health`.
+
+    The harness's store, renderer and publisher are used; its own Application never polls.
+    """
+    async with bot_env(tmp_path, fake) as env:
+        fake.chat_rate = 1.0  # bot_env turns Telegram's per-chat limit off; it is back on here
+        deps = env.deps
+        stop = asyncio.Event()
+        bot = telegram_bot(
+            env.settings, env.store, deps.renderer, env.publisher.real, stop, health=health
+        )
+        async with bot as app:
+            try:
+                yield app
+            finally:
+                await health.close()
+
+
+async def reported(
+    health: Health, part: str, predicate: Callable[[PartHealth], bool], timeout_s: float = 20
+) -> PartHealth:
+    """The first report of `part` that satisfies `predicate` (reports are asked for in turn)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            state = next((s for s in await health.report() if s.part == part), None)
+            if state is not None and predicate(state):
+                return state
+            await asyncio.sleep(0.05)
+
+
+def polls(fake: FakeBotAPI, status: int) -> int:
+    return sum(1 for c in fake.calls if c.method == "getUpdates" and c.status == status)
+
+
+async def test_polling_outlives_a_rejected_token_and_health_shows_telegram_down(
+    tmp_path: Path, fake_bot_api: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a spell of 401s polling resumes and answers /help; meanwhile Telegram was down."""
+    fake = fake_bot_api
+    health = Health()
+    caplog.set_level(logging.INFO)
+    async with running_bot(tmp_path, fake, health):
+        assert (await reported(health, "telegram", lambda s: True)).up
+        fake.unauthorized(for_s=3)
+        fake.push_message(USER, USER, "hello")  # ends the poll in flight; nothing answers it
+        down = await reported(health, "telegram", lambda s: not s.up)
+        assert "HERALD_TELEGRAM_TOKEN" in down.reason
+        fake.push_command(USER, USER, "/help")
+        await fake.wait_for(lambda: fake.sent_to(USER), timeout=30)
+        assert "/settings" in (fake.sent_to(USER)[0].text or "")
+        await reported(health, "telegram", lambda s: s.up)
+    assert polls(fake, 401) >= 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "HERALD_TELEGRAM_TOKEN" in errors[0].getMessage(), caplog.text
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("bot.")]
+    assert not [m for m in ours if fake.token in m]
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
