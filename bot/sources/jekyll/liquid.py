@@ -11,7 +11,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from liquid import Environment, Mode
+from liquid import Mode
 from liquid.ast import BlockNode, Node
 from liquid.exceptions import FilterArgumentError, LiquidError
 from liquid.parser import get_parser
@@ -22,7 +22,7 @@ from bot.errors import PostError
 from bot.settings import Site
 from bot.sources.jekyll import filters as jekyll_filters
 from bot.sources.jekyll import links as jekyll_links
-from bot.sources.jekyll import liquid_repair
+from bot.sources.jekyll import liquid_limits, liquid_repair
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).split("\n", 1)[0]
 
 
-class JekyllEnvironment(Environment):
-    """A lax environment that records every error it swallows."""
+class JekyllEnvironment(liquid_limits.LimitedEnvironment):
+    """A lax, limited environment that records every error it swallows."""
 
     keyword_assignment = True
 
@@ -64,9 +64,11 @@ class JekyllEnvironment(Environment):
         msg: str | None = None,
         token: Token | None = None,
     ) -> None:
-        """Record the problem and carry on, as Mode.LAX does."""
+        """Record the problem and carry on, as Mode.LAX does; a resource limit ends the render."""
         if not isinstance(exc, LiquidError):
             exc = exc(msg, token=token)
+        if isinstance(exc, liquid_limits.RENDER_LIMITS):
+            raise exc
         _note(_first_line(exc))
 
 
@@ -108,7 +110,7 @@ def _expand(context: Any, markup: str) -> str:
     if "{{" not in markup:
         return markup
     env: JekyllEnvironment = context.env
-    buf = StringIO()
+    buf: StringIO = context.get_buffer()
     env.from_string(markup).render_with_context(context, buf)
     return buf.getvalue()
 
@@ -128,6 +130,8 @@ class _InlineNode(Node):
         """Write the tag's output, or nothing (with a note) when it fails."""
         try:
             text = self.func(context, _expand(context, self.markup))
+        except liquid_limits.RENDER_LIMITS:
+            raise
         except (PostError, OSError, ValueError, LiquidError) as exc:
             _note(f"{{% {self.token.value} {self.markup} %}}: {_first_line(exc)}")
             return 0
@@ -189,7 +193,7 @@ class IncludeTag(_InlineTag):
                 params[key] = re.sub(r"\\(.)", r"\1", dq or sq)
         env: JekyllEnvironment = context.env
         template = env.from_string(path.read_text(encoding="utf-8-sig"), name=name)
-        buf = StringIO()
+        buf: StringIO = context.get_buffer()
         with context.extend({"include": params}, template=template):
             template.render_with_context(context, buf, partial=True)
         return buf.getvalue()
@@ -281,7 +285,8 @@ def render(text: str, *, site: Site, page: dict[str, Any], path: str) -> str:
     finally:
         _problems.reset(reset)
     if problems:
-        log.warning("%s: dropped Liquid it cannot render: %s", path, "; ".join(problems))
+        found = "; ".join(dict.fromkeys(problems))  # a problem repeated in a loop, once
+        log.warning("%s: dropped Liquid it cannot render: %s", path, found)
     return output
 
 
@@ -307,6 +312,9 @@ def _render(text: str, site: Site, page: dict[str, Any]) -> str:
             continue
         try:
             return str(template.render(**data))
+        except liquid_limits.RENDER_LIMITS as exc:
+            _note(f"{_first_line(exc)}; all of the post's Liquid is dropped")
+            break
         except LiquidError as exc:
             _note(_first_line(exc))
             break

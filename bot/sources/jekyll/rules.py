@@ -27,6 +27,11 @@ FILENAME_RE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$", re.S)
 # Document::YAML_FRONT_MATTER_REGEXP
 FRONT_MATTER_RE = re.compile(r"\A(---\s*\n.*?\n?)^((---|\.\.\.)\s*$\n?)", re.S | re.M)
 DEFAULT_MARKDOWN_EXT = "markdown,mkdown,mkdn,mkd,md"
+# Front matter is a few hundred bytes; these bounds stop a "billion laughs" alias bomb
+# before PyYAML builds it and before Liquid turns its shared lists into text.
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_YAML_ALIASES = 100
+MAX_ALIAS_EXPANSION = 1_000_000  # characters the aliases may repeat, all together
 HTML_EXTS = frozenset({".html", ".htm"})
 
 _PRETTY_KEEP = frozenset("._~!$&'()+,;=@")
@@ -113,9 +118,65 @@ def split_front_matter(text: str) -> tuple[str, str]:
     raise PostError("no front matter: a post must start with a `---` line (Jekyll skips it)")
 
 
+def _check_aliases(yaml_text: str) -> None:
+    """PostError for an alias bomb, read from the parser's events before anything is built.
+
+    Each node's size is its scalars' text plus one per node, with aliases expanded; an
+    alias repeats the size of its anchor, so nested anchors multiply and are caught here.
+    """
+    if "*" not in yaml_text:  # no alias without an asterisk; most posts stop here
+        return
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, list[int]]] = []  # (anchor, [size]) per collection
+    aliases = repeated = 0
+    for event in yaml.parse(yaml_text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append((event.anchor, [1]))
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise PostError(
+                    f"front matter uses too many YAML aliases (over {MAX_YAML_ALIASES})"
+                )
+            if any(anchor == event.anchor for anchor, _ in open_nodes):
+                raise PostError(
+                    f"front matter uses a YAML alias inside its own anchor (*{event.anchor}), "
+                    "which never ends"
+                )
+            size = sizes.get(str(event.anchor), 0)
+            repeated += size
+            if repeated > MAX_ALIAS_EXPANSION:
+                raise PostError(
+                    "front matter uses too many YAML aliases: expanded they would repeat "
+                    f"over {MAX_ALIAS_EXPANSION:,} characters"
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            size = 1 + len(event.value)
+            if event.anchor is not None:
+                sizes[event.anchor] = size
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, (size,) = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = size
+        else:
+            continue
+        if open_nodes:
+            open_nodes[-1][1][0] += size
+
+
 def load_front_matter(yaml_text: str) -> dict[str, Any]:
-    """Parse front matter YAML into a dict, or PostError naming the line."""
+    """Parse front matter YAML into a dict, or PostError naming the line or the limit."""
+    # UTF-8 takes at most 4 bytes a character, so short text needs no encoding to measure.
+    if len(yaml_text) > MAX_FRONT_MATTER_BYTES // 4:
+        size = len(yaml_text.encode("utf-8"))
+        if size > MAX_FRONT_MATTER_BYTES:
+            raise PostError(
+                f"front matter is {size // 1024} KB, over the "
+                f"{MAX_FRONT_MATTER_BYTES // 1024} KB limit"
+            )
     try:
+        _check_aliases(yaml_text)
         data = yaml.load(yaml_text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

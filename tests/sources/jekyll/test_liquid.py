@@ -143,3 +143,29 @@ def test_liquid_excerpt_comes_from_rendered_body(site: Site) -> None:
     raw = b"---\ntitle: T\n---\n{{ site.title }} reports.\n\nMore."
     post = parse_post("2024-01-05-a.md", raw, site)
     assert post.excerpt == "The Paper reports."
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "limit"),
+    [
+        ("before {% for a in (1..100000) %}{% for b in (1..100000) %}x{% endfor %}{% endfor %} "
+         "after", "before x after", "loop iteration limit"),
+        ("a {{ page.title }} " + "{% for i in (1..60000) %}{% endfor %}" * 3 + "b",
+         "a  b", "over 100,000 in one post"),
+        ("{% assign x = '" + "x" * 100 + "' %}{% for i in (1..90000) %}{{ x }}{% endfor %}end",
+         "end", "output stream limit"),
+        ("{% assign x = 'x' %}" + "{% assign x = x | append: x %}" * 23 + "{{ x | size }} end",
+         "end", "append: a result over 4,000,000 characters"),
+        ("a {{ (1..200000) | join: ',' }} b", "a  b", "join: over 100,000 items"),
+    ],
+    ids=["nested-loops", "sequential-loops", "output", "doubling", "range-filter"],
+)  # fmt: skip
+def test_liquid_bombs_are_cut_off_and_logged_once(
+    site: Site, body: str, expected: str, limit: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Liquid over a resource limit stops there: the text stays, the Liquid goes, one log line."""
+    with caplog.at_level(logging.WARNING, logger="bot.sources.jekyll.liquid"):
+        assert body_of(site, body) == expected
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.sources.jekyll.liquid"]
+    assert len(lines) == 1
+    assert "_posts/2024-01-05-this-post.md" in lines[0] and limit in lines[0]

@@ -344,6 +344,46 @@ def test_yaml_error_names_the_file_line() -> None:
         parse_post("2026-11-25-a.md", raw, make_site())
 
 
+def laughs(levels: int) -> str:
+    """Billion-laughs front matter: each anchor holds ten aliases of the one before."""
+    lines = ["lol1: &lol1 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for n in range(2, levels + 1):
+        lines.append(f"lol{n}: &lol{n} [{', '.join([f'*lol{n - 1}'] * 10)}]")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("front", "body", "reason"),
+    [
+        (laughs(9), "Body.", "too many YAML aliases: expanded they would repeat over 1,000,000"),
+        (laughs(6), "{{ page.lol6 }}", "too many YAML aliases"),
+        (laughs(6), "{% for a in page.lol6 %}{% for b in a %}{{ b }}{% endfor %}{% endfor %}",
+         "too many YAML aliases"),
+        ("one: &one x\nmany: [" + ", ".join(["*one"] * 101) + "]", "Body.",
+         r"too many YAML aliases \(over 100\)"),
+        ("categories: &c [news, *c]", "Body.", r"alias inside its own anchor \(\*c\)"),
+        ("excerpt: " + "x" * 70_000, "Body.", "front matter is 68 KB, over the 64 KB limit"),
+    ],
+    ids=["billion-laughs", "laughs-in-output", "laughs-in-loop", "101-aliases", "recursive",
+         "70-kb"],
+)  # fmt: skip
+def test_front_matter_bombs_are_broken_posts(front: str, body: str, reason: str) -> None:
+    """Front matter that would expand without bound is refused, before it is built, with why."""
+    with pytest.raises(PostError, match=reason):
+        parse_post("2026-11-25-a.md", post_bytes(front, body), make_site())
+
+
+def test_a_few_yaml_anchors_and_aliases_still_work() -> None:
+    """Anchors, aliases and merge keys in ordinary front matter read as YAML means them."""
+    front = (
+        "title: Shared\nbase: &base {kind: news, size: 2}\nbox:\n  <<: *base\n  size: 3\n"
+        "tags: &t [a, b]\nkeywords: *t\nnote: '2 * 3 = 6'"
+    )
+    body = "{{ page.box.kind }} {{ page.box.size }} {{ page.keywords | join: '+' }}"
+    post = parse_post("2026-11-25-a.md", post_bytes(front, body), make_site())
+    assert (post.title, post.tags, post.body) == ("Shared", ("a", "b"), "news 3 a+b")
+
+
 def test_bad_file_name_is_an_error() -> None:
     """A file not named YYYY-MM-DD-title is not a post."""
     with pytest.raises(PostError, match="file name"):
