@@ -191,7 +191,7 @@ def post_problems(site: Site, renderer: Renderer, post: Post) -> list[str]:
 
 def check_posts(site: Site, renderer: Renderer) -> int:
     """Render every post file for both channels; print file and reason for each failure."""
-    from bot.sources.jekyll.reader import is_post_path, parse_post
+    from bot.sources.jekyll.reader import is_post_path, read_post_file
 
     # The files the watcher reads: Jekyll's name rules, hidden and `_` folders skipped.
     files = sorted(
@@ -203,7 +203,7 @@ def check_posts(site: Site, renderer: Renderer) -> int:
     for path in files:
         rel = path.relative_to(site.posts_dir).as_posix()
         try:
-            post = parse_post(rel, path.read_bytes(), site)
+            post = read_post_file(path, rel, site)
         except (PostError, OSError) as exc:
             reasons = [str(exc)]
         else:

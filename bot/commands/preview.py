@@ -47,15 +47,15 @@ def preview(
     settings: Settings, file: Path, *, telegram: bool, email: bool, out: Path | None
 ) -> int:
     """Render one post file for Telegram and/or email as `herald run` would send it."""
-    from bot.sources.jekyll.reader import parse_post
+    from bot.sources.jekyll.reader import read_post_file
 
     root = site_dir_for(settings, file)
     settings = settings.model_copy(update={"site_dir": root})
     site = load_site(settings)
     rel = file.resolve().relative_to((root / "_posts").resolve()).as_posix()
     try:
-        post = parse_post(rel, file.read_bytes(), site)
-    except (PostError, OSError) as exc:
+        post = read_post_file(file, rel, site)
+    except PostError as exc:
         print(f"{file}: {exc}", file=sys.stderr)
         return 1
     renderer = Renderer(site, public_url=settings.public_base)

@@ -27,7 +27,7 @@ def find_post(site: Site, name: str) -> str:
 
 def post_file_url(site: Site, rel: str) -> str:
     """The site-relative URL of another post file, read from disk."""
-    text = (site.posts_dir / rel).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    text = jekyll.decode((site.posts_dir / rel).read_bytes())
     data = jekyll.load_front_matter(jekyll.split_front_matter(text)[0])
     parts = jekyll.split_filename(rel.rsplit("/", 1)[-1])
     if parts is None:
@@ -44,7 +44,7 @@ def link_url(site: Site, target: str) -> str:
     path = (site.root / target).resolve()
     if not path.is_relative_to(site.root.resolve()) or not path.is_file():
         raise ValueError(f"could not find {target!r} in the site")
-    text = path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    text = jekyll.decode(path.read_bytes())
     if text.startswith("---"):
         permalink = jekyll.load_front_matter(jekyll.split_front_matter(text)[0]).get("permalink")
         if permalink:

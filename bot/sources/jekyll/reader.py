@@ -15,9 +15,9 @@ Breaking rules come from `_config.yml`, all keys optional (defaults shown)::
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -125,21 +125,6 @@ def is_post_path(rel_path: str, site: Site | None = None) -> bool:
     return is_post_filename(parts[-1], site)
 
 
-def decode(raw: bytes) -> str:
-    """Bytes → text with LF line ends, or PostError saying why the file is unreadable."""
-    if not raw.strip():
-        raise PostError("empty file")
-    if b"\x00" in raw:
-        raise PostError("binary file (contains NUL bytes), not a text post")
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PostError("not valid UTF-8 — save the file as UTF-8") from exc
-    return text.replace("\r\n", "\n")
-
-
 def absolute_image(value: object, site: Site) -> str | None:
     """An image from front matter as an absolute URL: relative paths join Site.url."""
     if isinstance(value, dict):  # jekyll-seo-tag style: image: {path: …}
@@ -179,7 +164,7 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
     if parts is None:
         raise PostError("file name must look like YYYY-MM-DD-title.md")
     day, file_slug, ext = parts
-    yaml_text, body = jekyll.split_front_matter(decode(raw))
+    yaml_text, body = jekyll.split_front_matter(jekyll.decode(raw))
     data = jekyll.load_front_matter(yaml_text)
     stamp = data.get("date")
     when = jekyll.parse_date(stamp if stamp is not None else day, site.tz).astimezone(site.tz)
@@ -223,3 +208,12 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
         breaking=breaking,
         label=label,
     )
+
+
+def read_post_file(path: Path, rel: str, site: Site) -> Post:
+    """The post in the file at `path` (`rel` under `_posts/`), or PostError saying why not."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PostError(f"cannot be read ({exc.strerror or exc})") from exc
+    return parse_post(rel, raw, site)

@@ -6,6 +6,7 @@ a post the way the site builds it; permalinks are in `bot.sources.jekyll.permali
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 import unicodedata
@@ -102,6 +103,21 @@ def slugify(text: object, mode: str = "default", *, cased: bool = False) -> str:
         slug = "".join(out)
     slug = re.sub(r"^-|-$", "", slug)
     return slug if cased else slug.lower()
+
+
+def decode(raw: bytes) -> str:
+    """Bytes → text with LF line ends, or PostError saying why the file is unreadable."""
+    if not raw.strip():
+        raise PostError("empty file")
+    if b"\x00" in raw:
+        raise PostError("binary file (contains NUL bytes), not a text post")
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PostError("not valid UTF-8 — save the file as UTF-8") from exc
+    return text.replace("\r\n", "\n")
 
 
 def split_front_matter(text: str) -> tuple[str, str]:
