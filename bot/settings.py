@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     digest_time: str = "08:00"
     outbox_dir: Path = Path("outbox")
+    feed_url: str | None = None
+    feed_poll_s: float = Field(default=120.0, gt=0)
+    announce_when_live: bool = False
+    live_timeout_s: float = Field(default=1800.0, gt=0)
 
     @field_validator(
         "telegram_token",
@@ -53,6 +57,7 @@ class Settings(BaseSettings):
         "site_url",
         "timezone",
         "telegram_channel",
+        "feed_url",
         mode="before",
     )
     @classmethod
@@ -71,6 +76,13 @@ class Settings(BaseSettings):
     def _check_api_url(cls, value: str) -> str:
         if urlsplit(value).scheme not in {"http", "https"}:
             raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        return value
+
+    @field_validator("feed_url")
+    @classmethod
+    def _check_feed_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an http(s) URL such as https://example.org/feed.xml")
         return value
 
     @field_validator("web_listen")
