@@ -27,6 +27,12 @@ class TransientError(DeliveryError):
         self.retry_after_s = retry_after_s
 
 
+class RelayError(TransientError):
+    """The mail server failed, not an address: it refused us (greeting, EHLO, AUTH, MAIL
+    FROM, DATA, every recipient alike), broke off, or never answered. All email waits and
+    is tried again later; no recipient is blamed and no attempt is spent."""
+
+
 class PermanentError(DeliveryError):
     """Retrying cannot help; `deactivate` marks the recipient blocked/bounced."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.delivery.outcomes import Outcomes, RetryPolicy, Verdict, classify, release
-from bot.delivery.pacing import Pacer
+from bot.delivery.pacing import ChannelPause, Pacer
 from bot.delivery.senders import MailSender, TelegramSender
 from bot.metrics import Metrics
 from bot.models import Channel, ClaimedItem, ItemUpdate, OutboxStatus, Rendered
@@ -57,6 +57,7 @@ class _Lane:
     held: int = 0  # claimed and not yet written back
     done: int = 0  # finished, waiting to be written back
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    pause: ChannelPause = field(default_factory=ChannelPause)  # its server failed: claim nothing
 
     @property
     def capacity(self) -> int:
@@ -85,6 +86,10 @@ class Delivery:
         self.config = config = config or DeliveryConfig()
         self.outcomes = Outcomes(metrics=metrics)
         self.policy = RetryPolicy(max_attempts=config.max_attempts, delay_s=config.retry_delay)
+        self._lanes = {
+            Channel.TELEGRAM: _Lane(Channel.TELEGRAM, config.telegram_workers),
+            Channel.EMAIL: _Lane(Channel.EMAIL, config.mail_workers),
+        }
         self.telegram = TelegramSender(
             store,
             telegram,
@@ -102,11 +107,8 @@ class Delivery:
             mail_from=mail_from,
             public_url=public_url,
             bounce_limit=config.bounce_limit,
+            pause=self._lanes[Channel.EMAIL].pause,
         )
-        self._lanes = {
-            Channel.TELEGRAM: _Lane(Channel.TELEGRAM, self.config.telegram_workers),
-            Channel.EMAIL: _Lane(Channel.EMAIL, self.config.mail_workers),
-        }
         self._wake = asyncio.Event()
         self._closing = False
         self._outcomes: list[tuple[ClaimedItem, ItemUpdate]] = []
@@ -177,7 +179,7 @@ class Delivery:
         full = False
         for lane in self._lanes.values():
             free = lane.capacity - lane.held
-            if free < max(1, lane.workers // 4):
+            if free < max(1, lane.workers // 4) or lane.pause.paused(now):
                 continue
             items = await self.store.outbox.claim(
                 free, now=now, lease_s=self.config.lease_s, channel=lane.channel

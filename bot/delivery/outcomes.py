@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from bot.errors import ChatMigratedError, ImageError, PermanentError, TransientError
+from bot.errors import (
+    ChatMigratedError,
+    ImageError,
+    PermanentError,
+    RelayError,
+    TransientError,
+)
 from bot.metrics import Metrics
 from bot.models import Channel, ClaimedItem, Degrade, ItemUpdate, OutboxStatus, Status
 
@@ -24,6 +30,7 @@ class Action(StrEnum):
     SENT = "sent"
     RETRY = "retry"  # try again at `retry_at`, spending an attempt
     THROTTLE = "throttle"  # the far side asked us to wait `retry_at`: no attempt spent
+    PAUSE = "pause"  # the channel's server failed: the whole channel waits until `retry_at`
     DEGRADE = "degrade"  # resend at once in the simpler form `flags`
     MIGRATE = "migrate"  # resend at once to `address`
     DEACTIVATE = "deactivate"  # the recipient is gone for good: mark it `status`
@@ -55,11 +62,18 @@ def classify(
     flags: Degrade,
     now: float,
     policy: RetryPolicy,
+    pauses: int = 0,
 ) -> Verdict:
-    """Decide what a send that returned (exc None) or raised `exc` means for its row."""
+    """Decide what a send that returned (exc None) or raised `exc` means for its row.
+
+    `pauses` is how many times in a row the row's channel has already been paused.
+    """
     if exc is None:
         return Verdict(action=Action.SENT)
     error = str(exc) or type(exc).__name__
+    if isinstance(exc, RelayError):
+        # The server's fault, not the row's: every row of the channel waits, none is charged.
+        return Verdict(action=Action.PAUSE, retry_at=now + policy.delay_s(pauses + 1), error=error)
     if isinstance(exc, ChatMigratedError):
         return Verdict(action=Action.MIGRATE, address=str(exc.new_chat_id), error=error)
     if isinstance(exc, PermanentError):
@@ -108,6 +122,12 @@ class Outcomes:
         self, item: ClaimedItem, verdict: Verdict, *, parts: int, flags: Degrade, address: str
     ) -> ItemUpdate:
         """A verdict that needs nothing more of the sender: the row is retried or parked."""
+        if verdict.action is Action.PAUSE:
+            self.count_failure(item, "paused")
+            at = verdict.retry_at
+            return release(
+                item, parts=parts, flags=flags, address=address, at=at, error=verdict.error
+            )
         if verdict.action in (Action.RETRY, Action.THROTTLE):
             return self.retry(item, verdict, parts=parts, flags=flags, address=address)
         return self.fail(item, verdict.error or "", parts=parts, flags=flags, address=address)
@@ -175,8 +195,10 @@ def release(
     flags: Degrade | None = None,
     address: str | None = None,
     at: float = 0.0,
+    error: str | None = None,
 ) -> ItemUpdate:
-    """Back to the queue as it was (not an attempt): stopping, or waiting for a busy chat."""
+    """Back to the queue as it was (not an attempt): stopping, waiting for a busy chat, or
+    for a paused channel (`error` says why)."""
     return ItemUpdate(
         id=item.id,
         status=OutboxStatus.QUEUED,
@@ -184,5 +206,6 @@ def release(
         parts_done=item.parts_done if parts is None else parts,
         plain=item.plain if flags is None else flags,
         next_attempt_at=at,
+        last_error=error,
         address=address if address is not None and address != item.address else None,
     )

@@ -1,4 +1,5 @@
-"""Pacing of Telegram sends: a global rate with a margin, one message per second per chat.
+"""Pacing of Telegram sends: a global rate with a margin, one message per second per chat;
+and the pause of a whole channel whose server is failing.
 
 The pacer is plain arithmetic on the times it is given, so it is tested as tables; the
 delivery loop reads the clock and sleeps.
@@ -113,3 +114,32 @@ class Pacer:
         self._chat_free = {c: t for c, t in self._chat_free.items() if t > now}
         horizon = now - OWN_LIMIT_WINDOW_S
         self._chat_prev = {c: t for c, t in self._chat_prev.items() if t > horizon}
+
+
+class ChannelPause:
+    """A channel whose server failed waits as a whole until `until`; pauses in a row back off.
+
+    Arithmetic only: the caller reads the clock and passes `now`.
+    """
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.pauses = 0  # pauses in a row, since the last send that went through
+        self.reason = ""
+
+    def paused(self, now: float) -> bool:
+        return now < self.until
+
+    def pause(self, until: float, now: float, reason: str) -> bool:
+        """Pause until `until`; True when this starts a pause, False during one already on
+        (sends in flight together fail together: one pause, not one per send)."""
+        if self.paused(now):
+            return False
+        self.until, self.reason = until, reason
+        self.pauses += 1
+        return True
+
+    def resume(self) -> int:
+        """A send went through: the backoff starts afresh; returns the pauses that ended."""
+        ended, self.pauses = self.pauses, 0
+        return ended

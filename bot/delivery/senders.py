@@ -16,7 +16,7 @@ from bot.delivery.bulkmail import BulkMail
 from bot.delivery.fallback import degrade
 from bot.delivery.mail import outgoing, personalize
 from bot.delivery.outcomes import Action, Outcomes, RetryPolicy, Verdict, classify, release
-from bot.delivery.pacing import Pacer
+from bot.delivery.pacing import ChannelPause, Pacer
 from bot.models import (
     Channel,
     ClaimedItem,
@@ -186,11 +186,13 @@ class MailSender:
         mail_from: str,
         public_url: str,
         bounce_limit: int,
+        pause: ChannelPause,
     ) -> None:
         self.store = store
         self.transport = transport
         self.outcomes = outcomes
         self.policy = policy
+        self.pause = pause  # shared with the loop, which claims no email while it lasts
         self.tokens = tokens
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
@@ -223,21 +225,29 @@ class MailSender:
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Personalise and send the row's email; hard failures are counted per address."""
         assert rendered.email is not None
+        if self.pause.paused(time.time()):  # claimed just before the pause began
+            return release(item, at=self.pause.until, error=self.pause.reason)
         error: BaseException | None = None
         try:
             await self.transport.send(self._mail(item, rendered.email))
         except Exception as exc:  # every failure is classified below, none escapes
             error = exc
+        now = time.time()
         verdict = classify(
             error,
             channel=Channel.EMAIL,
             attempts=item.attempts,
             flags=Degrade.NONE,
-            now=time.time(),
+            now=now,
             policy=self.policy,
+            pauses=self.pause.pauses,
         )
         if verdict.action is Action.SENT:
+            if self.pause.resume():
+                log.warning("delivery: the mail server takes email again; email resumed")
             return self.outcomes.sent(item, parts=1, address=item.address)
+        if verdict.action is Action.PAUSE:
+            return self._paused(item, verdict, now)
         if verdict.action is Action.BOUNCE and item.subscriber_id is not None:
             bounces = await self.store.subscribers.add_hard_bounce(item.subscriber_id)
             error_text = verdict.error or ""
@@ -247,6 +257,21 @@ class MailSender:
                 )
             verdict = replace(verdict, error=f"{error_text} (hard failure {bounces})")
         return self.outcomes.ended(item, verdict, parts=0, flags=Degrade.NONE, address=item.address)
+
+    def _paused(self, item: ClaimedItem, verdict: Verdict, now: float) -> ItemUpdate:
+        """The mail server failed: all email waits, this row back in the queue uncharged."""
+        error = verdict.error or "the mail server failed"
+        if self.pause.pause(verdict.retry_at, now, error):
+            # The operator's alert: one line per pause, not one per queued email.
+            log.error(
+                "delivery: %s; no address is to blame: all email waits %.0fs "
+                "(pause %d in a row) and stays queued",
+                error,
+                verdict.retry_at - now,
+                self.pause.pauses,
+            )
+        self.outcomes.count_failure(item, "paused")
+        return release(item, at=self.pause.until, error=error)
 
     def _bulk_mail(self, job_id: int, message: EmailMessage) -> BulkMail:
         now = time.time()

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import re
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from bot.errors import ConfigError, PermanentError, TransientError
+from bot.errors import ConfigError, DeliveryError, PermanentError, RelayError, TransientError
 from bot.models import OutgoingMail
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 4
-# Errors carrying a server answer: the transaction was reset and the connection is usable.
-_ANSWERED = (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
+# Which command an answer refused, for the error message (subclasses before their bases).
+_STAGES = (
+    (aiosmtplib.SMTPConnectResponseError, "the connection (greeting)"),
+    (aiosmtplib.SMTPHeloError, "EHLO"),
+    (aiosmtplib.SMTPAuthenticationError, "AUTH (check the user and password)"),
+    (aiosmtplib.SMTPSenderRefused, "MAIL FROM (check HERALD_MAIL_FROM)"),
+    (aiosmtplib.SMTPDataError, "the message (DATA)"),
+)
+# An RFC 3463 enhanced status code at the start of an answer's text: class.subject.detail.
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -91,22 +99,37 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
-def translate(exc: Exception) -> TransientError | PermanentError:
-    """aiosmtplib's errors as ours: 4xx and connection trouble retry; 5xx for the address don't."""
+def _refusal(exc: aiosmtplib.SMTPRecipientsRefused) -> tuple[int, str]:
+    if exc.recipients:
+        return exc.recipients[0].code, exc.recipients[0].message
+    return 450, str(exc)
+
+
+def about_address(code: int, text: str) -> bool:
+    """Whether a RCPT refusal is plainly about the address (RFC 3463 classes X.1 addressing
+    and X.2 mailbox), rather than a policy or system answer the server may give everyone."""
+    enhanced = _ENHANCED.match(text)
+    if enhanced:
+        return enhanced.group(2) in ("1", "2")
+    return code in (450, 550, 551, 552, 553)
+
+
+def translate(exc: BaseException, *, server: str = "SMTP server") -> DeliveryError:
+    """aiosmtplib's errors as ours: a refused recipient is the address's (4xx retry, 5xx
+    bounce); anything else (greeting, EHLO, AUTH, MAIL FROM, DATA, connection, time) is the
+    server's: RelayError."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        code = exc.recipients[0].code if exc.recipients else 450
-        text = exc.recipients[0].message if exc.recipients else str(exc)
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        code, text = exc.code, exc.message
-    else:
-        return TransientError(f"SMTP connection: {type(exc).__name__}: {exc}")
-    message = f"SMTP {code} {text}".strip()
-    if 500 <= code < 600 and not isinstance(
-        exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPAuthenticationError
-    ):
-        return PermanentError(message, deactivate=True)
-    # 4xx, and our own sender or login refused: not the recipient's fault; try later.
-    return TransientError(message)
+        code, text = _refusal(exc)
+        message = f"SMTP {code} {text}".strip()
+        if 500 <= code < 600:
+            return PermanentError(message, deactivate=True)
+        return TransientError(message)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        stage = next((name for kind, name in _STAGES if isinstance(exc, kind)), "a command")
+        return RelayError(f"{server} refused {stage}: SMTP {exc.code} {exc.message}".strip())
+    if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts subclass it too
+        return RelayError(f"{server} did not answer in time ({exc or 'no answer'})")
+    return RelayError(f"{server} unreachable or broke off: {type(exc).__name__}: {exc}")
 
 
 class SmtpPool:
@@ -114,6 +137,7 @@ class SmtpPool:
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self.server = f"SMTP server {config.host}:{config.port}"
         self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
         for _ in range(config.pool_size):
             self._idle.put_nowait(None)  # a slot; connected on first use
@@ -144,38 +168,82 @@ class SmtpPool:
         return client
 
     async def send(self, mail: OutgoingMail) -> None:
-        """Send one complete email; TransientError or PermanentError if it was not accepted."""
-        await self._transaction(
-            lambda client: client.sendmail(mail.mail_from, [mail.to], mail.data)
-        )
-
-    async def _transaction(self, mail: Callable[[aiosmtplib.SMTP], Awaitable[object]]) -> None:
+        """Send one complete email: RelayError if the server failed; TransientError or
+        PermanentError if it refused this recipient."""
         client = await self._idle.get()
         try:
             reused = client is not None and client.is_connected
             if client is None or not reused:
                 client = await self._connect()
             try:
-                await mail(client)
+                await _sendmail(client, mail)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 # The server closed a connection that sat idle: one try on a fresh one.
                 client = await self._connect()
-                await mail(client)
+                await _sendmail(client, mail)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            assert client is not None  # refused at RCPT: connected, transaction reset
+            error = await self._blame(client, mail, exc)
+            raise error from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            if not isinstance(exc, _ANSWERED):
+            if not isinstance(exc, aiosmtplib.SMTPResponseException):
                 # No clean answer: the connection is in an unknown state; open a new one.
                 await _drop(client)
                 client = None
-            raise translate(exc) from exc
+            raise translate(exc, server=self.server) from exc
         finally:
             self._idle.put_nowait(client)
+
+    async def _blame(
+        self, client: aiosmtplib.SMTP, mail: OutgoingMail, exc: aiosmtplib.SMTPRecipientsRefused
+    ) -> DeliveryError:
+        """The address's error, or RelayError when the server refuses any recipient alike.
+
+        A policy answer (a blocked IP, say) may come at RCPT for every recipient; blaming
+        each address would bounce the whole list. So such a refusal is checked with one
+        more RCPT, for our own envelope sender, in an empty transaction that is then reset.
+        """
+        code, text = _refusal(exc)
+        error = translate(exc, server=self.server)
+        if about_address(code, text):
+            return error
+        try:
+            probe = await _probe(client, mail.mail_from)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as probe_exc:
+            if not isinstance(probe_exc, aiosmtplib.SMTPResponseException):
+                client.close()
+            return translate(probe_exc, server=self.server)
+        if probe is not None and probe[0] == code and _status(probe[1]) == _status(text):
+            return RelayError(f"{self.server} refuses every recipient alike: SMTP {code} {text}")
+        return error
 
     async def close(self) -> None:
         """QUIT every idle connection."""
         while not self._idle.empty():
             await _drop(self._idle.get_nowait())
+
+
+async def _sendmail(client: aiosmtplib.SMTP, mail: OutgoingMail) -> None:
+    await client.sendmail(mail.mail_from, [mail.to], mail.data)
+
+
+async def _probe(client: aiosmtplib.SMTP, address: str) -> tuple[int, str] | None:
+    """The server's answer to RCPT TO `address` (None: accepted); no mail is sent."""
+    await client.mail(address)
+    try:
+        await client.rcpt(address)
+    except aiosmtplib.SMTPRecipientRefused as exc:
+        return exc.code, exc.message
+    finally:
+        await client.rset()
+    return None
+
+
+def _status(text: str) -> str:
+    enhanced = _ENHANCED.match(text)
+    return enhanced.group(0) if enhanced else ""
 
 
 async def _drop(client: aiosmtplib.SMTP | None) -> None:

@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 
 from bot.delivery.outcomes import Action, RetryPolicy, Verdict, classify
-from bot.errors import ChatMigratedError, ImageError, PermanentError, TransientError
+from bot.errors import (
+    ChatMigratedError,
+    ImageError,
+    PermanentError,
+    RelayError,
+    TransientError,
+)
 from bot.models import Channel, Degrade, Status
 
 NOW = 1_000.0
@@ -50,6 +56,10 @@ CASES = [
                  id="email-permanent-fails"),
     pytest.param(ChatMigratedError("moved", new_chat_id=-100123), TG, 0, NONE,
                  verdict(Action.MIGRATE, address="-100123"), id="migrated-resends"),
+    pytest.param(RelayError("SMTP server refused the greeting"), EMAIL, 0, NONE,
+                 verdict(Action.PAUSE, retry_at=NOW + 10), id="relay-pauses-email"),
+    pytest.param(RelayError("SMTP server did not answer"), EMAIL, 2, NONE,
+                 verdict(Action.PAUSE, retry_at=NOW + 10), id="relay-spends-no-attempt"),
     pytest.param(ValueError("bug"), TG, 0, NONE,
                  verdict(Action.RETRY, retry_at=NOW + 10), id="internal-error-retries"),
     pytest.param(ValueError("bug"), EMAIL, 2, NONE, verdict(Action.FAIL),
@@ -64,6 +74,16 @@ def test_classify(
     """Each outcome of a send maps to exactly one action, retry time, form and status."""
     got = classify(exc, channel=channel, attempts=attempts, flags=flags, now=NOW, policy=POLICY)
     assert replace(got, error=None) == expected
+
+
+@pytest.mark.parametrize(("pauses", "retry_at"), [(0, NOW + 10), (1, NOW + 20), (4, NOW + 50)])
+def test_relay_pause_backs_off(pauses: int, retry_at: float) -> None:
+    """A channel paused again and again waits longer each time, by the retry policy."""
+    got = classify(
+        RelayError("SMTP server refused DATA"),
+        channel=EMAIL, attempts=0, flags=NONE, now=NOW, policy=POLICY, pauses=pauses,
+    )  # fmt: skip
+    assert (got.action, got.retry_at) == (Action.PAUSE, retry_at)
 
 
 @pytest.mark.parametrize(

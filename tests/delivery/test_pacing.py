@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.delivery.pacing import Pacer, is_paid
+from bot.delivery.pacing import ChannelPause, Pacer, is_paid
 
 
 def run(pacer: Pacer, chats: list[str], start: float = 100.0) -> list[float]:
@@ -99,3 +99,19 @@ def test_late_starts_never_bunch_above_the_rate() -> None:
             now += wait
         starts.append(now)
     assert max_in_window(starts) <= pacer.window_max == 28
+
+
+def test_channel_pause_counts_one_pause_for_sends_failing_together() -> None:
+    """Sends that fail during a pause leave it as it is; a new pause after it counts again,
+    and a send that goes through resets the count."""
+    pause = ChannelPause()
+    assert not pause.paused(100.0)
+    assert pause.pause(110.0, 100.0, "relay down")
+    assert not pause.pause(150.0, 101.0, "relay down")  # a send in flight failing too
+    assert (pause.until, pause.pauses, pause.paused(109.9), pause.paused(110.0)) == (
+        110.0, 1, True, False,
+    )  # fmt: skip
+    assert pause.pause(130.0, 111.0, "still down")
+    assert (pause.pauses, pause.reason) == (2, "still down")
+    assert pause.resume() == 2
+    assert pause.pauses == 0

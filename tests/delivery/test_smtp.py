@@ -13,7 +13,7 @@ import pytest
 
 from bot.delivery.bulkmail import BulkMail
 from bot.delivery.mail import outgoing, personalize
-from bot.errors import ConfigError, PermanentError, TransientError
+from bot.errors import ConfigError, PermanentError, RelayError, TransientError
 from bot.models import PREFERENCES_PLACEHOLDER as PREFS
 from bot.models import UNSUBSCRIBE_PLACEHOLDER as UNSUB
 from bot.models import Channel, OutgoingMail, Status
@@ -106,13 +106,13 @@ async def test_4xx_is_transient_and_5xx_permanent() -> None:
         assert server.connections == 1
 
 
-async def test_data_5xx_is_permanent() -> None:
-    """A message refused after DATA with 554 is a permanent failure for that address."""
+async def test_data_5xx_is_the_servers() -> None:
+    """A message refused after DATA with 554 is the server's failure, not the address's."""
     async with SmtpServer() as server:
         server.handler.data_faults.append("554 5.7.1 rejected")
         config = SmtpConfig("127.0.0.1", server.port, pool_size=1, start_tls=False)
         async with SmtpPool(config) as pool:
-            with pytest.raises(PermanentError):
+            with pytest.raises(RelayError, match="DATA"):
                 await pool.send(mail("a@example.org"))
 
 
