@@ -117,10 +117,15 @@ class MetaWriter(Protocol):
     async def set_meta(self, key: str, value: str) -> None: ...
 
 
-def database_check(meta: MetaWriter) -> Check:
-    """A real write (a heartbeat row): a locked, read-only or full database is down."""
+def database_check(meta: MetaWriter, problem: Callable[[], str | None] | None = None) -> Check:
+    """A real write (a heartbeat row): a locked, read-only or full database is down.
+
+    `problem` is the store's own verdict (e.g. its file was replaced), asked first.
+    """
 
     async def check() -> str | None:
+        if problem is not None and (found := problem()) is not None:
+            return found
         await meta.set_meta(HEARTBEAT_KEY, datetime.now(UTC).isoformat())
         return None
 

@@ -48,6 +48,12 @@ class Metrics:
             ["channel", "status"],
             registry=self.registry,
         )
+        self.up = Gauge(
+            "herald_up",
+            "1 while a part works, 0 while it is down (as GET /healthz reports it).",
+            ["part"],
+            registry=self.registry,
+        )
         self.web_subscribe = Counter(
             "herald_web_subscribe_requests",
             "POST /subscribe answers, by outcome.",
@@ -81,6 +87,11 @@ class Metrics:
                 self.subscribers.labels(channel.value, status.value).set(value)
         for (channel_name, status_name), value in counts.items():
             self.subscribers.labels(channel_name, status_name).set(value)
+
+    def set_up(self, parts: Mapping[str, bool]) -> None:
+        """Part name → whether it works, from a health report."""
+        for part, up in parts.items():
+            self.up.labels(part).set(1 if up else 0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every figure."""

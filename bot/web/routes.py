@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any, Protocol
 
 from itsdangerous import SignatureExpired
@@ -17,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.models import Channel, Status, Subscriber
 from bot.render.renderer import Renderer
@@ -64,6 +67,7 @@ class _Pages:
         renderer: Renderer,
         limiter: SubscribeLimiter,
         clock: Callable[[], float],
+        health: Health,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -73,6 +77,7 @@ class _Pages:
         self.renderer = renderer
         self.limiter = limiter
         self.clock = clock
+        self.health = health
         self.base = settings.public_base
 
     # --- helpers -------------------------------------------------------------------------
@@ -224,10 +229,19 @@ class _Pages:
         )
 
     async def healthz(self, request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+        # Each check has its time limit: this answers in about that long even when one hangs.
+        parts = await self.health.report()
+        down = [p for p in parts if not p.up]
+        text = self.renderer.text("web/healthz.txt", parts=parts, down=down)
+        return PlainTextResponse(text + "\n", status_code=503 if down else 200)
 
     async def metrics_text(self, request: Request) -> Response:
-        self.metrics.set_subscribers(await self.store.subscribers.counts())
+        parts = await self.health.report()
+        self.metrics.set_up({p.part: p.up for p in parts})
+        # A locked database must not hold up the scrape: the counts then stay as last read.
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.health.timeout_s):
+                self.metrics.set_subscribers(await self.store.subscribers.counts())
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # --- errors --------------------------------------------------------------------------
@@ -283,8 +297,12 @@ def create_app(
     renderer: Renderer | None = None,
     limiter: SubscribeLimiter | None = None,
     clock: Callable[[], float] = time.monotonic,
+    health: Health | None = None,
 ) -> Starlette:
-    """The Starlette app of the SPEC's routes; pass the app's one Renderer when there is one."""
+    """The Starlette app of the SPEC's routes; pass the app's one Renderer when there is one.
+
+    `/healthz` and `herald_up` report the parts registered in `health` (none: always ok).
+    """
     pages = _Pages(
         settings=settings,
         store=store,
@@ -294,6 +312,7 @@ def create_app(
         renderer=renderer or Renderer(site, public_url=settings.public_base),
         limiter=limiter or SubscribeLimiter(),
         clock=clock,
+        health=health or Health(),
     )
     routes = [
         Route("/", pages.home, methods=["GET"]),
