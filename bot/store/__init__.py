@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.store.interface import Digests, ImportRow, Outbox, PostLog, Store, Subscribers
+from bot.store.interface import (
+    Digests,
+    ImportRow,
+    Outbox,
+    PostLog,
+    Store,
+    StoreError,
+    Subscribers,
+)
 from bot.store.report import gather_stats
 from bot.store.sqlite import open_sqlite
 
@@ -19,6 +27,7 @@ __all__ = [
     "Outbox",
     "PostLog",
     "Store",
+    "StoreError",
     "Subscribers",
     "gather_stats",
     "open_store",
@@ -26,7 +35,12 @@ __all__ = [
 
 
 @asynccontextmanager
-async def open_store(path: Path) -> AsyncIterator[Store]:
-    """Open (and migrate) the database; closed on exit."""
-    async with open_sqlite(path) as store:
+async def open_store(path: Path, *, run: bool = False, fresh: bool = False) -> AsyncIterator[Store]:
+    """Open (and migrate) the database, waiting while another program locks it; closed on exit.
+
+    `run`: for `herald run`, which must be the only one on the database: a second is
+    refused, and so is an empty database where a post log was kept, unless `fresh`.
+    Raises StoreError, whose one line names the database and the fix.
+    """
+    async with open_sqlite(path, run=run, fresh=fresh) as store:
         yield store

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from bot.errors import HeraldError
 from bot.models import (
     Channel,
     ClaimedItem,
@@ -23,6 +24,11 @@ from bot.models import (
     Status,
     Subscriber,
 )
+
+
+class StoreError(HeraldError):
+    """The database cannot be used as it is; the one-line message names it and the fix."""
+
 
 # (channel, address, breaking, daily), validated and normalised by the caller.
 ImportRow = tuple[Channel, str, bool, bool]
@@ -249,3 +255,7 @@ class Store(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def digests(self) -> Digests: ...
+
+    def health(self) -> str | None:
+        """None while the database is sound; else what is wrong, in a sentence (for /healthz)."""
+        ...

@@ -12,12 +12,15 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SITE = ROOT / "examples" / "site"
@@ -62,6 +65,36 @@ def sample_breaking(title: str, when: datetime) -> str:
 def files_under(folder: Path) -> list[Path]:
     """Every file below `folder`, sorted; none when it does not exist."""
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """`path` (a file or a folder) refuses writes, root's too: `chattr +i` as root, else chmod."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    # chmod does not stop root; the immutable flag does (it needs CAP_LINUX_IMMUTABLE).
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("running as root, where chmod does not stop writes, and no chattr here")
+    done = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"running as root, where chmod does not stop writes; chattr +i: {done.stderr}")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def delete_database(db: Path) -> None:
+    """`rm herald.db herald.db-wal herald.db-shm`: the database is gone, lock and marker stay."""
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def parse_eml(path: Path) -> EmailMessage:
@@ -132,17 +165,18 @@ class Herald:
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
-    def run(self, **env: str) -> Running:
-        """`herald run` in the background; use as `async with herald.run() as running:`."""
-        return Running(self, env)
+    def run(self, *args: str, **env: str) -> Running:
+        """`herald run ARGS…` in the background; use as `async with herald.run() as running:`."""
+        return Running(self, env, args)
 
 
 class Running:
     """A `herald run` process whose log lines (stderr) are read as they come."""
 
-    def __init__(self, herald: Herald, env: dict[str, str]) -> None:
+    def __init__(self, herald: Herald, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.herald = herald
         self.env = herald.env | env
+        self.args = args
         self.lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -150,7 +184,7 @@ class Running:
 
     async def start(self) -> Running:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run",
+            sys.executable, "-m", "bot", "run", *self.args,
             cwd=self.herald.home, env=self.env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -115,23 +115,48 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
-    """Open the database in WAL mode, creating its folder."""
+async def connect(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Connection:
+    """Open the database in WAL mode, creating its folder.
+
+    A statement that finds the database locked by another connection waits up to
+    `busy_timeout_ms` for it, then fails with SQLITE_BUSY (`is_busy`).
+    """
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = await SerialConnection(
         partial(sqlite3.connect, str(path), isolation_level=None), iter_chunk_size=64
     )
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version"
-        " (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
+    try:
+        conn.row_factory = aiosqlite.Row
+        # First: it covers the statements after it, journal_mode included.
+        await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+    except BaseException:
+        await conn.close()
+        raise
     return conn
+
+
+async def check_writable(conn: aiosqlite.Connection) -> None:
+    """Write a row and roll it back: a read-only file or folder, or a write lock held by
+    another program, shows now (as sqlite3.Error) rather than at the first real write."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("INSERT OR REPLACE INTO schema_version(area, version) VALUES ('', 0)")
+    finally:
+        await _rollback(conn)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """The database is locked by another connection (SQLITE_BUSY or SQLITE_LOCKED)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 async def migrate(conn: aiosqlite.Connection, area: str, steps: Migrations) -> None:

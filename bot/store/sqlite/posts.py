@@ -11,6 +11,7 @@ import aiosqlite
 
 from bot.models import Post
 from bot.store.sqlite.db import transaction
+from bot.store.sqlite.files import PostLogMarker
 
 MIGRATIONS = [
     """
@@ -60,8 +61,21 @@ def post_from_json(text: str) -> Post:
 class PostLog:
     """The `posts` table: one row per post ever seen, however often it was edited or renamed."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, marker: PostLogMarker | None = None) -> None:
         self._conn = conn
+        self._marker = marker  # left beside the database once it keeps a post log
+
+    def _mark(self) -> None:
+        if self._marker is not None:
+            self._marker.write()
+
+    async def kept(self) -> bool:
+        """Whether a post log is kept here: posts recorded, or a note such as the baseline's."""
+        async with self._conn.execute(
+            "SELECT EXISTS(SELECT 1 FROM posts) OR EXISTS(SELECT 1 FROM meta)"
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def record(
         self,
@@ -120,6 +134,8 @@ class PostLog:
                 await self._conn.executemany(
                     "DELETE FROM post_files WHERE path = ?", [(old,) for old in moved.values()]
                 )
+        if posts:
+            self._mark()
         return fresh
 
     async def _index(
@@ -220,3 +236,4 @@ class PostLog:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+        self._mark()
