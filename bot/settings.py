@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     feed_poll_s: float = Field(default=120.0, gt=0)
     announce_when_live: bool = False
     live_timeout_s: float = Field(default=1800.0, gt=0)
+    site_git: SecretStr | None = None  # a URL may carry a token: masked in repr
+    site_branch: str | None = None
+    git_poll_s: float = Field(default=300.0, gt=0)
+    webhook_secret: SecretStr | None = None
 
     @field_validator(
         "telegram_token",
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
         "timezone",
         "telegram_channel",
         "feed_url",
+        "site_git",
+        "site_branch",
+        "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -104,6 +111,38 @@ class Settings(BaseSettings):
                     f"{part!r} is not an IP address or network (such as 10.0.0.2 or 10.0.0.0/8)"
                 ) from None
         return value
+
+    @field_validator("site_git")
+    @classmethod
+    def _check_site_git(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else ""
+        if url.startswith("-") or any(c.isspace() or not c.isprintable() for c in url):
+            raise ValueError("must be a git URL such as https://github.com/you/site.git")
+        return value
+
+    @field_validator("site_branch")
+    @classmethod
+    def _check_site_branch(cls, value: str | None) -> str | None:
+        # git check-ref-format's rules, so the name is safe in a refspec and an argument.
+        bad = set(" ~^:?*[\\") | {"..", "@{", "//"}
+        if value is not None and (
+            value.startswith(("-", "/", "."))
+            or value.endswith(("/", ".", ".lock"))
+            or any(b in value for b in bad)
+            or not value.isprintable()
+        ):
+            raise ValueError(f"{value!r} is not a branch name git accepts")
+        return value
+
+    @model_validator(mode="after")
+    def _clone_in_data(self) -> Settings:
+        # With a git source and no HERALD_SITE_DIR, the clone lives beside the database.
+        if self.site_git is not None and "site_dir" not in self.model_fields_set:
+            url = self.database_url
+            sqlite = url.startswith("sqlite:///")
+            data = Path(url.removeprefix("sqlite:///")).parent if sqlite else Path("data")
+            self.site_dir = data / "site"
+        return self
 
     @field_validator("admin_ids")
     @classmethod
@@ -200,6 +239,10 @@ def read_site_config(root: Path) -> dict[str, Any]:
 def load_site(settings: Settings) -> Site:
     """Combine settings with `_config.yml`: settings win where both speak."""
     root = settings.site_dir
+    if not root.is_dir() and settings.site_git is not None:
+        raise ConfigError(
+            f"the clone of HERALD_SITE_GIT in {str(root)!r} is not there yet; `herald run` makes it"
+        )
     if not root.is_dir():
         raise ConfigError(
             f"HERALD_SITE_DIR={str(root)!r} is not a directory; point it at the Jekyll site root"
