@@ -89,7 +89,7 @@ class AdminHandlers:
         return self.deps.text("answer.txt", kind=kind, count=count)
 
     async def _refuse(self, msg: Message, command: str) -> None:
-        await msg.reply_html(self.deps.text("refusal.html", command=command))
+        await self.deps.reply(msg, self.deps.text("refusal.html", command=command))
 
     async def broadcast(self, update: Update, context: Context) -> None:
         """Preview exactly what subscribers will get, then ask Send / Cancel."""
@@ -101,7 +101,7 @@ class AdminHandlers:
             return
         html = broadcast_html(msg)
         if not html:
-            await msg.reply_html(self.deps.text("broadcast_usage.html"))
+            await self.deps.reply(msg, self.deps.text("broadcast_usage.html"))
             return
         messages = self.deps.renderer.broadcast_messages(html)
         preview = BotTransport(context.bot)
@@ -109,7 +109,7 @@ class AdminHandlers:
             for message in messages:
                 await preview.send(str(chat.id), message)
         except DeliveryError as exc:
-            await msg.reply_html(self.deps.text("broadcast_invalid.html", reason=str(exc)))
+            await self.deps.reply(msg, self.deps.text("broadcast_invalid.html", reason=str(exc)))
             return
         recipients = await self.deps.publisher.count_broadcast_recipients()
         token = secrets.token_urlsafe(9)
@@ -131,7 +131,7 @@ class AdminHandlers:
             ]
         )
         text = self.deps.text("broadcast_confirm.html", recipients=recipients, parts=len(messages))
-        await msg.reply_html(text, reply_markup=buttons)
+        await self.deps.reply(msg, text, reply_markup=buttons)
 
     async def decide(self, update: Update, context: Context) -> None:
         """Send or Cancel on a preview; only the first press of either counts."""
@@ -206,7 +206,7 @@ class AdminHandlers:
         if delivery["failed"]:
             label = self.deps.text("button.txt", name="resend", on=True)
             resend = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=RESEND)]])
-        await msg.reply_html(text, reply_markup=resend)
+        await self.deps.reply(msg, text, reply_markup=resend)
 
     async def resend(self, update: Update, context: Context) -> None:
         """The Resend button under /stats: failed sends go back in the queue (once)."""

@@ -14,6 +14,7 @@ from telegram.ext import ApplicationBuilder
 
 from bot.chat import handlers
 from bot.chat.deps import BotDeps, BotRenderer, BroadcastPublisher
+from bot.chat.pacing import ChatOrder, ReplyPacer
 from bot.errors import ConfigError
 from bot.health import Health
 from bot.settings import Settings
@@ -119,13 +120,21 @@ async def telegram_bot(
         yield None
         return
     polling = Polling()
-    application = ApplicationBuilder().bot(make_bot(settings, on_token=polling.on_token)).build()
+    pacer = ReplyPacer()
+    application = (
+        ApplicationBuilder()
+        .bot(make_bot(settings, on_token=polling.on_token))
+        # One chat's updates in order, other chats meanwhile: a paced reply holds up no one else.
+        .concurrent_updates(ChatOrder(pacer))
+        .build()
+    )
     deps = BotDeps(
         store=store,
         renderer=renderer,
         publisher=publisher,
         admin_ids=settings.admin_user_ids,
         digest_time=settings.digest_time,
+        pacer=pacer,
     )
     handlers.register(application, deps)
     if not await _connect(application, stop):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from telegram import User
+from telegram import Message, User
 
+from bot.chat.pacing import ReplyPacer
 from bot.models import TelegramMessage
 from bot.store import Store
 
@@ -39,6 +40,11 @@ class BotDeps:
     admin_ids: frozenset[int]  # Telegram user ids (HERALD_ADMIN_IDS)
     digest_time: str  # the site's digest time, shown in /settings
     latest_count: int = 5
+    pacer: ReplyPacer = field(default_factory=ReplyPacer)  # shared with the update processor
+
+    async def reply(self, msg: Message, text: str, /, **kwargs: Any) -> Message | None:
+        """Reply in HTML at the chat's pace; None when skipped, a newer update answering."""
+        return await self.pacer.send(msg.chat_id, lambda: msg.reply_html(text, **kwargs))
 
     def text(self, template: str, /, **ctx: Any) -> str:
         """A reply from templates/telegram/bot/."""

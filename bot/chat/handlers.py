@@ -19,7 +19,7 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import ChatMigrated, Forbidden, TelegramError
+from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -135,12 +135,12 @@ class Handlers:
         sub = await self._subscriber(chat)
         if sub is None:
             if not await self.may_manage(context, chat, update.effective_user, msg):
-                await msg.reply_html(self.deps.text("group_admin_only.html"))
+                await self.deps.reply(msg, self.deps.text("group_admin_only.html"))
                 return
             sub = await self.subs.upsert(Channel.TELEGRAM, str(chat.id))
             log.info("bot: chat %s subscribed", chat.id)
         text = self.deps.text("welcome.html", group=_group(chat))
-        await msg.reply_html(text, reply_markup=self.keyboard(sub))
+        await self.deps.reply(msg, text, reply_markup=self.keyboard(sub))
 
     async def settings(self, update: Update, context: Context) -> None:
         """Show the current preferences with toggle buttons."""
@@ -149,9 +149,9 @@ class Handlers:
             return
         sub = await self._subscriber(chat)
         if sub is None:
-            await msg.reply_html(self.deps.text("not_subscribed.html", group=_group(chat)))
+            await self.deps.reply(msg, self.deps.text("not_subscribed.html", group=_group(chat)))
             return
-        await msg.reply_html(self.settings_text(sub, chat), reply_markup=self.keyboard(sub))
+        await self.deps.reply(msg, self.settings_text(sub, chat), reply_markup=self.keyboard(sub))
 
     async def toggle(self, update: Update, context: Context) -> None:
         """A settings button: flip one preference and edit the settings message in place."""
@@ -186,12 +186,12 @@ class Handlers:
         sub = await self._subscriber(chat)
         if sub is not None:
             if not await self.may_manage(context, chat, update.effective_user, msg):
-                await msg.reply_html(self.deps.text("group_admin_only.html"))
+                await self.deps.reply(msg, self.deps.text("group_admin_only.html"))
                 return
             await self.subs.set_status(sub.id, Status.UNSUBSCRIBED)
             log.info("bot: chat %s unsubscribed", chat.id)
         text = self.deps.text("stop.html", was_subscribed=sub is not None, group=_group(chat))
-        await msg.reply_html(text)
+        await self.deps.reply(msg, text)
 
     async def latest(self, update: Update, context: Context) -> None:
         """The most recent posts as links."""
@@ -199,7 +199,8 @@ class Handlers:
         if msg is None:
             return
         posts = await self.deps.store.posts.latest(self.deps.latest_count)
-        await msg.reply_html(
+        await self.deps.reply(
+            msg,
             self.deps.text("latest.html", posts=posts),
             link_preview_options=LinkPreviewOptions(is_disabled=True),
         )
@@ -210,7 +211,8 @@ class Handlers:
         if msg is None or chat is None:
             return
         admin = self.deps.is_admin(update.effective_user)
-        await msg.reply_html(
+        await self.deps.reply(
+            msg,
             self.deps.text("help.html", admin=admin, group=_group(chat)),
             link_preview_options=LinkPreviewOptions(is_disabled=True),
         )
@@ -253,11 +255,15 @@ class Handlers:
             if sub is not None:
                 await self.subs.change_address(sub.id, str(error.new_chat_id))
             return
+        if isinstance(error, RetryAfter):  # flood control on an edit or answer: one line
+            where = chat.id if chat is not None else "?"
+            log.warning("bot: Telegram flood control in chat %s: %s", where, error)
+            return
         log.error("bot: handling an update failed", exc_info=error)
         msg = update.effective_message if isinstance(update, Update) else None
         if msg is not None and isinstance(update, Update) and update.callback_query is None:
             with suppress(TelegramError):
-                await msg.reply_html(self.deps.text("error.html"))
+                await self.deps.reply(msg, self.deps.text("error.html"))
 
 
 def _migration(msg: Message) -> tuple[int | None, int | None]:
