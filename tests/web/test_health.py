@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.health import HEARTBEAT_KEY, Health, database_check
+from bot.health import HEARTBEAT_KEY, Health, database_check, progress_check
 from bot.metrics import Metrics
 from bot.settings import load_site
 from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve
-from tests.support.web import SECRET, RecordingPublisher, web_settings
+from tests.support.web import SECRET, FakeClock, RecordingPublisher, web_settings
 
 # What a probe or scraper would allow; the answer must come within it.
 CLIENT_TIMEOUT_S = 5.0
@@ -154,3 +154,36 @@ async def test_a_failing_check_is_down_without_its_error_text(
     assert response.status_code == 503
     assert "delivery: down (check failed)" in response.text
     assert "secret detail" not in response.text and "secret detail" in caplog.text
+
+
+async def test_delivery_is_stuck_when_due_work_waits_and_nothing_moves(probed: Probed) -> None:
+    """Work due past the limit while nothing was sent for as long: delivery is down as stuck."""
+    clock = FakeClock()
+    due: list[float | None] = [None]
+    sent = [0]
+
+    async def next_due() -> float | None:
+        return due[0]
+
+    stuck = progress_check(next_due, lambda: sent[0], stuck_s=300, clock=clock)
+    probed.health.register("delivery", stuck)
+    assert (await probed.client.get("/healthz")).status_code == 200
+    due[0] = clock.now - 10
+    assert (await probed.client.get("/healthz")).status_code == 200
+    clock.now += 301
+    response = await probed.client.get("/healthz")
+    assert response.status_code == 503
+    assert response.text.splitlines()[0] == "down: delivery"
+    assert "delivery: down (stuck:" in response.text
+    sent[0] += 1  # a message went out: moving again
+    assert (await probed.client.get("/healthz")).status_code == 200
+
+
+async def test_the_stores_own_verdict_comes_before_the_write(probed: Probed) -> None:
+    """A store that knows its file was replaced is down with its sentence, nothing written."""
+    problem = "the database file was replaced since Herald opened it"
+    probed.health.register("database", database_check(probed.store.posts, lambda: problem))
+    response = await probed.client.get("/healthz")
+    assert response.status_code == 503
+    assert f"database: down ({problem})" in response.text
+    assert await probed.store.posts.get_meta(HEARTBEAT_KEY) is None
