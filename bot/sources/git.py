@@ -35,6 +35,7 @@ LOCAL_TIMEOUT_S = 60.0  # one local command (a reset that rewrites a big checkou
 TERM_GRACE_S = 5.0  # after SIGTERM (git removes its lock files on it), before SIGKILL
 BACKOFF_FIRST_S = 5.0
 BACKOFF_MAX_S = 300.0
+DOWN_AFTER = 3  # failed fetches in a row before health reports the clone as down
 MARK = "herald.clone"  # git config key set in the clones Herald makes (and may reset)
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
@@ -238,10 +239,10 @@ class SiteClone:
             self.failures, self.last_error = 0, None
 
     async def problem(self) -> str | None:
-        """Why the clone is behind, for health reports: None while fetches work."""
-        return (
-            f"fetching failed {self.failures} times: {self.last_error}" if self.failures else None
-        )
+        """Why the clone is behind, for health reports; None until DOWN_AFTER failures in a row."""
+        if self.failures < DOWN_AFTER:
+            return None
+        return f"fetching failed {self.failures} times in a row: {self.last_error}"
 
     def _failed(self, exc: GitError) -> None:
         self.failures += 1

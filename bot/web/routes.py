@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -298,10 +298,12 @@ def create_app(
     limiter: SubscribeLimiter | None = None,
     clock: Callable[[], float] = time.monotonic,
     health: Health | None = None,
+    hooks: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The Starlette app of the SPEC's routes; pass the app's one Renderer when there is one.
 
-    `/healthz` and `herald_up` report the parts registered in `health` (none: always ok).
+    `/healthz` and `herald_up` report the parts registered in `health` (none: always ok);
+    `hooks` are more routes (the git push webhook, from `bot.web.hooks`).
     """
     pages = _Pages(
         settings=settings,
@@ -322,6 +324,7 @@ def create_app(
         _link_route("/unsubscribe/{token}", pages.unsubscribe_page, pages.unsubscribe),
         Route("/healthz", pages.healthz, methods=["GET"]),
         Route("/metrics", pages.metrics_text, methods=["GET"]),
+        *hooks,
     ]
     return Starlette(
         routes=routes,

@@ -6,11 +6,9 @@ import asyncio
 import http.server
 import logging
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,90 +19,21 @@ from bot.settings import Settings, load_settings, load_site
 from bot.sources.git import GitError, SiteClone, backoff, default_branch, mask_url
 from bot.sources.watcher import Watcher
 from bot.store import open_store
+from tests.support.gitrepo import Remote, files, git, git_env, polling, post_text
 
-CONFIG = 'title: Git News\nurl: "https://news.test"\ntimezone: UTC\n'
 TOKEN = "s3cretTOKENvalue"
-
-
-def post_text(title: str, day: str = "2026-11-20") -> str:
-    return f'---\ntitle: "{title}"\ndate: {day} 10:00:00 +0000\n---\n\nBody of {title}.\n'
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    """Run git as a user would (the test's side of the remote); its output."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture(autouse=True)
 def git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Commits need an author; no user or system git config may change what git does."""
-    for name in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{name}_NAME", "Test Editor")
-        monkeypatch.setenv(f"GIT_{name}_EMAIL", "editor@news.test")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
-
-
-class Remote:
-    """A bare repository whose default branch is `trunk`, and an editor's clone that pushes."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.bare = tmp_path / "remote.git"
-        self.work = tmp_path / "work"
-        git("-c", "init.defaultBranch=trunk", "init", "-q", "--bare", str(self.bare))
-        git("-c", "init.defaultBranch=trunk", "init", "-q", str(self.work))
-        git("remote", "add", "origin", str(self.bare), cwd=self.work)
-        self.write("_config.yml", CONFIG)
-        self.write("_posts/2026-11-01-old-news.md", post_text("Old news", "2026-11-01"))
-        self.push("the site")
-
-    @property
-    def url(self) -> str:
-        return str(self.bare)
-
-    def write(self, rel: str, text: str) -> None:
-        path = self.work / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-    def remove(self, rel: str) -> None:
-        git("rm", "-q", rel, cwd=self.work)
-
-    def commit(self, message: str) -> str:
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
-        return self.head()
-
-    def head(self) -> str:
-        return git("rev-parse", "HEAD", cwd=self.work).strip()
-
-    def push(self, message: str, *, branch: str = "trunk", force: bool = False) -> str:
-        """Commit everything and push it to `branch`; the new commit."""
-        sha = self.commit(message)
-        git(
-            "push", "-q", *(["--force"] if force else []), "origin", f"HEAD:{branch}", cwd=self.work
-        )
-        return sha
-
-    def rewind(self, commit: str) -> None:
-        """Move the editor's branch back to `commit` (to rewrite history from there)."""
-        git("reset", "-q", "--hard", commit, cwd=self.work)
+    for name, value in git_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     return Remote(tmp_path)
-
-
-def files(root: Path) -> set[str]:
-    """Every file of a working tree, .git left out."""
-    return {
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    }
 
 
 async def until(predicate: Callable[[], object], what: str, timeout_s: float = 15.0) -> None:
@@ -114,18 +43,6 @@ async def until(predicate: Callable[[], object], what: str, timeout_s: float = 1
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def polling(clone: SiteClone) -> AsyncIterator[asyncio.Event]:
-    """`clone.run` in the background until the block ends; yields its stop event."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(clone.run(stop))
-    try:
-        yield stop
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -290,6 +207,7 @@ async def test_a_failing_fetch_is_logged_and_retried_with_backoff(
     async with polling(clone):
         clone.request_fetch()
         await until(lambda: clone.failures >= 3, "three failed fetches")
+        assert "fetching failed" in (await clone.problem() or "")  # health: down by now
         assert "_posts/2026-11-01-old-news.md" in files(clone.root)  # the clone stays usable
         away.rename(remote.bare)
         remote.write("_posts/2026-11-20-back.md", post_text("Back"))
