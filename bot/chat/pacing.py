@@ -98,7 +98,7 @@ class ReplyPacer:
         return None
 
     def _newer_queued(self, chat_id: int) -> bool:
-        return self._in_hand[chat_id] > 1 if chat_id in self._in_hand else False
+        return self._in_hand[chat_id] > 1  # this update and at least one after it
 
     def _tokens(self, chat_id: int, now: float) -> float:
         tokens, at = self._buckets.get(chat_id, (float(self.burst), now))
