@@ -3,7 +3,8 @@
 One claimer per channel keeps a small local queue filled (most urgent first); workers take
 rows from it and hand them to the senders (pacing, the transport call; `outcomes.classify`
 decides what each result means); a flusher writes the outcomes back in batches. On stop nothing
-new is claimed, rows not yet started go back to the queue, and sends in flight finish.
+new is claimed, rows not yet started go back to the queue, and sends in flight get
+`stop_grace_s` to finish; those still unanswered then are cut short and queued again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.delivery.inflight import InFlight
 from bot.delivery.outcomes import Outcomes, RetryPolicy, Verdict, classify, release
 from bot.delivery.pacing import ChannelPause, Pacer
 from bot.delivery.senders import MailSender, TelegramSender
@@ -27,6 +29,8 @@ from bot.tokens import Tokens
 from bot.transports import MailTransport, TelegramTransport
 
 log = logging.getLogger(__name__)
+
+CUT_AGAIN_S = 0.1  # on stop, how often a send that was cut short but runs on is cut again
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class DeliveryConfig:
     flush_s: float = 0.05
     progress_log_s: float = 10.0
     retry_delay: Callable[[int], float] = field(default=backoff)
+    # On stop, how long sends in flight may take to finish before they are cut short (and
+    # queued again): well inside systemd's TimeoutStopSec=30 with the rest of shutdown.
+    stop_grace_s: float = 10.0
     recover_on_start: bool = True  # False when another process may be delivering too
 
 
@@ -85,6 +92,7 @@ class Delivery:
         self.store = store
         self.config = config = config or DeliveryConfig()
         self.outcomes = Outcomes(metrics=metrics)
+        self._inflight = InFlight()
         self.policy = RetryPolicy(max_attempts=config.max_attempts, delay_s=config.retry_delay)
         self._lanes = {
             Channel.TELEGRAM: _Lane(Channel.TELEGRAM, config.telegram_workers),
@@ -97,6 +105,7 @@ class Delivery:
             self.outcomes,
             policy=self.policy,
             closing=lambda: self._closing,
+            inflight=self._inflight,
         )
         self.mail = MailSender(
             store,
@@ -108,11 +117,13 @@ class Delivery:
             public_url=public_url,
             bounce_limit=config.bounce_limit,
             pause=self._lanes[Channel.EMAIL].pause,
+            inflight=self._inflight,
         )
         self._wake = asyncio.Event()
         self._closing = False
         self._outcomes: list[tuple[ClaimedItem, ItemUpdate]] = []
         self._flush_now = asyncio.Event()
+        self._flusher_done = False
         self._payloads: dict[int, Rendered] = {}
         self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
         self._unfinished: set[int] = set()  # jobs whose finishing check failed; checked again
@@ -127,7 +138,8 @@ class Delivery:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; then finish the sends in flight and return."""
+        """Deliver until `stop` is set; then finish the sends in flight (cutting short those
+        that outlast `stop_grace_s`) and return."""
         if self.config.recover_on_start:
             recovered = await self.store.outbox.recover()
             if recovered:
@@ -146,11 +158,34 @@ class Delivery:
             for lane in self._lanes.values():
                 for _ in range(lane.workers):
                     lane.queue.put_nowait((float("inf"), 0, None))
-            await asyncio.gather(*workers, return_exceptions=True)
-            flusher.cancel()
+            await self._stop_workers(workers)
+            # The flusher ends after the write it may be in the middle of (cancelling it there
+            # would drop that batch and leave its rows `sending`); then the last write.
+            self._flusher_done = True
+            self._flush_now.set()
+            await asyncio.gather(flusher, return_exceptions=True)
             waker.cancel()
             await self._flush()
             log.info("delivery: stopped, %d sent since start", self.sent_total)
+
+    async def _stop_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        if not workers:
+            return
+        grace_s = self.config.stop_grace_s
+        _, busy = await asyncio.wait(workers, timeout=grace_s)
+        if busy:
+            cut = self._inflight.cut()
+            log.warning(
+                "delivery: %d sends unanswered after %.0fs; cut short and queued again "
+                "(they may arrive twice)",
+                cut,
+                grace_s,
+            )
+        while busy:
+            _, busy = await asyncio.wait(busy, timeout=CUT_AGAIN_S)
+            if busy:
+                self._inflight.cut()  # a cancellation lost inside a library: once more
+        await asyncio.gather(*workers, return_exceptions=True)
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -263,7 +298,7 @@ class Delivery:
         return await self.telegram.deliver(item, rendered)
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._flusher_done:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), self.config.flush_s)
             self._flush_now.clear()

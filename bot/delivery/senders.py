@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 from bot.delivery.bulkmail import BulkMail
 from bot.delivery.fallback import degrade
+from bot.delivery.inflight import InFlight
 from bot.delivery.mail import outgoing, personalize
 from bot.delivery.outcomes import Action, Outcomes, RetryPolicy, Verdict, classify, release
 from bot.delivery.pacing import ChannelPause, Pacer
@@ -71,6 +73,7 @@ class TelegramSender:
         *,
         policy: RetryPolicy,
         closing: Callable[[], bool],
+        inflight: InFlight,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -78,6 +81,7 @@ class TelegramSender:
         self.outcomes = outcomes
         self.policy = policy
         self.closing = closing
+        self.inflight = inflight
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Send the row's remaining parts, paced; the ItemUpdate to write back."""
@@ -91,9 +95,12 @@ class TelegramSender:
                 return release(item, parts=parts, flags=flags, address=address, at=at)
             error: BaseException | None = None
             try:
-                await self.transport.send(address, message)
+                answered = await self.inflight.run(partial(self.transport.send, address, message))
             except Exception as exc:  # every failure is classified below, none escapes
                 error = exc
+            else:
+                if not answered:  # cut short on stop: it may still arrive; the row as it was
+                    return release(item, parts=parts, flags=flags, address=address)
             now = time.time()
             verdict = classify(
                 error,
@@ -187,12 +194,14 @@ class MailSender:
         public_url: str,
         bounce_limit: int,
         pause: ChannelPause,
+        inflight: InFlight,
     ) -> None:
         self.store = store
         self.transport = transport
         self.outcomes = outcomes
         self.policy = policy
         self.pause = pause  # shared with the loop, which claims no email while it lasts
+        self.inflight = inflight
         self.tokens = tokens
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
@@ -229,9 +238,13 @@ class MailSender:
             return release(item, at=self.pause.until, error=self.pause.reason)
         error: BaseException | None = None
         try:
-            await self.transport.send(self._mail(item, rendered.email))
+            mail = self._mail(item, rendered.email)
+            answered = await self.inflight.run(partial(self.transport.send, mail))
         except Exception as exc:  # every failure is classified below, none escapes
             error = exc
+        else:
+            if not answered:  # cut short on stop: it may still arrive; the row as it was
+                return release(item)
         now = time.time()
         verdict = classify(
             error,

@@ -21,6 +21,11 @@ from bot.models import OutgoingMail
 log = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 4
+# Each step (connect, each command) waits this long for the server; a whole message at most
+# MESSAGE_STEPS times as long. A hung server then holds a send for seconds, not minutes.
+DEFAULT_TIMEOUT_S = 10.0
+MESSAGE_STEPS = 3
+QUIT_TIMEOUT_S = 2.0  # closing: a server that will not say goodbye is hung up on
 # Which command an answer refused, for the error message (subclasses before their bases).
 _STAGES = (
     (aiosmtplib.SMTPConnectResponseError, "the connection (greeting)"),
@@ -47,7 +52,12 @@ class SmtpConfig:
     start_tls: bool | None = None  # None: upgrade when the server offers it
     validate_certs: bool = True
     pool_size: int = DEFAULT_POOL_SIZE
-    timeout_s: float = 30.0
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per step
+
+    @property
+    def message_timeout_s(self) -> float:
+        """The most one message may take, connecting and any reconnect included."""
+        return MESSAGE_STEPS * self.timeout_s
 
     def __repr__(self) -> str:
         # The password never reaches a log line.
@@ -65,7 +75,8 @@ def _flag(name: str, value: str) -> bool:
 def parse_smtp_url(url: str) -> SmtpConfig:
     """`smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465` → SmtpConfig.
 
-    Query options: `starttls`, `verify` (certificates), `pool` (connections), `timeout`.
+    Query options: `starttls`, `verify` (certificates), `pool` (connections), `timeout`
+    (seconds per step; a message gets three times as long).
     """
     parts = urlsplit(url)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
@@ -81,11 +92,13 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     try:
         port = parts.port or (465 if use_tls else 587 if start_tls else 25)
         pool = int(query.get("pool", DEFAULT_POOL_SIZE))
-        timeout_s = float(query.get("timeout", 30))
+        timeout_s = float(query.get("timeout", DEFAULT_TIMEOUT_S))
     except ValueError as exc:
         raise ConfigError(f"HERALD_SMTP_URL: {exc}") from exc
     if not 1 <= pool <= 64:
         raise ConfigError("HERALD_SMTP_URL: pool must be between 1 and 64 connections")
+    if not 0 < timeout_s <= 300:
+        raise ConfigError("HERALD_SMTP_URL: timeout must be between 0 and 300 seconds")
     return SmtpConfig(
         host=parts.hostname,
         port=port,
@@ -172,17 +185,19 @@ class SmtpPool:
         PermanentError if it refused this recipient."""
         client = await self._idle.get()
         try:
-            reused = client is not None and client.is_connected
-            if client is None or not reused:
-                client = await self._connect()
-            try:
-                await _sendmail(client, mail)
-            except aiosmtplib.SMTPServerDisconnected:
-                if not reused:
-                    raise
-                # The server closed a connection that sat idle: one try on a fresh one.
-                client = await self._connect()
-                await _sendmail(client, mail)
+            async with asyncio.timeout(self.config.message_timeout_s):
+                reused = client is not None and client.is_connected
+                if client is None or not reused:
+                    client = await self._connect()
+                try:
+                    await _sendmail(client, mail)
+                except aiosmtplib.SMTPServerDisconnected:
+                    if not reused:
+                        raise
+                    # The server closed a connection that sat idle: one try on a fresh one.
+                    client.close()
+                    client = await self._connect()
+                    await _sendmail(client, mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             assert client is not None  # refused at RCPT: connected, transaction reset
             error = await self._blame(client, mail, exc)
@@ -190,9 +205,14 @@ class SmtpPool:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             if not isinstance(exc, aiosmtplib.SMTPResponseException):
                 # No clean answer: the connection is in an unknown state; open a new one.
-                await _drop(client)
+                _hang_up(client)
                 client = None
             raise translate(exc, server=self.server) from exc
+        except BaseException:
+            # Cut short mid-command (delivery stopping): nobody knows where the dialogue is.
+            _hang_up(client)
+            client = None
+            raise
         finally:
             self._idle.put_nowait(client)
 
@@ -210,19 +230,24 @@ class SmtpPool:
         if about_address(code, text):
             return error
         try:
-            probe = await _probe(client, mail.mail_from)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as probe_exc:
+            async with asyncio.timeout(self.config.timeout_s):
+                probe = await _probe(client, mail.mail_from)
+        except BaseException as probe_exc:
             if not isinstance(probe_exc, aiosmtplib.SMTPResponseException):
-                client.close()
+                client.close()  # no clean answer (or cut short): a fresh connection next time
+            if not isinstance(probe_exc, aiosmtplib.SMTPException | OSError | TimeoutError):
+                raise
             return translate(probe_exc, server=self.server)
         if probe is not None and probe[0] == code and _status(probe[1]) == _status(text):
             return RelayError(f"{self.server} refuses every recipient alike: SMTP {code} {text}")
         return error
 
     async def close(self) -> None:
-        """QUIT every idle connection."""
+        """QUIT every idle connection, all at once and briefly."""
+        idle = []
         while not self._idle.empty():
-            await _drop(self._idle.get_nowait())
+            idle.append(self._idle.get_nowait())
+        await asyncio.gather(*(_quit(client) for client in idle))
 
 
 async def _sendmail(client: aiosmtplib.SMTP, mail: OutgoingMail) -> None:
@@ -246,9 +271,14 @@ def _status(text: str) -> str:
     return enhanced.group(0) if enhanced else ""
 
 
-async def _drop(client: aiosmtplib.SMTP | None) -> None:
+def _hang_up(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        client.close()
+
+
+async def _quit(client: aiosmtplib.SMTP | None) -> None:
     if client is not None and client.is_connected:
         try:
-            await client.quit()
+            await client.quit(timeout=QUIT_TIMEOUT_S)
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             client.close()

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,3 +120,21 @@ async def test_transient_failures_are_retried_and_each_recipient_gets_one(tmp_pa
     assert sorted(to for to, _ in telegram.sent) == ["1", "2"]
     assert sorted(to for to, _ in mail.sent) == ["a@example.org", "b@example.org"]
     assert (telegram.calls_to("2"), mail.calls_to("b@example.org")) == (2, 2)
+
+
+async def test_stop_cuts_short_a_send_that_never_returns(tmp_path: Path) -> None:
+    """On stop, a Telegram send still unanswered after the grace is cut short and its row
+    queued again as it was; the email sent meanwhile stays sent."""
+    telegram, mail = RecordingTelegram(), RecordingMail()
+    telegram.hang = True
+    async with loop(tmp_path, telegram, mail, replace(FAST, stop_grace_s=0.1)) as rig:
+        await queue(rig.store, "b1", chats=["7"], addresses=["a@example.org"])
+        rig.delivery.notify()
+        await telegram.wait_for(lambda: telegram.calls_to("7") == 1)
+        await mail.wait_for(lambda: len(mail.sent) == 1)
+        rig.stop.set()
+        await rig.task
+        [row] = await rig.queued(Channel.TELEGRAM)
+        assert (row.address, row.attempts, row.parts_done) == ("7", 0, 0)
+        totals = await rig.store.outbox.totals()
+        assert (totals[OutboxStatus.SENT], totals[OutboxStatus.FAILED]) == (1, 0)

@@ -70,7 +70,7 @@ def test_parse_smtp_url(
 @pytest.mark.parametrize(
     "url",
     ["http://mail.example.org", "smtp://", "smtps://h?starttls=true", "smtp://h?starttls=maybe",
-     "smtp://h?pool=0"],
+     "smtp://h?pool=0", "smtp://h?timeout=0", "smtp://h?timeout=soon"],
 )  # fmt: skip
 def test_parse_smtp_url_refuses(url: str) -> None:
     """A malformed HERALD_SMTP_URL is a configuration error naming the variable."""

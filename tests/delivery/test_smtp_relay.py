@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -13,9 +15,9 @@ import pytest
 from bot.delivery.mail import outgoing
 from bot.errors import DeliveryError, PermanentError, RelayError, TransientError
 from bot.models import Channel, OutboxStatus, OutgoingMail, Status
-from bot.transports.smtp import SmtpConfig, SmtpPool
+from bot.transports.smtp import SmtpConfig, SmtpPool, parse_smtp_url
 from tests.fakes.smtp_server import SmtpServer
-from tests.support.delivery import make_post, make_settings, running
+from tests.support.delivery import FAST, make_post, make_settings, running
 
 ADDRESSES = [f"reader{n}@example.org" for n in range(1, 6)]
 # How the relay refuses everyone: which fault of the fake server, and its answer.
@@ -120,3 +122,41 @@ async def test_unreachable_server_is_a_relay_error() -> None:
     async with SmtpPool(config) as pool:
         with pytest.raises(RelayError, match="unreachable"):
             await pool.send(outgoing_mail("a@example.org"))
+
+
+async def test_stop_while_the_server_hangs_puts_the_email_back(tmp_path: Path) -> None:
+    """Stopping while the server never answers DATA returns, and every email is queued
+    again: none failed, sent, left `sending` or charged an attempt."""
+    async with SmtpServer() as server:
+        server.handler.hold_data = True
+        settings = make_settings(tmp_path, smtp_url=server.url + "?pool=2")
+        async with running(settings, replace(FAST, stop_grace_s=0.2)) as rig:
+            for address in ADDRESSES:
+                await rig.store.subscribers.upsert(Channel.EMAIL, address)
+            await rig.publisher.announce(make_post(1, breaking=True), post_id=1)
+            await server.handler.data_started.wait()
+            rig.stop.set()
+            await rig.task
+            totals = await rig.store.outbox.totals()
+            assert totals[OutboxStatus.QUEUED] == len(ADDRESSES)
+            assert totals[OutboxStatus.SENDING] == totals[OutboxStatus.FAILED] == 0
+            rows = await rig.store.outbox.claim(
+                10, now=time.time() + 86_400, lease_s=60, channel=Channel.EMAIL
+            )
+            assert sorted((r.address, r.attempts) for r in rows) == [(a, 0) for a in ADDRESSES]
+        assert server.handler.messages == []
+
+
+async def test_a_server_that_stops_answering_is_a_relay_error() -> None:
+    """A server that never answers DATA fails the send after the step timeout, as the
+    server's failure, and the pool opens a fresh connection for the next message."""
+    async with SmtpServer() as server:
+        server.handler.hold_data = True
+        config = parse_smtp_url(server.url + "?timeout=0.3&pool=1")
+        async with SmtpPool(config) as pool:
+            with pytest.raises(RelayError, match="did not answer"):
+                await pool.send(outgoing_mail("a@example.org"))
+            server.handler.hold_data = False
+            await pool.send(outgoing_mail("b@example.org"))
+        assert server.handler.to() == ["b@example.org"]
+        assert server.connections == 2

@@ -3,7 +3,8 @@
 `RecordingTelegram` and `RecordingMail` implement `bot.transports.TelegramTransport` and
 `MailTransport`. Every call is kept in `.calls`, every accepted one in `.sent`; errors
 scripted per address in `.errors[address]` are raised one per call, in order, and
-`.always` (while set) is raised for every call.
+`.always` (while set) is raised for every call. While `.hang` is set, calls never return
+(as against a server that stopped answering) until they are cancelled.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class _Recorder(Generic[T]):
         self.sent: list[tuple[str, T]] = []
         self.errors: dict[str, list[BaseException]] = defaultdict(list)
         self.always: BaseException | None = None
+        self.hang = False
         self._changed = asyncio.Condition()
 
     async def _record(self, address: str, item: T) -> None:
@@ -31,6 +33,8 @@ class _Recorder(Generic[T]):
             self.calls.append((address, item))
             self._changed.notify_all()
         await asyncio.sleep(0)  # a real transport yields; so does the fake
+        if self.hang:
+            await asyncio.Event().wait()
         queue = self.errors.get(address)
         error = self.always or (queue.pop(0) if queue else None)
         if error is not None:
