@@ -232,7 +232,8 @@ class MailSender:
         return outgoing(mime)
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
-        """Personalise and send the row's email; hard failures are counted per address."""
+        """Personalise and send the row's email; hard failures in a row are counted per
+        address, and a success clears the count."""
         assert rendered.email is not None
         if self.pause.paused(time.time()):  # claimed just before the pause began
             return release(item, at=self.pause.until, error=self.pause.reason)
@@ -258,6 +259,9 @@ class MailSender:
         if verdict.action is Action.SENT:
             if self.pause.resume():
                 log.warning("delivery: the mail server takes email again; email resumed")
+            if item.subscriber_id is not None:
+                # Bounced means failing again and again: a message that arrives ends the run.
+                await self.store.subscribers.clear_hard_bounces(item.subscriber_id)
             return self.outcomes.sent(item, parts=1, address=item.address)
         if verdict.action is Action.PAUSE:
             return self._paused(item, verdict, now)

@@ -127,6 +127,10 @@ class Subscribers(Protocol):
         """Count one permanent failure; returns the count so far."""
         ...
 
+    async def clear_hard_bounces(self, subscriber_id: int) -> None:
+        """A message reached the address: its permanent failures so far are forgotten."""
+        ...
+
     def recipients(
         self,
         channel: Channel | None = None,

@@ -160,3 +160,21 @@ async def test_a_server_that_stops_answering_is_a_relay_error() -> None:
             await pool.send(outgoing_mail("b@example.org"))
         assert server.handler.to() == ["b@example.org"]
         assert server.connections == 2
+
+
+async def test_a_success_clears_the_hard_failures(tmp_path: Path) -> None:
+    """552 on posts 1, 3 and 5 with posts 2 and 4 delivered in between leaves a live reader
+    active: a success starts the count of hard failures afresh."""
+    reader = "full@example.org"
+    async with SmtpServer() as server:
+        settings = make_settings(tmp_path, smtp_url=server.url)
+        async with running(settings) as rig:
+            await rig.store.subscribers.upsert(Channel.EMAIL, reader)
+            for n in range(1, 6):
+                if n % 2:
+                    server.handler.faults[reader].append("552 5.2.2 mailbox full")
+                await rig.publisher.announce(make_post(n, breaking=True), post_id=n)
+                await rig.drained()
+            subscriber = await rig.store.subscribers.get(Channel.EMAIL, reader)
+            assert subscriber is not None and subscriber.status is Status.ACTIVE
+        assert server.handler.to() == [reader, reader]
