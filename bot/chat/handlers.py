@@ -31,6 +31,7 @@ from telegram.ext import (
 )
 
 from bot.chat import admin as admin_handlers
+from bot.chat import gate as gate_buttons
 from bot.chat.deps import BotDeps
 from bot.models import Channel, Status, Subscriber
 
@@ -58,6 +59,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: BotDe
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, h.migrated))
     application.add_handler(ChatMemberHandler(h.membership, ChatMemberHandler.MY_CHAT_MEMBER))
     admin_handlers.register(application, deps, only_new)
+    gate_buttons.register(application, deps)
     application.add_error_handler(h.on_error)
 
 
