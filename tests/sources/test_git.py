@@ -19,8 +19,9 @@ from bot.settings import Settings, load_settings, load_site
 from bot.sources.git import GitError, SiteClone, backoff, default_branch, mask_url
 from bot.sources.watcher import Watcher
 from bot.store import open_store
-from tests.support.gitrepo import Remote, files, git, git_env, polling, post_text
+from tests.support.gitrepo import Remote, files, git, git_env, needs_git, polling, post_text
 
+pytestmark = needs_git
 TOKEN = "s3cretTOKENvalue"
 
 
