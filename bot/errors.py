@@ -33,6 +33,11 @@ class RelayError(TransientError):
     is tried again later; no recipient is blamed and no attempt is spent."""
 
 
+class InsecureAuthError(RelayError):
+    """The mail server offers no TLS, so the SMTP password is not sent; the message names
+    the fix (TLS, or `auth_without_tls=true` in HERALD_SMTP_URL for a trusted link)."""
+
+
 class PermanentError(DeliveryError):
     """Retrying cannot help; `deactivate` marks the recipient blocked/bounced."""
 

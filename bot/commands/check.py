@@ -68,6 +68,24 @@ def _smtp_problems(url: str) -> list[str]:
     return []
 
 
+def _smtp_summary(url: str, mail_from: str) -> str:
+    """The email line of the summary, saying how the SMTP password is protected."""
+    from bot.transports.smtp import parse_smtp_url
+
+    config = parse_smtp_url(url)  # already checked: it parses
+    line = f"SMTP server {config.host}:{config.port} as {mail_from}"
+    if config.login_needs_tls:
+        # Checked only when sending: a server without STARTTLS then gets no password, and
+        # email waits with an error in the log until the URL or the server is changed.
+        line += (
+            "; the password goes only over TLS, so the server must offer STARTTLS "
+            "(say ?starttls=true to insist, or use smtps://…:465)"
+        )
+    elif config.auth_without_tls and config.username is not None:
+        line += "; WARNING: auth_without_tls=true, the password may travel unencrypted"
+    return line
+
+
 def site_problems(site: Site) -> list[str]:
     """What is missing from the Jekyll site folder, or wrong in its `herald:` settings."""
     from bot.sources.jekyll.reader import breaking_rules
@@ -226,8 +244,7 @@ def _summary(settings: Settings, site: Site) -> None:
     if settings.smtp_url is None:
         email = f"files in {outbox / 'email'}/ (set HERALD_SMTP_URL to send for real)"
     else:
-        parts = urlsplit(settings.smtp_url.get_secret_value())
-        email = f"SMTP server {parts.hostname}:{parts.port or ''} as {settings.mail_from}"
+        email = _smtp_summary(settings.smtp_url.get_secret_value(), settings.mail_from)
     print("herald check: configuration OK")
     print(f"  site:     {site.title} <{site.url}>, time zone {site.tz.key}")
     print(f"  watching: {site.posts_dir}")

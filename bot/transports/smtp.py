@@ -15,7 +15,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from bot.errors import ConfigError, DeliveryError, PermanentError, RelayError, TransientError
+from bot.errors import (
+    ConfigError,
+    DeliveryError,
+    InsecureAuthError,
+    PermanentError,
+    RelayError,
+    TransientError,
+)
 from bot.models import OutgoingMail
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,7 @@ class SmtpConfig:
     use_tls: bool = False  # smtps://: TLS from the first byte
     start_tls: bool | None = None  # None: upgrade when the server offers it
     validate_certs: bool = True
+    auth_without_tls: bool = False  # send the password even over a plain connection
     pool_size: int = DEFAULT_POOL_SIZE
     timeout_s: float = DEFAULT_TIMEOUT_S  # per step
 
@@ -62,6 +70,16 @@ class SmtpConfig:
     def __repr__(self) -> str:
         # The password never reaches a log line.
         return f"SmtpConfig({self.host}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"
+
+    @property
+    def login_needs_tls(self) -> bool:
+        """A password to send, and TLS not yet certain: the server must offer STARTTLS."""
+        return (
+            self.username is not None
+            and not self.use_tls
+            and self.start_tls is None
+            and not self.auth_without_tls
+        )
 
 
 def _flag(name: str, value: str) -> bool:
@@ -76,7 +94,10 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     """`smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465` → SmtpConfig.
 
     Query options: `starttls`, `verify` (certificates), `pool` (connections), `timeout`
-    (seconds per step; a message gets three times as long).
+    (seconds per step; a message gets three times as long), `auth_without_tls` (log in
+    even where the connection is not encrypted: only for a relay on a trusted link).
+    Without it the password goes only over TLS: `smtps://`, or STARTTLS, which is used
+    whenever the server offers it unless `starttls=false`.
     """
     parts = urlsplit(url)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
@@ -99,6 +120,13 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         raise ConfigError("HERALD_SMTP_URL: pool must be between 1 and 64 connections")
     if not 0 < timeout_s <= 300:
         raise ConfigError("HERALD_SMTP_URL: timeout must be between 0 and 300 seconds")
+    auth_without_tls = _flag("auth_without_tls", query.get("auth_without_tls", "false"))
+    if parts.username and start_tls is False and not auth_without_tls:
+        raise ConfigError(
+            "HERALD_SMTP_URL: starttls=false would send the SMTP password unencrypted; "
+            "use smtps://…:465 or ?starttls=true, or, only for a relay on this machine or "
+            "a trusted network, add &auth_without_tls=true"
+        )
     return SmtpConfig(
         host=parts.hostname,
         port=port,
@@ -107,6 +135,7 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         use_tls=use_tls,
         start_tls=False if use_tls else start_tls,
         validate_certs=_flag("verify", query.get("verify", "true")),
+        auth_without_tls=auth_without_tls,
         pool_size=pool,
         timeout_s=timeout_s,
     )
@@ -166,17 +195,29 @@ class SmtpPool:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         c = self.config
+        # No credentials for aiosmtplib: it would log in over whatever the connection is.
         client = aiosmtplib.SMTP(
             hostname=c.host,
             port=c.port,
-            username=c.username,
-            password=c.password,
             use_tls=c.use_tls,
             start_tls=c.start_tls,
             validate_certs=c.validate_certs,
             timeout=c.timeout_s,
         )
         await client.connect()
+        try:
+            if c.username is not None:
+                if client.get_transport_info("sslcontext") is None and not c.auth_without_tls:
+                    raise InsecureAuthError(
+                        f"{self.server} offers no TLS (STARTTLS), so Herald will not send it "
+                        "the password: use smtps://…:465 or a server with STARTTLS, or, only "
+                        "for a relay on a trusted link, add ?auth_without_tls=true to "
+                        "HERALD_SMTP_URL"
+                    )
+                await client.login(c.username, c.password or "")
+        except BaseException:
+            client.close()
+            raise
         self.connections_opened += 1
         return client
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.check import check
 from bot.delivery.bulkmail import BulkMail
 from bot.delivery.mail import outgoing, personalize
 from bot.errors import ConfigError, PermanentError, RelayError, TransientError
@@ -70,12 +71,43 @@ def test_parse_smtp_url(
 @pytest.mark.parametrize(
     "url",
     ["http://mail.example.org", "smtp://", "smtps://h?starttls=true", "smtp://h?starttls=maybe",
-     "smtp://h?pool=0", "smtp://h?timeout=0", "smtp://h?timeout=soon"],
+     "smtp://h?pool=0", "smtp://h?timeout=0", "smtp://h?timeout=soon",
+     "smtp://u:p@h?starttls=false", "smtp://u:p@h?auth_without_tls=maybe"],
 )  # fmt: skip
 def test_parse_smtp_url_refuses(url: str) -> None:
     """A malformed HERALD_SMTP_URL is a configuration error naming the variable."""
     with pytest.raises(ConfigError, match="HERALD_SMTP_URL"):
         parse_smtp_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "needs_tls", "insecure"),
+    [
+        ("smtp://u:p@h:587", True, False),
+        ("smtp://u:p@h:587?starttls=true", False, False),
+        ("smtps://u:p@h", False, False),
+        ("smtp://h:25", False, False),
+        ("smtp://u:p@h:25?starttls=false&auth_without_tls=true", False, True),
+    ],
+)
+def test_parse_smtp_url_password_protection(url: str, needs_tls: bool, insecure: bool) -> None:
+    """A password goes only over TLS unless the URL says auth_without_tls=true outright."""
+    c = parse_smtp_url(url)
+    assert (c.login_needs_tls, c.auth_without_tls) == (needs_tls, insecure)
+
+
+def test_check_explains_a_password_without_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`herald check` refuses starttls=false with a password, naming the fixes, and says of
+    a URL without `starttls` that the server must offer STARTTLS for the password to go."""
+    plain = make_settings(tmp_path, smtp_url="smtp://u:p@mail:25?starttls=false")
+    assert check(plain, posts=False) == 1
+    err = capsys.readouterr().err
+    assert "HERALD_SMTP_URL" in err and "starttls=true" in err and "auth_without_tls=true" in err
+    unsaid = make_settings(tmp_path, smtp_url="smtp://u:p@mail:587")
+    assert check(unsaid, posts=False) == 0
+    assert "must offer STARTTLS" in capsys.readouterr().out
 
 
 async def test_pool_reuses_connections() -> None:

@@ -178,3 +178,32 @@ async def test_a_success_clears_the_hard_failures(tmp_path: Path) -> None:
             subscriber = await rig.store.subscribers.get(Channel.EMAIL, reader)
             assert subscriber is not None and subscriber.status is Status.ACTIVE
         assert server.handler.to() == [reader, reader]
+
+
+async def test_no_password_in_clear_unless_the_url_says_so(tmp_path: Path) -> None:
+    """A server offering AUTH without STARTTLS gets no AUTH: the send fails with an error
+    naming the fix; with `auth_without_tls=true` the login and the mail go through."""
+    async with SmtpServer(auth=True) as server:
+        url = f"smtp://news:s3cret@127.0.0.1:{server.port}"
+        async with SmtpPool(parse_smtp_url(url)) as pool:
+            with pytest.raises(RelayError, match="auth_without_tls=true") as info:
+                await pool.send(outgoing_mail("a@example.org"))
+            assert "s3cret" not in str(info.value)
+        assert server.handler.logins == [] and server.handler.messages == []
+        async with SmtpPool(parse_smtp_url(url + "?auth_without_tls=true")) as pool:
+            await pool.send(outgoing_mail("a@example.org"))
+        assert [login[1:] for login in server.handler.logins] == [("news", "s3cret")]
+        assert server.handler.to() == ["a@example.org"]
+
+
+async def test_password_goes_over_starttls(tmp_path: Path) -> None:
+    """With no `starttls` option the pool upgrades to TLS when offered, then logs in."""
+    tls = SmtpServer.self_signed(tmp_path)
+    if tls is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    async with SmtpServer(tls=tls) as server:
+        url = f"smtp://news:s3cret@127.0.0.1:{server.port}?verify=false"
+        async with SmtpPool(parse_smtp_url(url)) as pool:
+            await pool.send(outgoing_mail("a@example.org"))
+        assert [login[1:] for login in server.handler.logins] == [("news", "s3cret")]
+        assert server.handler.to() == ["a@example.org"]

@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import shutil
+import ssl
+import subprocess
 from collections import defaultdict
 from collections.abc import Callable
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -110,19 +114,28 @@ class _FaultySMTP(SMTP):
 class SmtpServer:
     """`async with SmtpServer() as s:` → `s.url` for HERALD_SMTP_URL, `s.handler` records.
 
-    `auth=True` offers AUTH on the plain connection (no STARTTLS), as a careless server would.
+    `auth=True` offers AUTH on the plain connection (no STARTTLS), as a careless server would;
+    with `tls` (a server-side SSLContext) it offers STARTTLS, and AUTH only after it.
     """
 
-    def __init__(self, *, auth: bool = False) -> None:
+    def __init__(self, *, auth: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.handler = Recorder()
         self.connections = 0
         self.auth = auth
+        self.tls = tls
         self._server: asyncio.Server | None = None
         self.port = 0
 
     def _factory(self) -> Callable[[], SMTP]:
         def make() -> SMTP:
             self.connections += 1
+            if self.tls is not None:
+                return _FaultySMTP(
+                    self.handler,
+                    hostname="fake.smtp.local",
+                    tls_context=self.tls,
+                    authenticator=self.handler.authenticate,
+                )
             if self.auth:
                 return _FaultySMTP(
                     self.handler,
@@ -143,6 +156,21 @@ class SmtpServer:
         self._server = await loop.create_server(self._factory(), "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    @staticmethod
+    def self_signed(folder: Path) -> ssl.SSLContext | None:
+        """A server context with a throwaway self-signed certificate; None without openssl."""
+        if shutil.which("openssl") is None:
+            return None
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=fake.smtp.local", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
