@@ -27,6 +27,14 @@ class TransientError(DeliveryError):
         self.retry_after_s = retry_after_s
 
 
+class TimedOutError(TransientError):
+    """No answer in time: the far side may have acted, so a resend may duplicate.
+
+    `retry_after_s` is how long the call waited: a floor for the next try (an earlier
+    resend would only add a duplicate), not the far side asking us to slow down.
+    """
+
+
 class RelayError(TransientError):
     """The mail server failed, not an address: it refused us (greeting, EHLO, AUTH, MAIL
     FROM, DATA, every recipient alike), broke off, or never answered. All email waits and

@@ -18,6 +18,7 @@ from bot.errors import (
     ImageError,
     PermanentError,
     RelayError,
+    TimedOutError,
     TransientError,
 )
 from bot.metrics import Metrics
@@ -87,7 +88,12 @@ def classify(
             if not isinstance(exc, ImageError) and not flags & Degrade.PLAIN:
                 return Verdict(action=Action.DEGRADE, flags=flags | Degrade.PLAIN, error=error)
         return Verdict(action=Action.FAIL, error=error)
-    if isinstance(exc, TransientError) and exc.retry_after_s is not None:
+    floor_s = 0.0
+    if isinstance(exc, TimedOutError):
+        # A fault, not flow control: an attempt is spent, and no resend comes sooner than
+        # the time already waited (the message may still arrive; an early resend duplicates).
+        floor_s = exc.retry_after_s or 0.0
+    elif isinstance(exc, TransientError) and exc.retry_after_s is not None:
         # Flow control, not a fault: wait as told, without spending an attempt.
         return Verdict(action=Action.THROTTLE, retry_at=now + exc.retry_after_s, error=error)
     if not isinstance(exc, TransientError):
@@ -95,7 +101,8 @@ def classify(
     attempt = attempts + 1
     if attempt >= policy.max_attempts:
         return Verdict(action=Action.FAIL, error=f"gave up after {attempt} attempts: {error}")
-    return Verdict(action=Action.RETRY, retry_at=now + policy.delay_s(attempt), error=error)
+    delay_s = max(floor_s, policy.delay_s(attempt))
+    return Verdict(action=Action.RETRY, retry_at=now + delay_s, error=error)
 
 
 class Outcomes:

@@ -26,6 +26,7 @@ from bot.errors import (
     DeliveryError,
     ImageError,
     PermanentError,
+    TimedOutError,
     TransientError,
 )
 from bot.models import TelegramMessage
@@ -212,7 +213,7 @@ def translate(
     if isinstance(exc, TimedOut):
         # Telegram may still deliver it: an early resend only adds a duplicate, and against a
         # slow API a loop of them. Wait at least as long again before the next try.
-        return TransientError(
+        return TimedOutError(
             f"Telegram did not answer in time ({exc.message}); the message may still arrive",
             timeout_s,
         )

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.delivery.loop import Delivery, DeliveryConfig
-from bot.errors import TransientError
+from bot.delivery.pacing import Pacer
+from bot.errors import TimedOutError, TransientError
 from bot.models import (
     PREFERENCES_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
@@ -69,6 +70,7 @@ async def loop(
     telegram: RecordingTelegram,
     mail: RecordingMail,
     config: DeliveryConfig = FAST,
+    pacer: Pacer | None = None,
 ) -> AsyncIterator[Loop]:
     """A store in `tmp_path` and a Delivery over the recording transports, running."""
     async with open_store(tmp_path / "herald.db") as store:
@@ -79,7 +81,7 @@ async def loop(
             tokens=Tokens("test-secret"),
             mail_from="News <news@example.org>",
             public_url="https://news.example.org",
-            pacer=None,
+            pacer=pacer,
             config=config,
         )
         stop = asyncio.Event()
@@ -138,3 +140,20 @@ async def test_stop_cuts_short_a_send_that_never_returns(tmp_path: Path) -> None
         assert (row.address, row.attempts, row.parts_done) == ("7", 0, 0)
         totals = await rig.store.outbox.totals()
         assert (totals[OutboxStatus.SENT], totals[OutboxStatus.FAILED]) == (1, 0)
+
+
+async def test_timed_out_send_is_retried_with_an_attempt_spent(tmp_path: Path) -> None:
+    """A Telegram send that timed out is a retry after at least the time waited, with an
+    attempt spent; it is no 429: the pacer does not pause the other chats."""
+    telegram, mail, pacer = RecordingTelegram(), RecordingMail(), Pacer(30.0)
+    telegram.errors["5"].append(TimedOutError("Telegram did not answer in time", 30.0))
+    async with loop(tmp_path, telegram, mail, pacer=pacer) as rig:
+        await queue(rig.store, "b1", chats=["5"])
+        rig.delivery.notify()
+        await telegram.wait_for(lambda: telegram.calls_to("5") == 1)
+        rig.stop.set()
+        await rig.task
+        [row] = await rig.queued(Channel.TELEGRAM)
+        assert (row.address, row.attempts) == ("5", 1)
+    assert pacer.reserve("6", time.time()).granted
+    assert telegram.sent_to("5") == []

@@ -12,6 +12,7 @@ from bot.errors import (
     ImageError,
     PermanentError,
     RelayError,
+    TimedOutError,
     TransientError,
 )
 from bot.models import Channel, Degrade, Status
@@ -40,6 +41,12 @@ CASES = [
                  verdict(Action.THROTTLE, retry_at=NOW + 7), id="429-throttles"),
     pytest.param(TransientError("429", retry_after_s=7), TG, 2, NONE,
                  verdict(Action.THROTTLE, retry_at=NOW + 7), id="429-spends-no-attempt"),
+    pytest.param(TimedOutError("no answer", retry_after_s=60), TG, 0, NONE,
+                 verdict(Action.RETRY, retry_at=NOW + 60), id="timeout-retries-after-floor"),
+    pytest.param(TimedOutError("no answer", retry_after_s=15), TG, 1, NONE,
+                 verdict(Action.RETRY, retry_at=NOW + 20), id="timeout-backoff-above-floor"),
+    pytest.param(TimedOutError("no answer", retry_after_s=60), TG, 2, NONE,
+                 verdict(Action.FAIL), id="timeout-spends-attempts"),
     pytest.param(PermanentError("403", deactivate=True), TG, 0, NONE,
                  verdict(Action.DEACTIVATE, status=Status.BLOCKED), id="403-blocks-chat"),
     pytest.param(PermanentError("550", deactivate=True), EMAIL, 0, NONE,
