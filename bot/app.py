@@ -5,22 +5,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack, suppress
+from typing import TypeVar
 
 from bot.chat.bot import telegram_bot
+from bot.delivery.loop import Delivery
 from bot.delivery.setup import open_delivery
+from bot.health import Health, database_check, progress_check, task_check
 from bot.metrics import Metrics
 from bot.models import Post
 from bot.outbox.digest import DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site, secret_key
+from bot.settings import Settings, Site, load_site, secret_key
+from bot.sources.git import SiteClone
 from bot.sources.watcher import Watcher
-from bot.store import open_store
+from bot.store import Store, open_store
 from bot.tokens import Tokens
+from bot.web.hooks import hook_routes
 from bot.web.routes import create_app, serve
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Queued messages due this long while delivery has sent nothing for as long: it is stuck.
+DELIVERY_STUCK_S = 300.0
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -32,16 +42,29 @@ def install_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def run(settings: Settings) -> int:
-    """`herald run`: watcher, bot, delivery, scheduler and web until SIGTERM."""
+async def run(settings: Settings, *, fresh: bool = False) -> int:
+    """`herald run`: watcher, bot, delivery, scheduler and web until SIGTERM.
+
+    `fresh`: an empty database where a post log was kept is started afresh on purpose.
+    """
+    clone = SiteClone.from_settings(settings)
+    if clone is not None:  # the site is read from the clone: it is made or updated first
+        await clone.prepare()
     site = load_site(settings)
     renderer = Renderer(site, public_url=settings.public_base)
     tokens = Tokens(secret_key(settings))
     metrics = Metrics()
+    health = Health()
     stop = asyncio.Event()
     install_stop_signals(stop)
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_store(settings.database_path))
+        # The only `herald run` on the database: a second one is refused here, at once.
+        opening = open_store(settings.database_path, run=True, fresh=fresh)
+        store = await _unless_stopped(stop, stack.enter_async_context(opening))
+        if store is None:  # stopped while waiting for a locked database
+            return 0
+        stack.push_async_callback(health.close)
+        health.register("database", database_check(store.posts, store.health))
         # The bot comes first (delivery sends through its Bot); the publisher wakes delivery.
         publisher = Publisher(
             store,
@@ -51,7 +74,7 @@ async def run(settings: Settings) -> int:
             metrics=metrics,
         )
         bot_app = await stack.enter_async_context(
-            telegram_bot(settings, store, renderer, publisher, stop)
+            telegram_bot(settings, store, renderer, publisher, stop, health=health)
         )
         if stop.is_set():  # stopped while waiting for the Bot API
             return 0
@@ -71,6 +94,16 @@ async def run(settings: Settings) -> int:
             await publisher.announce(post, post_id)
 
         watcher = Watcher(site, store.posts, on_post)
+        secret = settings.webhook_secret
+        hooks = (
+            hook_routes(
+                secret=secret.get_secret_value() if secret else None,
+                request_fetch=clone.request_fetch,
+                branch=lambda: clone.branch,
+            )
+            if clone is not None
+            else []
+        )
         scheduler = DigestScheduler(publisher, store.digests, at=settings.digest_time, tz=site.tz)
         web = create_app(
             settings=settings,
@@ -80,15 +113,21 @@ async def run(settings: Settings) -> int:
             publisher=publisher,
             metrics=metrics,
             renderer=renderer,
+            health=health,
+            hooks=hooks,
         )
         watching = asyncio.Event()
         serving = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             # Delivery stops last: it finishes the sends in flight after `stop`.
-            tg.create_task(delivery.run(stop))
+            delivering = tg.create_task(delivery.run(stop))
             tg.create_task(serve(web, settings, stop, started=serving))
-            tg.create_task(watcher.run(stop, watching))
+            watch = tg.create_task(watcher.run(stop, watching))
+            _watch_health(health, store, site, delivery, delivering, watch, watching)
             tg.create_task(scheduler.run(stop))
+            if clone is not None:
+                health.register("git", clone.problem)
+                tg.create_task(clone.run(stop, after=watching))
             if await _until(stop, watching, serving):
                 log.info(
                     "ready: watching %s; telegram via %s; email via %s; web on http://%s",
@@ -101,6 +140,41 @@ async def run(settings: Settings) -> int:
             log.info("stopping: finishing sends in flight")
     log.info("stopped")
     return 0
+
+
+def _watch_health(
+    health: Health,
+    store: Store,
+    site: Site,
+    delivery: Delivery,
+    delivering: asyncio.Task[None],
+    watch: asyncio.Task[None],
+    watching: asyncio.Event,
+) -> None:
+    """The watcher and delivery parts of /healthz (the database and Telegram joined earlier)."""
+
+    async def posts_folder() -> str | None:
+        return None if site.posts_dir.is_dir() else "posts folder missing"
+
+    stuck = progress_check(
+        store.outbox.next_due, lambda: delivery.sent_total, stuck_s=DELIVERY_STUCK_S
+    )
+    health.register("watcher", task_check(watch, started=watching, then=posts_folder))
+    health.register("delivery", task_check(delivering, then=stuck))
+
+
+async def _unless_stopped(stop: asyncio.Event, step: Awaitable[T]) -> T | None:
+    """The result of `step`, or None (`step` cancelled) when `stop` comes first."""
+    doing = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({doing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not doing.done():
+        doing.cancel()
+        with suppress(asyncio.CancelledError):
+            await doing
+        return None
+    return doing.result()
 
 
 async def _until(stop: asyncio.Event, *events: asyncio.Event) -> bool:

@@ -14,6 +14,7 @@ from bot.commands import stats as stats_cli
 from bot.commands import subscribers as subscribers_cli
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
+from bot.store import StoreError
 
 log = logging.getLogger("herald")
 
@@ -73,10 +74,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run
 
     try:
-        return asyncio.run(run(settings))
+        return asyncio.run(run(settings, fresh=args.fresh))
     except ExceptionGroup as group:
         # A part of `herald run` failed to start, e.g. a web port that is taken: say which.
-        config = group.subgroup(ConfigError)
+        config = group.subgroup((ConfigError, StoreError))
         while config is not None and isinstance(config.exceptions[0], ExceptionGroup):
             config = config.exceptions[0]
         if config is None:
@@ -108,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="watch the site, run the bot, deliver, serve the web")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="the database is gone on purpose: start with a new one, whose first scan records"
+        " the site's posts without announcing them",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate settings and templates")
@@ -140,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, settings)
     except ConfigError as exc:
         print(f"herald: configuration problem:\n{exc}", file=sys.stderr)
+        return 1
+    except StoreError as exc:  # one line that names the database and the fix
+        print(f"herald: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.fakes.tg_html import check
 from tests.support.acceptance import (
     READY,
     Herald,
+    delete_database,
     files_under,
     free_port,
     mail_parts,
@@ -26,6 +28,7 @@ from tests.support.acceptance import (
     post_text,
     recent,
     sample_breaking,
+    unwritable,
     visible,
 )
 
@@ -393,3 +396,96 @@ async def test_telegram_token_and_reachability_problems(tmp_path: Path) -> None:
             await run.__aexit__()
         assert "Traceback" not in run.log
         assert secret not in run.log
+
+
+async def test_a_second_run_on_one_database_is_refused(tmp_path: Path) -> None:
+    """A second `herald run` on the database exits with one line naming it; the first works on."""
+    herald = Herald(tmp_path)
+    db = tmp_path / "data" / "herald.db"
+    tg_dir = herald.outbox / "telegram"
+    async with herald.run() as first:
+        second = await herald.run(HERALD_WEB_LISTEN=f"127.0.0.1:{free_port()}").start()
+        assert await second.wait(timeout=20) != 0
+        (refusal,) = [line for line in second.lines if str(db) in line]
+        assert "herald run" in refusal and "Traceback" not in second.log
+        for args in (("subscribers", "list"), ("stats",), ("digest", "--dry-run")):
+            code, _, err = await herald.cli(*args)
+            assert code == 0, (args, err)
+        herald.write_post(
+            f"{recent():%Y-%m-%d}-still-served.md",
+            sample_breaking("Breaking: Still served", recent()),
+        )
+        await poll(lambda: files_under(tg_dir), ARRIVAL_S, "the first run's alert")
+        assert first.proc is not None
+        first.proc.kill()  # SIGKILL: the lock goes with the process
+        await first.wait()
+    async with herald.run() as third:
+        assert await third.stop() == 0
+
+
+async def test_a_locked_database_is_waited_for(tmp_path: Path) -> None:
+    """While another program holds a write lock, `herald run` says so once and waits for it."""
+    herald = Herald(tmp_path)
+    db = tmp_path / "data" / "herald.db"
+    async with herald.run() as run:
+        assert await run.stop() == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        waiting = await herald.run().start()
+        try:
+            await waiting.wait_line(lambda line: "is locked" in line and str(db) in line, 20)
+            assert await waiting.stop() == 0  # SIGTERM while waiting
+        finally:
+            await waiting.__aexit__()
+        run = await herald.run().start()
+        try:
+            await run.wait_line(lambda line: "is locked" in line and str(db) in line, 20)
+            assert not any(READY.search(line) for line in run.lines)
+            holder.execute("ROLLBACK")
+            await run.ready()
+            assert await run.stop() == 0
+        finally:
+            await run.__aexit__()
+    finally:
+        holder.close()
+    assert len([line for line in run.lines if "is locked" in line]) == 1, run.log
+    assert "Traceback" not in waiting.log + run.log
+
+
+async def test_a_read_only_database_or_folder_is_one_sentence(tmp_path: Path) -> None:
+    """A database file or folder that refuses writes stops `herald run` with one line, no dump."""
+    herald = Herald(tmp_path)
+    folder = tmp_path / "data"
+    db = folder / "herald.db"
+    async with herald.run() as run:
+        assert await run.stop() == 0
+    # The folder first: a run on a read-only file leaves -wal and -shm, and with those in
+    # place a read-only folder does not stop SQLite.
+    for frozen, named in ((folder, str(folder)), (db, str(db))):
+        with unwritable(frozen):
+            run = await herald.run().start()
+            assert await run.wait(timeout=20) != 0
+        (message,) = [line for line in run.lines if named in line]
+        assert "writable" in message, run.log
+        assert "Traceback" not in run.log and "ExceptionGroup" not in run.log
+        assert not any(READY.search(line) for line in run.lines)
+
+
+async def test_a_deleted_database_is_noticed_and_not_silently_replaced(tmp_path: Path) -> None:
+    """Deleting the database under `herald run` is logged at ERROR; the next start refuses
+    to begin afresh with no subscribers until told `--fresh`."""
+    herald = Herald(tmp_path)
+    db = tmp_path / "data" / "herald.db"
+    async with herald.run() as run:
+        delete_database(db)
+        await run.wait_line(lambda line: "ERROR" in line and str(db) in line, 20)
+        assert await run.stop() == 0
+    run = await herald.run().start()
+    assert await run.wait(timeout=20) != 0
+    (refusal,) = [line for line in run.lines if str(db) in line]
+    assert "--fresh" in refusal and "Traceback" not in run.log
+    async with herald.run("--fresh") as fresh:
+        assert await fresh.stop() == 0
+    async with herald.run() as again:  # the fresh post log is the database's own now
+        assert await again.stop() == 0
