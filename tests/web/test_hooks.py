@@ -23,9 +23,15 @@ from bot.tokens import Tokens
 from bot.web.hooks import MAX_BODY_BYTES, authentic, decide, github_signature, hook_routes
 from bot.web.routes import create_app, serve
 from tests.support.acceptance import (
+    DEMO_SITE,
+    Herald,
+    files_under,
     poll,
+    recent,
+    sample_breaking,
+    visible,
 )
-from tests.support.gitrepo import Remote, git_env, polling, post_text
+from tests.support.gitrepo import Remote, git_env, needs_git, polling, post_text
 from tests.support.web import SECRET, RecordingPublisher, web_settings
 
 HOOK_SECRET = "hook-secret-for-tests"
@@ -188,6 +194,7 @@ async def test_an_oversized_body_is_refused_unread(tmp_path: Path) -> None:
         assert answer.status_code == 413 and asked == []
 
 
+@needs_git
 async def test_a_burst_of_hooks_makes_one_fetch_besides_one_running(tmp_path: Path) -> None:
     """Twenty signed hooks at once, into a real clone: the pushed commit, in at most two fetches."""
     remote = Remote(tmp_path)
@@ -204,3 +211,38 @@ async def test_a_burst_of_hooks_makes_one_fetch_besides_one_running(tmp_path: Pa
         await poll(lambda: clone.head == pushed and not clone.fetch_pending, 15, "pushed commit")
     # One fetch may have been running when later hooks came: they are one more, never twenty.
     assert 1 <= clone.fetches - before <= 2
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+
+@needs_git
+async def test_herald_run_announces_a_pushed_post_when_the_webhook_comes(tmp_path: Path) -> None:
+    """`herald run` on a git remote: push a post, send the hook, and it lands in the outbox once."""
+    remote = Remote(tmp_path / "repo", site=DEMO_SITE)
+    herald = Herald(
+        tmp_path / "home",
+        HERALD_SITE_GIT=remote.url,
+        HERALD_WEBHOOK_SECRET=HOOK_SECRET,
+        HERALD_GIT_POLL_S="3600",  # only the hook can bring the post in time
+    )
+    del herald.env["HERALD_SITE_DIR"]  # the clone goes to data/site
+    tg_dir = herald.outbox / "telegram"
+    hook = f"{herald.public_url}/hooks/git"
+    async with herald.run() as run, httpx.AsyncClient(timeout=10) as client:
+        assert (herald.home / "data" / "site" / "_config.yml").exists()
+        title = "Breaking: Pushed through git"
+        name = f"{recent():%Y-%m-%d}-pushed-through-git.md"
+        remote.write(f"_posts/{name}", sample_breaking(title, recent()))
+        remote.push("a breaking post")
+        forged = await client.post(hook, content=PUSH, headers=signed(PUSH, "wrong secret"))
+        assert forged.status_code == 401
+        answer = await client.post(hook, content=PUSH, headers=signed(PUSH))
+        assert answer.status_code == 202
+        await poll(lambda: files_under(tg_dir), 15, "the alert in outbox/telegram")
+        (alert,) = files_under(tg_dir)
+        assert "Pushed through git" in visible(alert.read_text(encoding="utf-8"))
+        assert (herald.home / "data" / "site" / "_posts" / name).exists()
+        assert await run.stop() == 0
+    assert "hook: refused (bad or missing signature)" in run.log
+    assert HOOK_SECRET not in run.log
