@@ -32,13 +32,7 @@ import feedparser
 from bot.errors import ConfigError, HeraldError
 from bot.models import Post
 from bot.settings import Settings, Site
-from bot.sources.feed_html import (
-    first_image,
-    first_paragraph,
-    html_text,
-    html_to_markdown,
-    text_to_markdown,
-)
+from bot.sources.feed_html import convert, html_text, text_to_markdown
 from bot.sources.jekyll.reader import BreakingRules, breaking_rules
 from bot.sources.jekyll.rules import titleize
 
@@ -49,6 +43,9 @@ Clock = Callable[[], datetime]
 
 KEY_PREFIX = "feed:"
 BASELINE_KEY = "feed.baseline_done"
+# The digest of the last document read whole: the same bytes again (a server that ignores
+# conditional GETs, or a rebuild that changed the ETag only) are not parsed again.
+DIGEST_KEY = "feed.document"
 MAX_BYTES = 5 * 1024 * 1024
 FETCH_TIMEOUT_S = 30.0
 USER_AGENT = "Herald (+https://github.com/herald-news; feed reader)"
@@ -129,12 +126,6 @@ def _is_html(detail: Any) -> bool:
     return kind.startswith(_HTML_TYPES)
 
 
-def _markdown(value: str, detail: Any, base_url: str) -> str:
-    return (
-        html_to_markdown(value, base_url=base_url) if _is_html(detail) else text_to_markdown(value)
-    )
-
-
 def _first_paragraph(markdown: str) -> str:
     """The first block with text (not an image alone): the excerpt when there is no summary."""
     for block in markdown.split("\n\n"):
@@ -143,8 +134,13 @@ def _first_paragraph(markdown: str) -> str:
     return markdown.strip()
 
 
-def _image(entry: Any, html: str, base_url: str) -> str | None:
-    """media:thumbnail, media:content, an image enclosure, or the first <img>, made absolute."""
+def _base(detail: Any, link: str) -> str:
+    """Where a value's relative links start: its xml:base or the feed's URL, else the link."""
+    return str((detail or {}).get("base") or "") or link
+
+
+def _media_image(entry: Any, base_url: str) -> str | None:
+    """media:thumbnail, else media:content, else an image enclosure, made absolute."""
     for thumb in entry.get("media_thumbnail") or ():
         if thumb.get("url"):
             return urljoin(base_url, str(thumb["url"]))
@@ -155,7 +151,7 @@ def _image(entry: Any, html: str, base_url: str) -> str | None:
     for enclosure in entry.get("enclosures") or ():
         if enclosure.get("href") and str(enclosure.get("type") or "").startswith("image/"):
             return urljoin(base_url, str(enclosure["href"]))
-    return first_image(html, base_url=base_url) if html else None
+    return None
 
 
 def _date(entry: Any, tz: tzinfo, now: datetime) -> tuple[datetime, str]:
@@ -197,27 +193,32 @@ def entry_post(
     summary = str(entry.get("summary") or "")
     summary_detail = entry.get("summary_detail")
     main, detail = (str(content["value"]), content) if content else (summary, summary_detail)
-    body = _markdown(main, detail, link) if main else ""
-    if content is not None and summary and summary.strip() != main.strip():
-        excerpt = _markdown(summary, summary_detail, link)
+    found: str | None = None
+    if not main:
+        body = lead = ""
     elif _is_html(detail):
-        excerpt = first_paragraph(main, base_url=link)
+        read = convert(main, base_url=_base(detail, link))
+        body, lead, found = read.markdown, read.lead, read.image
     else:
-        excerpt = _first_paragraph(body)
+        body = text_to_markdown(main)
+        lead = _first_paragraph(body)
+    excerpt = lead
+    if content is not None and summary.strip() and summary.strip() != main.strip():
+        if _is_html(summary_detail):
+            read = convert(summary, base_url=_base(summary_detail, link))
+            excerpt, found = read.markdown, found or read.image
+        else:
+            excerpt = text_to_markdown(summary)
     title = html_text(raw_title) if _is_html(entry.get("title_detail")) else raw_title
     title = " ".join(title.split())
     if not title:
-        text = str(content["value"]) if content is not None else summary
-        words = html_text(text) if _is_html(content or summary_detail) else " ".join(text.split())
+        words = html_text(main) if _is_html(detail) else " ".join(main.split())
         title = _cut(words, TITLE_CHARS) or titleize(_slug(link)) or link
     terms = (str(t.get("term") or t.get("label") or "").strip() for t in entry.get("tags") or ())
     categories = tuple(dict.fromkeys(t for t in terms if t))
     when, written = _date(entry, tz, now)
     breaking, shown, label = rules.apply({}, title, categories, ())
-    html = " ".join(str(c.get("value") or "") for c in contents if _is_html(c))
-    if _is_html(summary_detail):
-        html += " " + summary
-    image = _image(entry, html.strip(), link)
+    image = _media_image(entry, link) or found
     author = str(entry.get("author") or "").strip() or None
     post = Post(
         path=KEY_PREFIX + (ident or link),
@@ -251,7 +252,14 @@ def parse_feed(
     """A feed document (Atom, RSS, RDF) → its entries as posts; pure of I/O."""
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     # A stream, never bytes or str: feedparser opens strings that look like paths or URLs.
-    doc = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    # Not sanitized nor resolved by feedparser (each costs a parse of every HTML value): the
+    # HTML is reduced to Markdown here, links resolved against each value's own base.
+    doc = feedparser.parse(
+        io.BytesIO(body),
+        response_headers=headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
     meta = doc.get("feed") or {}
     title = " ".join(str(meta.get("title") or "").split())
     if _is_html(meta.get("title_detail")):
@@ -412,6 +420,7 @@ class FeedPoller:
         self._baseline = False
         self._failing: str | None = None  # the reason of the current spell of failures
         self._told: set[str] = set()  # warnings already logged (skipped entries, lenient reads)
+        self._digest = ""  # of the last document whose entries were all recorded
         self.polls = 0  # answers handled (200 or 304), for tests and health
 
     async def check(self) -> str | None:
@@ -421,6 +430,7 @@ class FeedPoller:
     async def start(self) -> None:
         """Hand on posts left pending by a stop; learn which entries are recorded."""
         self._baseline = await self._posts.get_meta(BASELINE_KEY) is None
+        self._digest = await self._posts.get_meta(DIGEST_KEY) or ""
         for post_id, post in await self._posts.pending():
             log.info("post %s was recorded but not queued before a stop; queuing it now", post.path)
             await self._announce(post_id, post)
@@ -439,7 +449,9 @@ class FeedPoller:
             return False
         if fetched is None:
             return False
-        if fetched.status == 304:
+        digest = hashlib.blake2b(fetched.body, digest_size=16).hexdigest()
+        if fetched.status == 304 or digest == self._digest:
+            self._etag, self._last_modified = fetched.etag, fetched.last_modified
             self._ok()
             return True
         now = self._clock()
@@ -468,6 +480,9 @@ class FeedPoller:
             self._failing = "entries could not be recorded"
             return False
         self._etag, self._last_modified = fetched.etag, fetched.last_modified
+        self._digest = digest
+        # Kept for a restart only when nothing is held: held entries live in memory alone.
+        await self._posts.set_meta(DIGEST_KEY, "" if self._held else digest)
         self._ok()
         return True
 

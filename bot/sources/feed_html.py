@@ -8,6 +8,7 @@ images) or reduced to its text; scripts, styles and comments are dropped, entiti
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -296,11 +297,46 @@ class _Converter:
         return f"{lead}{mark}{inner.strip()}{mark}{trail}"
 
 
+@dataclass(frozen=True)
+class Converted:
+    """An HTML value read once: its Markdown, its lead paragraph and its first image."""
+
+    markdown: str
+    lead: str  # the first <p> with text (else the first block with text), as Markdown
+    image: str | None  # the first <img>'s source, made absolute
+
+
+def _find(node: Node, wanted: Callable[[Node], bool]) -> Node | None:
+    """The first element under `node`, in document order, for which `wanted` is true."""
+    for child in node.children:
+        if isinstance(child, Node):
+            if wanted(child):
+                return child
+            found = _find(child, wanted)
+            if found is not None:
+                return found
+    return None
+
+
+def convert(html: str, *, base_url: str | None = None) -> Converted:
+    """HTML as Markdown that the renderers show as the site does; relative links join `base_url`."""
+    root = parse_html(html)
+    conv = _Converter(base_url)
+    blocks = [b for b in conv.blocks(root.children) if b.strip()]
+    markdown = _BLANK_LINES.sub("\n\n", "\n\n".join(blocks)).strip()
+    para = _find(root, lambda n: n.tag == "p" and bool(conv.text_of(n).strip()))
+    if para is not None:
+        lead = "\n\n".join(conv.blocks(para.children)).strip()
+    else:
+        lead = next((b.strip() for b in blocks if not b.lstrip().startswith("![")), "")
+    img = _find(root, lambda n: n.tag == "img" and bool(n.attrs.get("src", "").strip()))
+    image = conv.link(img.attrs["src"]) if img is not None else None
+    return Converted(markdown, lead, image)
+
+
 def html_to_markdown(html: str, *, base_url: str | None = None) -> str:
     """HTML as Markdown that the renderers show as the site does; relative links join `base_url`."""
-    blocks = _Converter(base_url).blocks(parse_html(html).children)
-    text = "\n\n".join(b for b in blocks if b.strip())
-    return _BLANK_LINES.sub("\n\n", text).strip()
+    return convert(html, base_url=base_url).markdown
 
 
 def text_to_markdown(text: str) -> str:
@@ -311,19 +347,7 @@ def text_to_markdown(text: str) -> str:
 
 def first_image(html: str, *, base_url: str | None = None) -> str | None:
     """The first `<img>`'s source, made absolute, or None."""
-
-    def walk(node: Node) -> str | None:
-        for child in node.children:
-            if isinstance(child, Node):
-                if child.tag == "img" and child.attrs.get("src", "").strip():
-                    src = child.attrs["src"].strip()
-                    return urljoin(base_url, src) if base_url else src
-                found = walk(child)
-                if found:
-                    return found
-        return None
-
-    return walk(parse_html(html))
+    return convert(html, base_url=base_url).image
 
 
 def html_text(html: str) -> str:
@@ -334,23 +358,4 @@ def html_text(html: str) -> str:
 
 def first_paragraph(html: str, *, base_url: str | None = None) -> str:
     """The first `<p>` with text, as Markdown (an excerpt); else the first block with text."""
-    root = parse_html(html)
-    conv = _Converter(base_url)
-
-    def walk(node: Node) -> Node | None:
-        for child in node.children:
-            if isinstance(child, Node):
-                if child.tag == "p" and conv.text_of(child).strip():
-                    return child
-                found = walk(child)
-                if found is not None:
-                    return found
-        return None
-
-    para = walk(root)
-    if para is not None:
-        return "\n\n".join(conv.blocks(para.children)).strip()
-    for block in conv.blocks(root.children):
-        if block.strip() and not block.lstrip().startswith("!["):
-            return block.strip()
-    return ""
+    return convert(html, base_url=base_url).lead

@@ -406,3 +406,20 @@ def test_not_a_feed_is_a_problem() -> None:
         content_type="text/html",
     )
     assert feed.problem is not None and "not an Atom or RSS feed" in feed.problem
+
+
+async def test_a_held_entry_survives_a_restart_with_the_feed_unchanged(
+    server: SiteServer, tmp_path: Path
+) -> None:
+    """An entry held for its date while Herald restarts is still announced at that date."""
+    db = tmp_path / "h.db"
+    server.serve(FEED, atom(entry(1)), etag=False)  # no validators: every poll is a 200
+    at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    async with polling(server, db) as run:
+        server.serve(FEED, atom(entry(2, "Soon", date=at.isoformat()), entry(1)), etag=False)
+        await run.polls(3)
+    assert run.announced == [] and datetime.now(UTC) < at  # stopped while it was held
+    async with polling(server, db) as again:
+        await until(lambda: again.announced, "the held entry announced after the restart")
+        await again.polls()
+    assert again.titles == ["Soon"]
