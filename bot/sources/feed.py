@@ -188,6 +188,8 @@ def entry_post(
     if not link:
         return f"entry {ident or raw_title!r} has no link"
     link = urljoin(base_url, link)
+    if urlsplit(link).scheme not in ("http", "https"):
+        return f"entry {ident or raw_title!r} links to {link!r}, not an http(s) page"
     contents = [c for c in entry.get("content") or () if str(c.get("value") or "").strip()]
     content = contents[0] if contents else None
     summary = str(entry.get("summary") or "")

@@ -365,16 +365,21 @@ def test_html_content_reaches_readers_as_formatting_not_markup() -> None:
 
 
 def test_an_entry_without_id_is_keyed_by_its_link_and_one_without_link_is_skipped() -> None:
-    """Identity falls back from the entry id to its link; an entry with neither link is skipped."""
+    """Identity falls back from the entry id to its link; one without an http(s) link is skipped."""
     doc = rss(
         "<item><title>A</title><link>https://radio.test/a</link></item>",
         '<item><title>No link</title><guid isPermaLink="false">x</guid></item>',
+        "<item><title>Script</title><link>javascript:alert(1)</link>"
+        '<guid isPermaLink="false">y</guid></item>',
     )
     feed = parse_feed(
         doc.encode(), url="https://radio.test/rss", tz=UTC, rules=BreakingRules(), now=NOW
     )
     assert [e.post.path for e in feed.entries] == ["feed:https://radio.test/a"]
-    assert feed.skipped == ("entry 'x' has no link",)
+    assert feed.skipped == (
+        "entry 'x' has no link",
+        "entry 'y' links to 'javascript:alert(1)', not an http(s) page",
+    )
     assert feed.entries[0].post.date == NOW  # no date: first seen
 
 
