@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.chat.bot import telegram_bot
+from bot.chat.gate import gate_desk
 from bot.delivery.loop import Delivery
 from bot.delivery.setup import open_delivery
+from bot.errors import ConfigError
 from bot.health import Health, database_check, progress_check, task_check
 from bot.metrics import Metrics
 from bot.models import Post
@@ -19,6 +21,8 @@ from bot.outbox.digest import DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
 from bot.settings import Settings, Site, load_site, secret_key
+from bot.sources.feed import FeedPoller, load_feed_site
+from bot.sources.gate import PublishGate
 from bot.sources.git import SiteClone
 from bot.sources.watcher import Watcher
 from bot.store import Store, open_store
@@ -47,16 +51,23 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
 
     `fresh`: an empty database where a post log was kept is started afresh on purpose.
     """
+    if settings.feed_url is not None and settings.site_git is not None:
+        raise ConfigError("HERALD_FEED_URL and HERALD_SITE_GIT: set one source of posts, not both")
+    stop = asyncio.Event()
+    install_stop_signals(stop)
     clone = SiteClone.from_settings(settings)
     if clone is not None:  # the site is read from the clone: it is made or updated first
         await clone.prepare()
-    site = load_site(settings)
+    # With a feed no site folder is needed: the site's title and URL come from the feed.
+    site = (
+        load_site(settings) if settings.feed_url is None else await load_feed_site(settings, stop)
+    )
+    if site is None:  # stopped while waiting for the feed
+        return 0
     renderer = Renderer(site, public_url=settings.public_base)
     tokens = Tokens(secret_key(settings))
     metrics = Metrics()
     health = Health()
-    stop = asyncio.Event()
-    install_stop_signals(stop)
     async with AsyncExitStack() as stack:
         # The only `herald run` on the database: a second one is refused here, at once.
         opening = open_store(settings.database_path, run=True, fresh=fresh)
@@ -93,7 +104,14 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             metrics.post_seen()
             await publisher.announce(post, post_id)
 
-        watcher = Watcher(site, store.posts, on_post)
+        gate = _publish_gate(settings, store, on_post, bot_app)
+        posts, hand_on = (gate.post_log(), gate.on_post) if gate else (store.posts, on_post)
+        feed = (
+            FeedPoller(settings.feed_url, site, posts, hand_on, poll_s=settings.feed_poll_s)
+            if settings.feed_url is not None
+            else None
+        )
+        watcher = feed or Watcher(site, posts, hand_on)
         secret = settings.webhook_secret
         hooks = (
             hook_routes(
@@ -123,15 +141,17 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             delivering = tg.create_task(delivery.run(stop))
             tg.create_task(serve(web, settings, stop, started=serving))
             watch = tg.create_task(watcher.run(stop, watching))
-            _watch_health(health, store, site, delivery, delivering, watch, watching)
+            _watch_health(health, store, site, delivery, delivering, watch, watching, feed)
             tg.create_task(scheduler.run(stop))
+            if gate is not None:
+                tg.create_task(gate.run(stop))
             if clone is not None:
                 health.register("git", clone.problem)
                 tg.create_task(clone.run(stop, after=watching))
             if await _until(stop, watching, serving):
                 log.info(
                     "ready: watching %s; telegram via %s; email via %s; web on http://%s",
-                    site.posts_dir,
+                    settings.feed_url or site.posts_dir,
                     "Bot API" if bot_app else f"files in {settings.outbox_dir}/telegram",
                     "SMTP" if settings.smtp_url else f"files in {settings.outbox_dir}/email",
                     settings.web_listen,
@@ -150,6 +170,7 @@ def _watch_health(
     delivering: asyncio.Task[None],
     watch: asyncio.Task[None],
     watching: asyncio.Event,
+    feed: FeedPoller | None = None,
 ) -> None:
     """The watcher and delivery parts of /healthz (the database and Telegram joined earlier)."""
 
@@ -159,8 +180,22 @@ def _watch_health(
     stuck = progress_check(
         store.outbox.next_due, lambda: delivery.sent_total, stuck_s=DELIVERY_STUCK_S
     )
-    health.register("watcher", task_check(watch, started=watching, then=posts_folder))
+    then = feed.check if feed is not None else posts_folder
+    health.register("watcher", task_check(watch, started=watching, then=then))
     health.register("delivery", task_check(delivering, then=stuck))
+
+
+def _publish_gate(
+    settings: Settings, store: Store, announce: Callable[[Post, int], Awaitable[None]], bot_app: Any
+) -> PublishGate | None:
+    """HERALD_ANNOUNCE_WHEN_LIVE: the gate between the source and the publisher, or None."""
+    if not settings.announce_when_live:
+        return None
+    desk = gate_desk(bot_app) if bot_app is not None and settings.admin_user_ids else None
+    gate = PublishGate(store.posts, announce, timeout_s=settings.live_timeout_s, admins=desk)
+    if desk is not None:
+        desk.gate = gate
+    return gate
 
 
 async def _unless_stopped(stop: asyncio.Event, step: Awaitable[T]) -> T | None:
