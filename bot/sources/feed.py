@@ -457,15 +457,20 @@ class FeedPoller:
             self._ok()
             return True
         now = self._clock()
-        feed = await asyncio.to_thread(
-            parse_feed,
-            fetched.body,
-            url=fetched.url or self.url,
-            tz=self.site.tz,
-            rules=self.rules,
-            now=now,
-            content_type=fetched.content_type,
-        )
+        try:
+            feed = await asyncio.to_thread(
+                parse_feed,
+                fetched.body,
+                url=fetched.url or self.url,
+                tz=self.site.tz,
+                rules=self.rules,
+                now=now,
+                content_type=fetched.content_type,
+            )
+        except Exception as exc:  # a parser bug met by one odd document must not stop us
+            log.debug("parsing feed %s failed", self.url, exc_info=True)
+            self._fail(f"cannot be parsed ({type(exc).__name__}: {exc})")
+            return False
         if feed.problem is not None:
             self._fail(feed.problem)  # validators kept: the next poll fetches it whole
             return False

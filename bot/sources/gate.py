@@ -74,7 +74,7 @@ async def probe_url(session: aiohttp.ClientSession, url: str) -> int | str:
             async with session.get(url, allow_redirects=True, headers=NO_CACHE) as resp:
                 status = resp.status  # the body is never read
         return status
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
         return f"no answer ({str(exc) or type(exc).__name__})"
 
 
@@ -271,11 +271,20 @@ class PublishGate:
             now = self._clock()
             due = [h for h in self._held.values() if h.next_at <= now]
             if due:
-                await asyncio.gather(*(self._check(h, probe) for h in due))
+                await asyncio.gather(*(self._check_safely(h, probe) for h in due))
                 continue
             delays = [(h.next_at - now).total_seconds() for h in self._held.values()]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(min([*delays, 3600.0]), 0.01))
+
+    async def _check_safely(self, held: Held, probe: Probe) -> None:
+        """`_check`, with a failure logged and the post checked again later: the gate goes on."""
+        try:
+            await self._check(held, probe)
+        except Exception:
+            log.exception("checking post %s failed; trying again", held.post.path)
+            delay_s = check_delay_s(held.attempt + 1, self._first_s, self._max_s)
+            held.next_at = self._clock() + timedelta(seconds=delay_s)
 
     async def _check(self, held: Held, probe: Probe) -> None:
         """Look at one held post: future → wait; live → announce; too long → ask."""
