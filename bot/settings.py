@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -19,6 +20,112 @@ from bot.errors import ConfigError
 from bot.models import Channel
 
 DEFAULT_PERMALINK = "date"
+_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+_CHANNEL = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)$")
+
+
+# -- HERALD_SMTP_URL ------------------------------------------------------------------------
+DEFAULT_POOL_SIZE = 4
+# Each step (connect, each command) waits this long for the server; a whole message at most
+# MESSAGE_STEPS times as long. A hung server then holds a send for seconds, not minutes.
+DEFAULT_TIMEOUT_S = 10.0
+MESSAGE_STEPS = 3
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to connect, from HERALD_SMTP_URL."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False  # smtps://: TLS from the first byte
+    start_tls: bool | None = None  # None: upgrade when the server offers it
+    validate_certs: bool = True
+    auth_without_tls: bool = False  # send the password even over a plain connection
+    pool_size: int = DEFAULT_POOL_SIZE
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per step
+
+    @property
+    def message_timeout_s(self) -> float:
+        """The most one message may take, connecting and any reconnect included."""
+        return MESSAGE_STEPS * self.timeout_s
+
+    def __repr__(self) -> str:
+        # The password never reaches a log line.
+        return f"SmtpConfig({self.host}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"
+
+    @property
+    def login_needs_tls(self) -> bool:
+        """A password to send, and TLS not yet certain: the server must offer STARTTLS."""
+        return (
+            self.username is not None
+            and not self.use_tls
+            and self.start_tls is None
+            and not self.auth_without_tls
+        )
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"HERALD_SMTP_URL: {name}={value!r} must be true or false")
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """`smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465` → SmtpConfig.
+
+    Query options: `starttls`, `verify` (certificates), `pool` (connections), `timeout`
+    (seconds per step; a message gets three times as long), `auth_without_tls` (log in
+    even where the connection is not encrypted: only for a relay on a trusted link).
+    Without it the password goes only over TLS: `smtps://`, or STARTTLS, which is used
+    whenever the server offers it unless `starttls=false`.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ConfigError(
+            "HERALD_SMTP_URL must look like smtp://user:pass@host:587?starttls=true "
+            "or smtps://user:pass@host:465"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    use_tls = parts.scheme == "smtps"
+    start_tls = _flag("starttls", query["starttls"]) if "starttls" in query else None
+    if use_tls and start_tls:
+        raise ConfigError("HERALD_SMTP_URL: smtps:// is TLS already; drop starttls=true")
+    try:
+        port = parts.port or (465 if use_tls else 587 if start_tls else 25)
+        pool = int(query.get("pool", DEFAULT_POOL_SIZE))
+        timeout_s = float(query.get("timeout", DEFAULT_TIMEOUT_S))
+    except ValueError as exc:
+        raise ConfigError(f"HERALD_SMTP_URL: {exc}") from exc
+    if not 1 <= pool <= 64:
+        raise ConfigError("HERALD_SMTP_URL: pool must be between 1 and 64 connections")
+    if not 0 < timeout_s <= 300:
+        raise ConfigError("HERALD_SMTP_URL: timeout must be between 0 and 300 seconds")
+    auth_without_tls = _flag("auth_without_tls", query.get("auth_without_tls", "false"))
+    if parts.username and start_tls is False and not auth_without_tls:
+        raise ConfigError(
+            "HERALD_SMTP_URL: starttls=false would send the SMTP password unencrypted; "
+            "use smtps://…:465 or ?starttls=true, or, only for a relay on this machine or "
+            "a trusted network, add &auth_without_tls=true"
+        )
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=use_tls,
+        start_tls=False if use_tls else start_tls,
+        validate_certs=_flag("verify", query.get("verify", "true")),
+        auth_without_tls=auth_without_tls,
+        pool_size=pool,
+        timeout_s=timeout_s,
+    )
 
 
 class Settings(BaseSettings):
@@ -144,6 +251,76 @@ class Settings(BaseSettings):
             self.site_dir = data / "site"
         return self
 
+    @field_validator("telegram_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN.match(value.get_secret_value().strip()):
+            raise ValueError(
+                "does not look like a bot token (digits, a colon, then 35 letters); "
+                "copy it again from @BotFather, or unset it to use the outbox"
+            )
+        return value
+
+    @field_validator("telegram_channel")
+    @classmethod
+    def _check_channel(cls, value: str | None) -> str | None:
+        if value is not None and not _CHANNEL.match(value.strip()):
+            raise ValueError(
+                f"{value!r} is neither an @channelname nor a numeric chat id; "
+                "use the form @mychannel or -1001234567890"
+            )
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        if "@" not in value or any(c in value for c in "\r\n,"):
+            raise ValueError(
+                f"{value!r} is not one email address; use the form: News <news@example.com>"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        public = urlsplit(value)
+        if public.scheme not in ("http", "https") or not public.hostname:
+            raise ValueError(
+                f"{value!r} is not an absolute http(s) URL; set it to the address readers "
+                "use to reach Herald, such as https://news.example.com"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                f"{value!r}: this build supports only "
+                "sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_smtp_url(value.get_secret_value())
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("HERALD_SMTP_URL").lstrip(": ")) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("admin_ids")
     @classmethod
     def _check_admin_ids(cls, value: str) -> str:
@@ -167,13 +344,7 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         """The SQLite file named by `database_url`."""
-        url = self.database_url
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(
-                f"HERALD_DATABASE_URL={url!r}: this build supports only "
-                "sqlite:///relative/path or sqlite:////absolute/path"
-            )
-        return Path(url.removeprefix("sqlite:///"))
+        return Path(self.database_url.removeprefix("sqlite:///"))
 
     @property
     def stand_in_channels(self) -> tuple[Channel, ...]:
@@ -193,6 +364,17 @@ class Settings(BaseSettings):
     @property
     def public_base(self) -> str:
         return self.public_url.rstrip("/")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`, or ConfigError saying where to fix it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"time zone {name!r} is unknown; use an IANA name such as Europe/Berlin "
+            "in HERALD_TIMEZONE or `timezone` in _config.yml"
+        ) from exc
 
 
 def parse_hhmm(value: str) -> tuple[int, int]:
@@ -258,14 +440,7 @@ def load_site(settings: Settings) -> Site:
         raise ConfigError(
             f"site URL {url!r} is not absolute; set HERALD_SITE_URL or `url` in _config.yml"
         )
-    tz_name = settings.timezone or str(config.get("timezone") or "UTC")
-    try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"time zone {tz_name!r} is unknown; use an IANA name such as Europe/Berlin "
-            "in HERALD_TIMEZONE or `timezone` in _config.yml"
-        ) from exc
+    tz = zone(settings.timezone or str(config.get("timezone") or "UTC"))
     collections = config.get("collections")
     permalink = config.get("permalink") or DEFAULT_PERMALINK
     if isinstance(collections, dict):

@@ -373,7 +373,7 @@ async def test_taken_web_port_is_one_clear_line(tmp_path: Path) -> None:
 
 async def test_telegram_token_and_reachability_problems(tmp_path: Path) -> None:
     """A rejected token stops `herald run` with a message that never quotes it; a down API waits."""
-    secret = "WRONG-secret-value"
+    secret = "WRONG-secret-value-abcdefghijklmnop"
     async with FakeBotAPI() as fake:
         herald = Herald(
             tmp_path,

@@ -8,7 +8,7 @@ import logging
 from bot.cli import LOG_FORMAT, RedactingFormatter, redact_secrets
 from bot.settings import Settings
 
-TOKEN = "123456:AAH-secret-token-value"
+TOKEN = "123456:AAH-secret-token-value-0123456789abcdef"
 
 
 def test_secrets_are_redacted_in_messages_and_tracebacks() -> None:

@@ -79,7 +79,7 @@ def test_bad_values_name_the_variable(
 
 def test_secret_token_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bot token and SMTP password never show in a printed settings object."""
-    monkeypatch.setenv("HERALD_TELEGRAM_TOKEN", "123456:SECRET-TOKEN")
+    monkeypatch.setenv("HERALD_TELEGRAM_TOKEN", "123456:SECRET-TOKEN-0123456789abcdefghijklmnop")
     monkeypatch.setenv("HERALD_SMTP_URL", "smtp://u:hunter2@mail:587")
     text = repr(load_settings())
     assert "SECRET-TOKEN" not in text
@@ -102,7 +102,7 @@ def test_site_values_from_config(tmp_path: Path) -> None:
 def test_unknown_timezone_is_explained(tmp_path: Path) -> None:
     """A misspelt time zone names the setting that holds it."""
     with pytest.raises(ConfigError, match="HERALD_TIMEZONE"):
-        load_site(Settings(site_dir=tmp_path, timezone="Mars/Olympus"))
+        load_site(load_settings(site_dir=tmp_path, timezone="Mars/Olympus"))
 
 
 def test_secret_key_generated_once(tmp_path: Path) -> None:

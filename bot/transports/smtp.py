@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
 from bot.errors import (
-    ConfigError,
     DeliveryError,
     InsecureAuthError,
     PermanentError,
@@ -24,14 +21,12 @@ from bot.errors import (
     TransientError,
 )
 from bot.models import OutgoingMail
+from bot.settings import SmtpConfig, parse_smtp_url
+
+__all__ = ["SmtpConfig", "SmtpPool", "parse_smtp_url", "translate"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POOL_SIZE = 4
-# Each step (connect, each command) waits this long for the server; a whole message at most
-# MESSAGE_STEPS times as long. A hung server then holds a send for seconds, not minutes.
-DEFAULT_TIMEOUT_S = 10.0
-MESSAGE_STEPS = 3
 QUIT_TIMEOUT_S = 2.0  # closing: a server that will not say goodbye is hung up on
 # Which command an answer refused, for the error message (subclasses before their bases).
 _STAGES = (
@@ -43,102 +38,6 @@ _STAGES = (
 )
 # An RFC 3463 enhanced status code at the start of an answer's text: class.subject.detail.
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where and how to connect, from HERALD_SMTP_URL."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    use_tls: bool = False  # smtps://: TLS from the first byte
-    start_tls: bool | None = None  # None: upgrade when the server offers it
-    validate_certs: bool = True
-    auth_without_tls: bool = False  # send the password even over a plain connection
-    pool_size: int = DEFAULT_POOL_SIZE
-    timeout_s: float = DEFAULT_TIMEOUT_S  # per step
-
-    @property
-    def message_timeout_s(self) -> float:
-        """The most one message may take, connecting and any reconnect included."""
-        return MESSAGE_STEPS * self.timeout_s
-
-    def __repr__(self) -> str:
-        # The password never reaches a log line.
-        return f"SmtpConfig({self.host}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"
-
-    @property
-    def login_needs_tls(self) -> bool:
-        """A password to send, and TLS not yet certain: the server must offer STARTTLS."""
-        return (
-            self.username is not None
-            and not self.use_tls
-            and self.start_tls is None
-            and not self.auth_without_tls
-        )
-
-
-def _flag(name: str, value: str) -> bool:
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise ConfigError(f"HERALD_SMTP_URL: {name}={value!r} must be true or false")
-
-
-def parse_smtp_url(url: str) -> SmtpConfig:
-    """`smtp://user:pass@host:587?starttls=true` or `smtps://user:pass@host:465` → SmtpConfig.
-
-    Query options: `starttls`, `verify` (certificates), `pool` (connections), `timeout`
-    (seconds per step; a message gets three times as long), `auth_without_tls` (log in
-    even where the connection is not encrypted: only for a relay on a trusted link).
-    Without it the password goes only over TLS: `smtps://`, or STARTTLS, which is used
-    whenever the server offers it unless `starttls=false`.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-        raise ConfigError(
-            "HERALD_SMTP_URL must look like smtp://user:pass@host:587?starttls=true "
-            "or smtps://user:pass@host:465"
-        )
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    use_tls = parts.scheme == "smtps"
-    start_tls = _flag("starttls", query["starttls"]) if "starttls" in query else None
-    if use_tls and start_tls:
-        raise ConfigError("HERALD_SMTP_URL: smtps:// is TLS already; drop starttls=true")
-    try:
-        port = parts.port or (465 if use_tls else 587 if start_tls else 25)
-        pool = int(query.get("pool", DEFAULT_POOL_SIZE))
-        timeout_s = float(query.get("timeout", DEFAULT_TIMEOUT_S))
-    except ValueError as exc:
-        raise ConfigError(f"HERALD_SMTP_URL: {exc}") from exc
-    if not 1 <= pool <= 64:
-        raise ConfigError("HERALD_SMTP_URL: pool must be between 1 and 64 connections")
-    if not 0 < timeout_s <= 300:
-        raise ConfigError("HERALD_SMTP_URL: timeout must be between 0 and 300 seconds")
-    auth_without_tls = _flag("auth_without_tls", query.get("auth_without_tls", "false"))
-    if parts.username and start_tls is False and not auth_without_tls:
-        raise ConfigError(
-            "HERALD_SMTP_URL: starttls=false would send the SMTP password unencrypted; "
-            "use smtps://…:465 or ?starttls=true, or, only for a relay on this machine or "
-            "a trusted network, add &auth_without_tls=true"
-        )
-    return SmtpConfig(
-        host=parts.hostname,
-        port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        use_tls=use_tls,
-        start_tls=False if use_tls else start_tls,
-        validate_certs=_flag("verify", query.get("verify", "true")),
-        auth_without_tls=auth_without_tls,
-        pool_size=pool,
-        timeout_s=timeout_s,
-    )
 
 
 def _refusal(exc: aiosmtplib.SMTPRecipientsRefused) -> tuple[int, str]:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.commands.check import check
 from bot.commands.preview import preview
+from bot.errors import ConfigError
 from bot.models import Kind
 from bot.render.renderer import TEMPLATES_DIR, Renderer
 from bot.settings import Settings, load_settings, load_site
@@ -57,18 +59,48 @@ def test_good_setup_passes_and_says_where_it_delivers(
 
 
 def test_bad_settings_are_each_named_with_a_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A malformed token, SMTP URL and time zone each get one sentence naming the variable."""
     site = make_site(tmp_path / "site", {})
-    settings = settings_for(
-        site, tmp_path, telegram_token="nonsense", smtp_url="http://mail", timezone="Mars/Base"
-    )
-    assert check(settings, posts=False) == 1
+    monkeypatch.setenv("HERALD_SITE_DIR", str(site))
+    monkeypatch.setenv("HERALD_DATABASE_URL", f"sqlite:///{tmp_path}/data/h.db")
+    monkeypatch.setenv("HERALD_TELEGRAM_TOKEN", "nonsense")
+    monkeypatch.setenv("HERALD_SMTP_URL", "http://mail")
+    monkeypatch.setenv("HERALD_TIMEZONE", "Mars/Base")
+    assert main(["check"]) == 1
     err = capsys.readouterr().err
     for name in ("HERALD_TELEGRAM_TOKEN", "HERALD_SMTP_URL", "Mars/Base"):
         assert name in err
     assert "@BotFather" in err and "smtp://" in err and "Europe/Berlin" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HERALD_PUBLIC_URL", "news.example.com"),
+        ("HERALD_MAIL_FROM", "nobody"),
+        ("HERALD_SMTP_URL", "smtps://u:p@mail:465?starttls=true"),
+        ("HERALD_TELEGRAM_CHANNEL", "#news"),
+    ],
+)
+def test_run_refuses_what_check_refuses_with_the_same_sentence(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+) -> None:
+    """A setting `herald check` refuses stops `herald run` before it starts, with one sentence."""
+    monkeypatch.setenv("HERALD_SITE_DIR", str(make_site(tmp_path / "site", {})))
+    monkeypatch.setenv("HERALD_DATABASE_URL", f"sqlite:///{tmp_path}/data/h.db")
+    monkeypatch.setenv(variable, value)
+    assert main(["check"]) == 1
+    checked = capsys.readouterr().err
+    assert main(["run"]) == 1
+    ran = capsys.readouterr().err
+    assert variable in checked and ran == checked
+    assert not (tmp_path / "data" / "h.db").exists()  # refused before anything was opened
 
 
 @pytest.mark.parametrize(
@@ -84,7 +116,14 @@ def test_bad_settings_are_each_named_with_a_fix(
 def test_check_judges_the_smtp_url_as_run_does(tmp_path: Path, smtp_url: str, ok: bool) -> None:
     """`herald check` accepts exactly the SMTP URLs `herald run` can use."""
     site = make_site(tmp_path / "site", {})
-    assert check(settings_for(site, tmp_path, smtp_url=smtp_url), posts=False) == (0 if ok else 1)
+    try:
+        settings = settings_for(site, tmp_path, smtp_url=smtp_url)
+    except ConfigError as exc:  # refused as the settings load, for check as for run
+        assert "HERALD_SMTP_URL" in str(exc)
+        outcome = 1
+    else:
+        outcome = check(settings, posts=False)
+    assert outcome == (0 if ok else 1)
 
 
 def test_bad_breaking_rules_are_reported(

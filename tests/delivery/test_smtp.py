@@ -19,6 +19,7 @@ from bot.models import PREFERENCES_PLACEHOLDER as PREFS
 from bot.models import UNSUBSCRIBE_PLACEHOLDER as UNSUB
 from bot.models import Channel, OutgoingMail, Status
 from bot.models import EmailMessage as RenderedEmail
+from bot.settings import load_settings
 from bot.transports.smtp import SmtpConfig, SmtpPool, parse_smtp_url
 from tests.fakes.smtp_server import SmtpServer
 from tests.support.delivery import make_settings, running
@@ -99,11 +100,12 @@ def test_parse_smtp_url_password_protection(url: str, needs_tls: bool, insecure:
 def test_check_explains_a_password_without_tls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`herald check` refuses starttls=false with a password, naming the fixes, and says of
-    a URL without `starttls` that the server must offer STARTTLS for the password to go."""
-    plain = make_settings(tmp_path, smtp_url="smtp://u:p@mail:25?starttls=false")
-    assert check(plain, posts=False) == 1
-    err = capsys.readouterr().err
+    """Loading the settings (for `herald check` as for `herald run`) refuses starttls=false
+    with a password, naming the fixes; check says of a URL without `starttls` that the
+    server must offer STARTTLS for the password to go."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env_file=None, smtp_url="smtp://u:p@mail:25?starttls=false")
+    err = str(refused.value)
     assert "HERALD_SMTP_URL" in err and "starttls=true" in err and "auth_without_tls=true" in err
     unsaid = make_settings(tmp_path, smtp_url="smtp://u:p@mail:587")
     assert check(unsaid, posts=False) == 0

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from tests.fakes.tg_html import TelegramHTMLError, check, utf16_len
 
-TOKEN = "123456:TEST-token"
+TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz0123"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Herald", "username": "herald_test_bot"}
 SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "copyMessage"})
 RECORDED = SEND_METHODS | {"editMessageText", "editMessageReplyMarkup"}

@@ -134,7 +134,7 @@ async def test_dead_servers_and_rejected_tokens_are_transient(fake_bot_api: Fake
         dead_url = gone.base_url
     for token, url, match in (
         (TOKEN, dead_url, "unreachable"),
-        ("1:x", fake_bot_api.base_url, "TOKEN"),
+        ("999999:WRONG-token-abcdefghijklmnopqrstuvwx", fake_bot_api.base_url, "TOKEN"),
     ):
         bot = make_bot(Settings(telegram_token=SecretStr(token), telegram_api_url=url))
         # only the request: Bot.initialize() would call getMe, which fails here by design
