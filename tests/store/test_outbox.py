@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from bot.models import Channel, ItemUpdate, Kind, OutboxStatus, Rendered, Status, TelegramMessage
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
-from bot.store import Store, open_store
+from bot.store import Store
 
 SENT, FAILED = OutboxStatus.SENT, OutboxStatus.FAILED
 
 NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 MESSAGE = Rendered(telegram=(TelegramMessage("sendMessage", "<b>hi</b>"),))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with open_store(tmp_path / "herald.db") as s:
-        yield s
 
 
 async def queue(store: Store, key: str, kind: Kind, chats: list[str]) -> int:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.models import Channel, PreferenceCounts, Status
 from bot.store import Store, open_store
 
 TG, EMAIL = Channel.TELEGRAM, Channel.EMAIL
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with open_store(tmp_path / "h.db") as opened:
-        yield opened
 
 
 async def test_request_email_creates_a_pending_subscriber_once(store: Store) -> None:
@@ -135,22 +126,23 @@ async def test_group_migration_moves_the_subscriber(store: Store) -> None:
     assert moved is not None and moved.id == sub.id and moved.every_post
 
 
-async def test_writes_between_recipients_survive_another_process_writing(
-    tmp_path: Path, store: Store
-) -> None:
+async def test_writes_between_recipients_survive_another_process_writing(tmp_path: Path) -> None:
     """A fan-out may write between recipients even after another process wrote the database."""
-    await store.subscribers.import_rows([(TG, str(n), True, True) for n in range(1, 2501)])
-    first = await store.subscribers.get(TG, "1")
-    assert first is not None
-    other = sqlite3.connect(tmp_path / "h.db", isolation_level=None)  # e.g. `herald subscribers`
-    try:
-        seen = 0
-        async for _ in store.subscribers.recipients():
-            seen += 1
-            if seen == 1500:  # halfway through the second page
-                other.execute("UPDATE subscribers SET daily = 0 WHERE address = '2'")
-                # A read held open since before that write would make this fail: "locked".
-                await store.subscribers.set_status(first.id, Status.UNSUBSCRIBED)
-    finally:
-        other.close()
-    assert seen == 2500
+    async with open_store(tmp_path / "h.db") as store:  # SQLite: another process, one file
+        await store.subscribers.import_rows([(TG, str(n), True, True) for n in range(1, 2501)])
+        first = await store.subscribers.get(TG, "1")
+        assert first is not None
+        other = sqlite3.connect(
+            tmp_path / "h.db", isolation_level=None
+        )  # e.g. `herald subscribers`
+        try:
+            seen = 0
+            async for _ in store.subscribers.recipients():
+                seen += 1
+                if seen == 1500:  # halfway through the second page
+                    other.execute("UPDATE subscribers SET daily = 0 WHERE address = '2'")
+                    # A read held open since before that write would make this fail: "locked".
+                    await store.subscribers.set_status(first.id, Status.UNSUBSCRIBED)
+        finally:
+            other.close()
+        assert seen == 2500
