@@ -37,16 +37,17 @@ class RedactingFormatter(logging.Formatter):
 
 
 def redact_secrets(settings: Settings) -> None:
-    """Keep the bot token and the SMTP password out of every log line."""
+    """Keep the bot token, passwords in URLs and the secrets out of every log line."""
     secrets = []
     if settings.telegram_token is not None:
         secrets.append(settings.telegram_token.get_secret_value())
-    if settings.smtp_url is not None:
-        password = urlsplit(settings.smtp_url.get_secret_value()).password
+    for url in (settings.smtp_url, settings.site_git):
+        password = urlsplit(url.get_secret_value()).password if url is not None else None
         if password:
             secrets += [password, unquote(password)]
-    if settings.secret_key is not None:
-        secrets.append(settings.secret_key.get_secret_value())
+    for secret in (settings.secret_key, settings.webhook_secret):
+        if secret is not None:
+            secrets.append(secret.get_secret_value())
     for handler in logging.getLogger().handlers:
         handler.setFormatter(RedactingFormatter(LOG_FORMAT, secrets))
 

@@ -39,9 +39,17 @@ def test_redaction_installed_from_settings() -> None:
     handler = logging.StreamHandler(io.StringIO())
     root.addHandler(handler)
     try:
-        redact_secrets(Settings(telegram_token=TOKEN, smtp_url="smtp://news:p%40ss-word@mail:587"))
+        redact_secrets(
+            Settings(
+                telegram_token=TOKEN,
+                smtp_url="smtp://news:p%40ss-word@mail:587",
+                site_git="https://bot:gh-t0ken@git.example.org/site.git",
+                webhook_secret="hook-secret",
+            )
+        )
         formatter = handler.formatter
         assert isinstance(formatter, RedactingFormatter)
-        assert set(formatter.secrets) >= {TOKEN, "p@ss-word", "p%40ss-word"}
+        secrets = {TOKEN, "p@ss-word", "p%40ss-word", "gh-t0ken", "hook-secret"}
+        assert set(formatter.secrets) >= secrets
     finally:
         root.removeHandler(handler)
