@@ -119,6 +119,7 @@ class EmailMessage:
     html: str
     text: str
     preheader: str = ""
+    site_title: str = ""  # names the list in List-Id; empty in jobs queued before it was kept
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,9 @@ class Renderer:
         # ASCII with character references: 1 byte per character in memory, so filling in
         # each recipient's links is a quick copy rather than a 4-bytes-per-character one.
         html = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
-        return EmailMessage(subject=subject, html=html, text=text, preheader=preheader)
+        return EmailMessage(
+            subject=subject, html=html, text=text, preheader=preheader, site_title=self.site.title
+        )
 
     def _post_ctx(self, post: Post) -> dict[str, Any]:
         return {
