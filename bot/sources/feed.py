@@ -19,10 +19,10 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +35,7 @@ from bot.settings import Settings, Site
 from bot.sources.feed_html import convert, html_text, text_to_markdown
 from bot.sources.jekyll.reader import BreakingRules, breaking_rules
 from bot.sources.jekyll.rules import titleize
+from bot.sources.seen import SeenPosts, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -61,29 +62,6 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 class FeedUnavailable(HeraldError):
     """The feed could not be fetched or read this time; the message says why."""
-
-
-class FeedLog(Protocol):
-    """What the poller needs of the post log (the store's `PostLog` is one)."""
-
-    async def record(
-        self,
-        posts: Sequence[Post],
-        *,
-        announced: bool,
-        now: datetime,
-        versions: Mapping[str, str] | None = None,
-        moved: Mapping[str, str] | None = None,
-    ) -> list[tuple[int, Post]]: ...
-    async def mark_announced(self, post_id: int) -> None: ...
-    async def pending(self) -> list[tuple[int, Post]]: ...
-    async def file_versions(self) -> dict[str, str]: ...
-    async def get_meta(self, key: str) -> str | None: ...
-    async def set_meta(self, key: str, value: str) -> None: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -398,7 +376,7 @@ class FeedPoller:
         self,
         url: str,
         site: Site,
-        posts: FeedLog,
+        posts: SeenPosts,
         on_post: OnPost,
         *,
         poll_s: float,

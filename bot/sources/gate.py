@@ -26,7 +26,7 @@ import aiohttp
 
 from bot.models import Post
 from bot.sources.feed import http_session
-from bot.sources.watcher import SeenPosts
+from bot.sources.seen import SeenPosts
 
 log = logging.getLogger(__name__)
 

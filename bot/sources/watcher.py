@@ -26,9 +26,9 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from watchfiles import Change, awatch
 
@@ -36,6 +36,7 @@ from bot.errors import PostError
 from bot.models import Post
 from bot.settings import Site
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
+from bot.sources.seen import SeenPosts, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -66,29 +67,6 @@ TRANSIENT_ERRNOS = frozenset(
         errno.ETIMEDOUT,
     }
 )
-
-
-class SeenPosts(Protocol):
-    """What the watcher needs of the post log (the store's `PostLog` is one)."""
-
-    async def record(
-        self,
-        posts: Sequence[Post],
-        *,
-        announced: bool,
-        now: datetime,
-        versions: Mapping[str, str] | None = None,
-        moved: Mapping[str, str] | None = None,
-    ) -> list[tuple[int, Post]]: ...
-    async def mark_announced(self, post_id: int) -> None: ...
-    async def pending(self) -> list[tuple[int, Post]]: ...
-    async def file_versions(self) -> dict[str, str]: ...
-    async def get_meta(self, key: str) -> str | None: ...
-    async def set_meta(self, key: str, value: str) -> None: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 Changes = set[tuple[Change, str]]
