@@ -128,6 +128,9 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one DNS label
+
+
 class Settings(BaseSettings):
     """The SPEC's HERALD_* variables, validated once at start."""
 
@@ -146,6 +149,8 @@ class Settings(BaseSettings):
     admin_ids: str = ""
     smtp_url: SecretStr | None = None
     mail_from: str = "News <news@localhost>"
+    dkim_key_file: Path | None = None  # PEM RSA key: every email is DKIM-signed with it
+    dkim_selector: str = "herald"
     public_url: str = "http://127.0.0.1:8080"
     web_listen: str = "127.0.0.1:8080"
     trusted_proxies: str = ""
@@ -172,6 +177,7 @@ class Settings(BaseSettings):
         "site_git",
         "site_branch",
         "webhook_secret",
+        "dkim_key_file",
         mode="before",
     )
     @classmethod
@@ -277,6 +283,16 @@ class Settings(BaseSettings):
         if "@" not in value or any(c in value for c in "\r\n,"):
             raise ValueError(
                 f"{value!r} is not one email address; use the form: News <news@example.com>"
+            )
+        return value
+
+    @field_validator("dkim_selector")
+    @classmethod
+    def _check_dkim_selector(cls, value: str) -> str:
+        # A selector becomes a DNS name (<selector>._domainkey.<domain>): labels only.
+        if not re.fullmatch(rf"{_LABEL}(?:\.{_LABEL})*", value):
+            raise ValueError(
+                f"{value!r} is not a DKIM selector; use letters, digits and hyphens, e.g. herald"
             )
         return value
 
