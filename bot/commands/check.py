@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -212,6 +213,10 @@ def check(settings: Settings, posts: bool, *, templates_dir: Path | None = None)
     The settings themselves were validated as they were loaded, as for `herald run`.
     """
     problems: list[str] = []
+    if settings.site_git is not None or settings.feed_url is not None:
+        from bot.commands.check_sources import source_problems
+
+        problems += asyncio.run(source_problems(settings))
     site: Site | None = None
     try:
         site = load_site(settings)

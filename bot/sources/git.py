@@ -255,6 +255,25 @@ class SiteClone:
             retry_s,
         )
 
+    async def remote_problem(self) -> str | None:
+        """Why the remote or its branch cannot be followed (for `herald check`), or None.
+
+        Runs `git ls-remote` against the URL itself: no clone is needed.
+        """
+        try:
+            out = await self._git("ls-remote", "--symref", self._url, timeout_s=self.timeout_s)
+        except GitError as exc:
+            return str(exc)
+        branch = self._configured or default_branch(out)
+        if branch is None:
+            return (
+                f"{self.url} names no default branch (an empty repository?); "
+                "set HERALD_SITE_BRANCH"
+            )
+        if f"\trefs/heads/{branch}\n" not in out + "\n":
+            return f"{self.url} has no branch {branch!r}; check HERALD_SITE_BRANCH"
+        return None
+
     async def _remote_default(self) -> str:
         out = await self._git("ls-remote", "--symref", "origin", "HEAD", timeout_s=self.timeout_s)
         branch = default_branch(out) or self._branch
