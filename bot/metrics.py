@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
-from bot.models import Channel, Status
+from bot.models import Channel, ReportKind, Status
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -60,8 +60,21 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.mail_reports = Counter(
+            "herald_mail_reports",
+            "Bounces (hard, soft) and complaints the bounce listener recorded, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.mail_reports_dropped = Counter(
+            "herald_mail_reports_dropped",
+            "Mail on the bounce listener that was dropped: no report, or it named nobody.",
+            registry=self.registry,
+        )
         for channel in Channel:
             self.sends.labels(channel.value)
+        for kind in ReportKind:
+            self.mail_reports.labels(kind.value)
 
     def post_seen(self, count: int = 1) -> None:
         """The watcher found `count` new posts."""
@@ -78,6 +91,14 @@ class Metrics:
     def failed(self, channel: str, reason: str) -> None:
         """One delivery attempt failed; `reason` is e.g. `transient` or `permanent`."""
         self.failures.labels(channel, reason).inc()
+
+    def mail_report(self, kind: ReportKind) -> None:
+        """The bounce listener recorded a bounce or complaint for a subscriber."""
+        self.mail_reports.labels(kind.value).inc()
+
+    def mail_report_dropped(self) -> None:
+        """The bounce listener dropped a mail (an auto-reply, or one naming nobody)."""
+        self.mail_reports_dropped.inc()
 
     def set_subscribers(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace the subscriber gauge with (channel, status) → count; absent pairs are 0."""

@@ -40,6 +40,14 @@ class Kind(StrEnum):
 _PRIORITY = {Kind.CONFIRM: 0, Kind.BREAKING: 1, Kind.POST: 2, Kind.DIGEST: 3, Kind.BROADCAST: 4}
 
 
+class ReportKind(StrEnum):
+    """What a report on the bounce listener says about one subscriber's address."""
+
+    HARD = "hard"  # the address is gone: bounced at once
+    SOFT = "soft"  # it failed for now (mailbox full, policy): bounced after a few in a row
+    COMPLAINT = "complaint"  # the reader marked the mail as spam: unsubscribed at once
+
+
 class OutboxStatus(StrEnum):
     """Where one outbox row is, in the order a row moves through them."""
 
@@ -248,6 +256,15 @@ class PreferenceCounts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportCounts:
+    """Bounce reports and complaints received, summed over the subscribers still on record."""
+
+    hard: int = 0
+    soft: int = 0
+    complaints: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatsReport:
     """What /stats and `herald stats` show, read once from the store."""
 
@@ -256,6 +273,7 @@ class StatsReport:
     outbox: dict[OutboxStatus, int]  # rows per status over all jobs
     jobs: list[JobProgress]  # the newest
     failed: list[FailedItem]  # the newest parked rows
+    reports: ReportCounts = ReportCounts()  # what the bounce listener was told
 
     def left(self, status: Status) -> int:
         """Subscribers of every channel who are `status` (blocked, bounced, …)."""

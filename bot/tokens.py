@@ -1,7 +1,9 @@
-"""Signed, expiring tokens for the links in emails (confirm, unsubscribe, preferences)."""
+"""Signed, expiring tokens for the links in emails (confirm, unsubscribe, preferences) and
+for the VERP return path of every email (`bounce+<token>@domain`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -13,6 +15,7 @@ class Purpose(StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    BOUNCE = "bounce"  # the envelope sender: a report sent back to it names its subscriber
 
 
 # How long a link keeps working. Unsubscribe links must outlive any old email in an inbox.
@@ -20,7 +23,10 @@ MAX_AGE_S: dict[Purpose, int] = {
     Purpose.CONFIRM: 7 * 24 * 3600,
     Purpose.UNSUBSCRIBE: 5 * 365 * 24 * 3600,
     Purpose.PREFERENCES: 5 * 365 * 24 * 3600,
+    # A delivery report comes within days (a relay gives up after about five); older is stale.
+    Purpose.BOUNCE: 30 * 24 * 3600,
 }
+RETURN_PATH_PREFIX = "bounce+"
 
 
 class TokenError(HeraldError):
@@ -44,13 +50,35 @@ class Tokens:
 
     def read(self, purpose: Purpose, token: str, *, max_age_s: int | None = None) -> int:
         """The subscriber id a token carries, or TokenError."""
+        return self.read_signed(purpose, token, max_age_s=max_age_s)[0]
+
+    def read_signed(
+        self, purpose: Purpose, token: str, *, max_age_s: int | None = None
+    ) -> tuple[int, datetime]:
+        """The subscriber id a token carries and when it was signed (to the second), or
+        TokenError. The signature is compared in constant time (itsdangerous uses
+        `hmac.compare_digest`)."""
         age = MAX_AGE_S[purpose] if max_age_s is None else max_age_s
         try:
-            value = self._serializers[purpose].loads(token, max_age=age)
+            value, signed_at = self._serializers[purpose].loads(
+                token, max_age=age, return_timestamp=True
+            )
         except SignatureExpired as exc:
             raise TokenError("this link has expired") from exc
         except BadSignature as exc:
             raise TokenError("this link is not valid") from exc
         if not isinstance(value, int):
             raise TokenError("this link is not valid")
-        return value
+        return value, signed_at
+
+    def return_path(self, subscriber_id: int, domain: str) -> str:
+        """The VERP envelope sender `bounce+<token>@domain` of one subscriber's email."""
+        return f"{RETURN_PATH_PREFIX}{self.make(Purpose.BOUNCE, subscriber_id)}@{domain}"
+
+
+def return_path_token(address: str, domain: str) -> str | None:
+    """The token of a VERP address `bounce+<token>@domain` (domain in any case), else None."""
+    local, at, host = address.strip().strip("<>").rpartition("@")
+    if not at or host.lower() != domain.lower() or not local.startswith(RETURN_PATH_PREFIX):
+        return None
+    return local.removeprefix(RETURN_PATH_PREFIX) or None

@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     # chat is Telegram's edge: it builds the Bot and previews through the Telegram transport.
     "chat": {"render", "outbox", "store", "transports"},
     "web": {"render", "outbox", "store"},
+    # bounces is inbound mail's edge: reports and complaints go straight to the store.
+    "bounces": {"store"},
     "commands": {"*"},
     "root": {"*"},
 }
@@ -34,6 +36,7 @@ ROOMS = {
     "aiosqlite": {"store"},
     "asyncpg": {"store"},
     "aiosmtplib": {"transports"},
+    "aiosmtpd": {"bounces"},
     "jinja2": {"render"},
     "mjml": {"render"},
     "watchfiles": {"sources"},

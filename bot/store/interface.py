@@ -21,6 +21,8 @@ from bot.models import (
     PlannedItem,
     Post,
     PreferenceCounts,
+    ReportCounts,
+    ReportKind,
     Status,
     Subscriber,
 )
@@ -129,6 +131,29 @@ class Subscribers(Protocol):
 
     async def clear_hard_bounces(self, subscriber_id: int) -> None:
         """A message reached the address: its permanent failures so far are forgotten."""
+        ...
+
+    async def record_report(
+        self,
+        subscriber_id: int,
+        kind: ReportKind,
+        *,
+        sent_at: datetime | None,
+        now: datetime,
+        soft_limit: int,
+    ) -> Status | None:
+        """Count a bounce report or complaint for an email subscriber; the status it moved
+        them to (None: unchanged, or no such email subscriber).
+
+        Hard → bounced; complaint → unsubscribed; soft → bounced at the `soft_limit`-th soft
+        bounce in a row, where an email accepted for the address after the last bounced one
+        and before this one (`sent_at`, when known) starts the row again. Only active and
+        pending subscribers change status.
+        """
+        ...
+
+    async def report_counts(self) -> ReportCounts:
+        """Bounce reports and complaints received, over every subscriber on record."""
         ...
 
     def recipients(

@@ -7,7 +7,8 @@ from bot.store.interface import Store
 
 
 async def gather_stats(store: Store, *, jobs: int, failed: int) -> StatsReport:
-    """Subscribers, preferences, outbox totals, the newest `jobs` and `failed` rows."""
+    """Subscribers, preferences, outbox totals, the newest `jobs` and `failed` rows, and the
+    bounces and complaints received."""
     counts = await store.subscribers.counts()
     totals = await store.outbox.totals()
     return StatsReport(
@@ -16,4 +17,5 @@ async def gather_stats(store: Store, *, jobs: int, failed: int) -> StatsReport:
         outbox=totals,
         jobs=await store.outbox.progress(jobs),
         failed=await store.outbox.failed(failed) if totals[OutboxStatus.FAILED] else [],
+        reports=await store.subscribers.report_counts(),
     )

@@ -10,6 +10,7 @@ import aiosqlite
 from bot.models import Channel, PreferenceCounts, Status, Subscriber
 from bot.store.interface import ImportRow
 from bot.store.sqlite.db import transaction
+from bot.store.sqlite.mail_reports import MailReports
 
 MIGRATIONS = [
     """
@@ -33,6 +34,15 @@ MIGRATIONS = [
     """,
     # Scans of every channel stream in id order straight from this index, with no sort.
     "CREATE INDEX subscribers_by_status ON subscribers(status)",
+    # What the bounce listener was told: the soft bounces in a row (and when the last bounced
+    # email was sent), and every hard bounce, soft bounce and complaint received.
+    """
+    ALTER TABLE subscribers ADD COLUMN soft_bounces INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subscribers ADD COLUMN soft_bounce_sent_at TEXT;
+    ALTER TABLE subscribers ADD COLUMN hard_bounce_reports INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subscribers ADD COLUMN soft_bounce_reports INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subscribers ADD COLUMN complaints INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 STREAM_CHUNK = 1000
@@ -67,11 +77,11 @@ def _row(row: aiosqlite.Row) -> Subscriber:
     )
 
 
-class Subscribers:
+class Subscribers(MailReports):
     """The `subscribers` table. Scans stream rows; nothing loads the whole table."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+        super().__init__(conn)
 
     async def get(self, channel: Channel, address: str) -> Subscriber | None:
         async with self._conn.execute(
@@ -114,7 +124,7 @@ class Subscribers:
             " daily = excluded.daily, every_post = excluded.every_post,"
             " status = excluded.status, updated_at = excluded.updated_at,"
             " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at),"
-            " left_at = NULL, hard_bounces = 0",
+            " left_at = NULL, hard_bounces = 0, soft_bounces = 0",
             (
                 channel.value,
                 address,
@@ -152,7 +162,8 @@ class Subscribers:
         now = _now()
         await self._conn.execute(
             "UPDATE subscribers SET status = 'active', confirmed_at = ?, updated_at = ?,"
-            " left_at = NULL, hard_bounces = 0 WHERE id = ? AND status = 'pending'",
+            " left_at = NULL, hard_bounces = 0, soft_bounces = 0"
+            " WHERE id = ? AND status = 'pending'",
             (now, now, subscriber_id),
         )
         return await self.get_by_id(subscriber_id)
