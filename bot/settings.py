@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -151,6 +152,8 @@ class Settings(BaseSettings):
     mail_from: str = "News <news@localhost>"
     dkim_key_file: Path | None = None  # PEM RSA key: every email is DKIM-signed with it
     dkim_selector: str = "herald"
+    bounce_listen: str | None = None  # host:port of the SMTP listener for bounces, complaints
+    bounce_domain: str | None = None  # of the VERP return path; default: the mail_from domain
     public_url: str = "http://127.0.0.1:8080"
     web_listen: str = "127.0.0.1:8080"
     trusted_proxies: str = ""
@@ -178,6 +181,8 @@ class Settings(BaseSettings):
         "site_branch",
         "webhook_secret",
         "dkim_key_file",
+        "bounce_listen",
+        "bounce_domain",
         mode="before",
     )
     @classmethod
@@ -212,6 +217,24 @@ class Settings(BaseSettings):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, such as 127.0.0.1:8080")
         return value
+
+    @field_validator("bounce_listen")
+    @classmethod
+    def _check_bounce_listen(cls, value: str | None) -> str | None:
+        host, _, port = (value or "").rpartition(":")
+        if value is not None and (not host or not port.isdigit() or not 0 <= int(port) < 65536):
+            raise ValueError("must be host:port, such as 0.0.0.0:25 or 127.0.0.1:2525")
+        return value
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _check_bounce_domain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(rf"{_LABEL}(?:\.{_LABEL})*", value.strip()):
+            raise ValueError(
+                f"{value!r} is not a domain name; use the one whose MX reaches Herald, "
+                "such as bounces.example.org"
+            )
+        return value.strip().lower() if value is not None else None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -380,6 +403,21 @@ class Settings(BaseSettings):
     @property
     def public_base(self) -> str:
         return self.public_url.rstrip("/")
+
+    @property
+    def bounce_host_port(self) -> tuple[str, int] | None:
+        """HERALD_BOUNCE_LISTEN as (host, port), or None when no bounce listener is wanted."""
+        if self.bounce_listen is None:
+            return None
+        host, _, port = self.bounce_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def return_path_domain(self) -> str:
+        """HERALD_BOUNCE_DOMAIN, else the domain of HERALD_MAIL_FROM."""
+        if self.bounce_domain is not None:
+            return self.bounce_domain
+        return parseaddr(self.mail_from)[1].rpartition("@")[2].lower() or "localhost"
 
 
 def zone(name: str) -> ZoneInfo:

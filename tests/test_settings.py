@@ -112,3 +112,20 @@ def test_secret_key_generated_once(tmp_path: Path) -> None:
     assert len(first) >= 32
     assert secret_key(s) == first
     assert (tmp_path / "db" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_bounce_domain_defaults_to_the_mail_from_domain() -> None:
+    """HERALD_BOUNCE_DOMAIN unset: the return path uses HERALD_MAIL_FROM's domain, lowercased."""
+    s = load_settings(_env_file=None, mail_from="News <news@News.Example.org>")
+    assert s.return_path_domain == "news.example.org"
+    assert s.bounce_host_port is None
+    s = load_settings(_env_file=None, bounce_domain="Bounces.example.org", bounce_listen="[::]:25")
+    assert (s.return_path_domain, s.bounce_host_port) == ("bounces.example.org", ("::", 25))
+
+
+def test_bad_bounce_settings_name_the_variable() -> None:
+    """A listen address without a port or a domain with an @ is refused, naming the variable."""
+    with pytest.raises(ConfigError, match="HERALD_BOUNCE_LISTEN"):
+        load_settings(_env_file=None, bounce_listen="localhost")
+    with pytest.raises(ConfigError, match="HERALD_BOUNCE_DOMAIN"):
+        load_settings(_env_file=None, bounce_domain="bounce@example.org")
