@@ -66,14 +66,19 @@ _DATE_FORMATS = {
     "hour": "%H",
     "minute": "%M",
     "second": "%S",
-    "long_month": "%B",
     "short_year": "%y",
     "w_year": "%G",
     "week": "%V",
     "w_day": "%u",
-    "long_day": "%A",
     "y_day": "%j",
 }
+
+# Ruby's strftime names months and days in English whatever the locale; Python's follows it.
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class _Placeholders(Mapping[str, str]):
@@ -82,7 +87,8 @@ class _Placeholders(Mapping[str, str]):
     _NAMES = (
         *_DATE_FORMATS,
         *("collection", "name", "title", "slug", "categories", "i_day", "i_month"),
-        *("short_month", "short_day", "path", "output_ext"),
+        *("long_month", "short_month", "long_day", "short_day"),
+        *("slugified_categories", "path", "output_ext"),
     )
 
     def __init__(self, parts: UrlParts) -> None:
@@ -111,8 +117,13 @@ class _Placeholders(Mapping[str, str]):
             "categories": lambda: "/".join(dict.fromkeys(str(c).lower() for c in p.categories)),
             "i_day": lambda: str(d.day),
             "i_month": lambda: str(d.month),
-            "short_month": lambda: d.strftime("%b").upper(),
-            "short_day": lambda: d.strftime("%a").upper(),
+            "long_month": lambda: _MONTH_NAMES[d.month - 1],
+            "short_month": lambda: _MONTH_NAMES[d.month - 1][:3],  # Jan..Dec
+            "long_day": lambda: _DAY_NAMES[d.weekday()],
+            "short_day": lambda: _DAY_NAMES[d.weekday()][:3],  # Mon..Sun
+            "slugified_categories": lambda: "/".join(
+                dict.fromkeys(jekyll.slugify(str(c)) for c in p.categories)
+            ),
             "path": lambda: path.rstrip("."),
             "output_ext": lambda: p.output_ext,
         }

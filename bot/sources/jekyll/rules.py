@@ -17,11 +17,46 @@ from typing import Any
 import yaml
 
 from bot.errors import PostError
+from bot.sources.jekyll import ruby_time
 
 try:  # libyaml is several times faster on a 10,000-post scan
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class _Loader(_BaseLoader):
+    """The safe loader, with timestamps that do not exist read as Ruby's YAML reads them."""
+
+
+def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> object:
+    """Psych's timestamps: `2026-02-30 10:00:00` rolls over (Time.utc does), as Jekyll reads it.
+
+    A date alone that does not exist stays a string, which Time.parse rolls over later.
+    """
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        pass
+    text = str(loader.construct_scalar(node))
+    match = yaml.constructor.SafeConstructor.timestamp_regexp.match(text)
+    if match is None or match.group("hour") is None:
+        return text
+    parts = match.groupdict()
+    year, month, day, hour, minute, second = (
+        int(parts[k]) for k in ("year", "month", "day", "hour", "minute", "second")
+    )
+    try:
+        naive = ruby_time.civil(year, month, day, hour, minute, second, 0)
+    except ruby_time.TimeParseError:
+        return text  # Psych too leaves a timestamp it cannot build a string
+    if parts["tz_sign"] is None:
+        return naive
+    offset = timedelta(hours=int(parts["tz_hour"]), minutes=int(parts["tz_minute"] or 0))
+    return naive.replace(tzinfo=timezone(-offset if parts["tz_sign"] == "-" else offset))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 # Document::DATE_FILENAME_MATCHER, applied to the base name.
 FILENAME_RE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$", re.S)
@@ -36,11 +71,6 @@ MAX_ALIAS_EXPANSION = 1_000_000  # characters the aliases may repeat, all togeth
 HTML_EXTS = frozenset({".html", ".htm"})
 
 _PRETTY_KEEP = frozenset("._~!$&'()+,;=@")
-_DATE_RE = re.compile(
-    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:[Tt ]\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
-    r"\s*(Z|UTC|GMT|[-+]\d{1,2}(?::?\d{2})?)?\s*$"
-)
 
 
 def markdown_exts(config: Mapping[str, Any]) -> frozenset[str]:
@@ -210,40 +240,34 @@ def load_front_matter(yaml_text: str) -> dict[str, Any]:
 
 
 def parse_date(value: object, tz: Any) -> datetime:
-    """A front matter or file name date, aware; no offset means the site's zone."""
+    """Utils.parse_date: a front matter or file name date, aware, in the site's zone `tz`.
+
+    Jekyll runs `Time.parse(value.to_s).localtime`, so what YAML made of the value decides
+    its zone: an unquoted timestamp (a datetime here, a Time in Ruby) without an offset is
+    UTC, and its fraction of a second is lost in `to_s`; a date alone is midnight in the
+    site's zone; a string (a quoted date) is read by Ruby's `Time.parse` in the site's zone.
+    """
     when = _aware(value, tz)
     try:  # the site's zone and UTC must both hold it: year 1 or 9999 plus an offset may not
-        when.astimezone(tz), when.astimezone(UTC)
+        when.astimezone(UTC)
+        return when.astimezone(tz)
     except OverflowError as exc:
         raise PostError(f"date {str(value)!r} is out of range") from exc
-    return when
 
 
 def _aware(value: object, tz: Any) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=tz) if value.tzinfo is None else value
+        value = value.replace(microsecond=0)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     if isinstance(value, date):
         return datetime.combine(value, time(), tz)
-    match = _DATE_RE.match(str(value))
-    if match is None:
-        raise PostError(f"date {str(value)!r} is not a date; use YYYY-MM-DD HH:MM:SS +0000")
-    y, mo, d, hh, mi, ss, frac, zone = match.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
+    text = str(value)
     try:
-        naive = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro)
-    except ValueError as exc:
-        raise PostError(f"date {str(value)!r} does not exist ({exc})") from exc
-    if zone is None:
-        return naive.replace(tzinfo=tz)
-    if zone in {"Z", "UTC", "GMT"}:
-        return naive.replace(tzinfo=UTC)
-    sign = -1 if zone[0] == "-" else 1
-    digits = zone[1:].replace(":", "")
-    hours, minutes = (digits[:-2], digits[-2:]) if len(digits) > 2 else (digits, "0")
-    offset = timedelta(hours=int(hours), minutes=int(minutes))
-    if offset >= timedelta(hours=24):
-        raise PostError(f"date {str(value)!r} has an offset of a day or more")
-    return naive.replace(tzinfo=timezone(sign * offset))
+        return ruby_time.parse(text, tz)
+    except ruby_time.TimeParseError as exc:
+        raise PostError(
+            f"date {text!r} is not a date Jekyll can read ({exc}); use YYYY-MM-DD HH:MM:SS +0000"
+        ) from exc
 
 
 class RubyTime(datetime):
