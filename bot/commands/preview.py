@@ -79,6 +79,7 @@ def preview(
             to=PREVIEW_RECIPIENT,
             mail_from=settings.mail_from,
             now=datetime.now(UTC),
+            kind=kind,
             **links,
         )
         page, _text = fill(rendered, **links)

@@ -19,7 +19,7 @@ from email.message import EmailMessage as MimeMessage
 from email.utils import make_msgid
 
 from bot.delivery.mail import personalize
-from bot.models import EmailMessage
+from bot.models import EmailMessage, Kind
 
 SENTINEL_TO = "herald-recipient-sentinel@sentinel.invalid"
 SENTINEL_UNSUBSCRIBE = "https://sentinel.invalid/herald-unsubscribe-sentinel"
@@ -42,7 +42,9 @@ class _Part:
 class BulkMail:
     """One job's email, ready to be stamped out for each recipient as SMTP-ready bytes."""
 
-    def __init__(self, message: EmailMessage, *, mail_from: str, now: datetime) -> None:
+    def __init__(
+        self, message: EmailMessage, *, mail_from: str, now: datetime, kind: Kind = Kind.POST
+    ) -> None:
         template = personalize(
             message,
             to=SENTINEL_TO,
@@ -50,6 +52,7 @@ class BulkMail:
             unsubscribe_url=SENTINEL_UNSUBSCRIBE,
             preferences_url=SENTINEL_PREFERENCES,
             now=now,
+            kind=kind,
         )
         self.mail_from = str(template["From"].addresses[0].addr_spec)
         self._msgid = str(template["Message-ID"]).strip()

@@ -216,7 +216,7 @@ class MailSender:
         preferences = self.tokens.link(self.public_url, Purpose.PREFERENCES, who)
         if BulkMail.fits(item.address):
             # Fan-out fast path: the job's MIME is built once, links filled per address.
-            bulk = self._bulk_mail(item.job_id, message)
+            bulk = self._bulk_mail(item, message)
             data = bulk.render(
                 to=item.address, unsubscribe_url=unsubscribe, preferences_url=preferences
             )
@@ -228,6 +228,7 @@ class MailSender:
             unsubscribe_url=unsubscribe,
             preferences_url=preferences,
             now=datetime.now(UTC),
+            kind=item.kind,
         )
         return outgoing(mime)
 
@@ -290,13 +291,15 @@ class MailSender:
         self.outcomes.count_failure(item, "paused")
         return release(item, at=self.pause.until, error=error)
 
-    def _bulk_mail(self, job_id: int, message: EmailMessage) -> BulkMail:
+    def _bulk_mail(self, item: ClaimedItem, message: EmailMessage) -> BulkMail:
         now = time.time()
-        cached = self._bulk.get(job_id)
+        cached = self._bulk.get(item.job_id)
         # Rebuilt every few minutes so the Date header stays true for late retries.
         if cached is None or now - cached[0] > BULK_MAIL_TTL_S:
             if len(self._bulk) > 16:
                 self._bulk.clear()
-            bulk = BulkMail(message, mail_from=self.mail_from, now=datetime.now(UTC))
-            cached = self._bulk[job_id] = (now, bulk)
+            bulk = BulkMail(
+                message, mail_from=self.mail_from, now=datetime.now(UTC), kind=item.kind
+            )
+            cached = self._bulk[item.job_id] = (now, bulk)
         return cached[1]
