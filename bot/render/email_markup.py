@@ -6,10 +6,12 @@ import html
 import re
 from collections.abc import Sequence
 
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 
-from bot.render.markup import absolute_link, escape, parser
-from bot.render.splitter import atoms
+from bot.render.markup import absolute_link, escape, parser, to_telegram_html
+from bot.render.splitter import atoms, split_html, visible_len
 
 _SPOILER = '<span style="background:#d0d0d0;color:#d0d0d0">'
 
@@ -25,8 +27,24 @@ def _email_image(
     self: object, tokens: Sequence[Token], idx: int, options: object, env: object
 ) -> str:
     tok = tokens[idx]
-    src, alt = escape(str(tok.attrs.get("src", "")), quote=True), escape(tok.content, quote=True)
+    if not tok.attrs.get("src"):  # not a source we offer: the words the author gave it
+        return escape(tok.content)
+    src, alt = escape(str(tok.attrs["src"]), quote=True), escape(tok.content, quote=True)
     return f'<img src="{src}" alt="{alt}" style="max-width:100%;height:auto;border:0">'
+
+
+def _email_link(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """A link whose target is not offered loses its tags: the text part has no URL for it."""
+    tok = tokens[idx]
+    stack: list[bool] = env.setdefault("links", [])
+    if tok.nesting == 1:
+        stack.append(bool(tok.attrs.get("href")))
+    keep = stack[-1] if stack else False
+    if tok.nesting == -1 and stack:
+        stack.pop()
+    return self.renderToken(tokens, idx, options, env) if keep else ""
 
 
 def _email_spoiler(
@@ -41,6 +59,8 @@ _MD_EMAIL.add_render_rule("spoiler_close", _email_spoiler)
 _MD_EMAIL.add_render_rule("html_block", _email_raw_html)
 _MD_EMAIL.add_render_rule("html_inline", _email_raw_html)
 _MD_EMAIL.add_render_rule("image", _email_image)
+_MD_EMAIL.add_render_rule("link_open", _email_link)
+_MD_EMAIL.add_render_rule("link_close", _email_link)
 
 
 def to_email_html(markdown: str, *, base_url: str | None = None) -> str:
@@ -51,7 +71,10 @@ def to_email_html(markdown: str, *, base_url: str | None = None) -> str:
             if child.type in ("link_open", "image"):
                 attr = "href" if child.type == "link_open" else "src"
                 target = absolute_link(str(child.attrs.get(attr, "")), base_url)
-                child.attrs[attr] = target or "#"
+                if target:
+                    child.attrs[attr] = target
+                else:
+                    child.attrs.pop(attr, None)
     return str(_MD_EMAIL.renderer.render(tokens, _MD_EMAIL.options, {}))
 
 
@@ -100,3 +123,31 @@ def telegram_to_email(markup: str) -> tuple[str, str]:
         else:
             closers.append(("", ""))
     return "".join(html_out), "".join(text_out).strip()
+
+
+_TRAILING = re.compile(r"[ ,;:.\-–—]+((?:</[a-z-]+>)*)$")
+
+
+def summary(markdown: str, *, base_url: str | None, limit: int) -> tuple[str, str]:
+    """The first paragraph, at most `limit` characters, as (email HTML, text); links stay links."""
+    kept: list[str] = []
+    depth = newlines = 0
+    seen = space = False  # whitespace after visible text: one space before the next character
+    for raw, visible, name, closing in atoms(to_telegram_html(markdown, base_url=base_url)):
+        if name:
+            depth += -1 if closing else 1
+            kept.append(raw if closing or not space else f" {raw}")
+            space = space and closing
+        elif visible.isspace():
+            newlines += visible == "\n"
+            if depth == 0 and newlines >= 2:
+                break  # a blank line outside any tag: the first paragraph is over
+            space = seen
+        else:
+            kept.append(f" {raw}" if space else raw)
+            seen, space, newlines = True, False, 0
+    first = "".join(kept)
+    if visible_len(first) > limit:
+        first = _TRAILING.sub(r"\1", split_html(first, limit=limit - 1)[0]) + "…"
+    html_out, text_out = telegram_to_email(first.strip())
+    return html_out.strip(), text_out
