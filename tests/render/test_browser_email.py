@@ -1,4 +1,4 @@
-"""Rendered emails opened in headless Chromium: the title and the button are really visible."""
+"""Rendered emails in headless Chromium: title and button visible, text readable light and dark."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
 
 from bot.delivery.mail import fill
 from bot.models import EmailMessage, Kind
-from bot.render.renderer import Renderer
+from bot.render.renderer import DARK, LIGHT, Renderer
 from bot.settings import load_settings, load_site
-from tests.render.test_renderer import DEMO_SITE, make_post
+from tests.render.test_renderer import DEMO_SITE, contrast, make_post
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -64,14 +64,14 @@ def renderer() -> Renderer:
     return Renderer(load_site(settings), public_url=settings.public_base)
 
 
-def open_email(browser: Browser, msg: EmailMessage, name: str) -> Page:
+def open_email(browser: Browser, msg: EmailMessage, name: str, *, scheme: str = "light") -> Page:
     """Open the personalised HTML in a 600 px wide page; only the demo site's files load."""
     html, _ = fill(
         msg,
         unsubscribe_url="https://herald.example.com/unsubscribe/t",
         preferences_url="https://herald.example.com/preferences/t",
     )
-    page = browser.new_page(viewport={"width": 640, "height": 900})
+    page = browser.new_page(viewport={"width": 640, "height": 900}, color_scheme=scheme)  # type: ignore[arg-type]
 
     def serve(route: Route) -> None:
         # Nothing leaves the machine: the site's images are answered locally, the rest refused.
@@ -104,13 +104,54 @@ def test_alert_shows_title_image_and_button(browser: Browser, renderer: Renderer
     page.close()
 
 
-def test_digest_shows_titles_and_button(browser: Browser, renderer: Renderer) -> None:
-    """In a real browser the digest's post titles and its button are visible."""
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_digest_shows_titles_and_button(browser: Browser, renderer: Renderer, scheme: str) -> None:
+    """In a real browser, light or dark, the digest's post titles and its button are visible."""
     posts = [make_post(title=f"Story number {n}", url=f"https://n.ex/{n}") for n in range(5)]
     msg = renderer.digest_email(posts, date(2026, 11, 22))
-    page = open_email(browser, msg, "digest")
+    page = open_email(browser, msg, f"digest-{scheme}", scheme=scheme)
     for n in range(5):
         assert page.get_by_text(f"Story number {n}", exact=True).is_visible()
     button = page.get_by_role("link", name="Read on the site")
     assert button.is_visible()
+    page.close()
+
+
+# The colour a reader sees: the element's own, and the first opaque background behind it.
+_COLOURS = """el => {
+  const hex = c => '#' + c.match(/\\d+/g).slice(0, 3)
+    .map(n => (+n).toString(16).padStart(2, '0')).join('');
+  let ground = el;
+  while (ground.parentElement && getComputedStyle(ground).backgroundColor === 'rgba(0, 0, 0, 0)')
+    ground = ground.parentElement;
+  return [hex(getComputedStyle(el).color), hex(getComputedStyle(ground).backgroundColor)];
+}"""
+
+
+def seen_contrast(element: Locator) -> float:
+    """The WCAG contrast of an element's text on the background shown behind it."""
+    fg, bg = element.evaluate(_COLOURS)
+    return contrast(fg, bg)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_footer_and_body_are_readable_in_both_schemes(
+    browser: Browser, renderer: Renderer, scheme: str
+) -> None:
+    """In light and dark mode the footer and body text reach 4.5:1 on what is behind them."""
+    post = make_post(breaking=True, published=True)
+    page = open_email(
+        browser, renderer.post_email(post, Kind.BREAKING), f"alert-{scheme}", scheme=scheme
+    )
+    _, ground = page.locator("body").evaluate(_COLOURS)
+    assert ground == (DARK if scheme == "dark" else LIGHT).page
+    for element in (
+        page.get_by_role("link", name="Unsubscribe"),
+        page.get_by_text("You receive this email because", exact=False),
+        page.locator("p", has_text="Delegates from"),
+        page.get_by_role("link", name="satellites"),
+        page.get_by_text(post.title, exact=True),
+    ):
+        assert element.is_visible()
+        assert seen_contrast(element) >= 4.5, (scheme, element)
     page.close()

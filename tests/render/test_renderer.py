@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.models import Kind, Post, TelegramMessage
+from bot.delivery.mail import fill
+from bot.models import EmailMessage, Kind, Post, TelegramMessage
 from bot.render.markup import to_telegram_html
-from bot.render.renderer import Renderer
+from bot.render.renderer import DARK, LIGHT, Renderer
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, visible_len, visible_text
 from bot.settings import Settings, Site, load_settings, load_site
 from tests.fakes.tg_html import check
@@ -241,3 +244,101 @@ def test_every_demo_post_renders_cleanly(renderer: Renderer, site: Site) -> None
         for kind in (Kind.BREAKING, Kind.POST):
             assert_valid(renderer.post_messages(post, kind))
             assert "<mj-" not in renderer.post_email(post, kind).html
+
+
+class _Links(HTMLParser):
+    """Collects every `href` of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.hrefs.extend(value or "" for name, value in attrs if name == "href")
+
+
+def every_kind(renderer: Renderer) -> dict[str, EmailMessage]:
+    """One email of each kind, personalised, with Markdown and admin links in them."""
+    linked = make_post(
+        excerpt="See [the report](/report.html), [an FTP link](ftp://files.example.org/x) "
+        "and <https://other.example.org/a?b=1&c=2>.\n\nMore [here](https://n.ex/more)."
+    )
+    posts = [linked, make_post(title="Second", url="https://n.ex/2", image=None)]
+    broadcast = 'Read <a href="https://news.example.com/note.html?a=1&amp;b=2">the note</a>.'
+    return {
+        "alert": renderer.post_email(linked, Kind.BREAKING),
+        "notice": renderer.post_email(replace(linked, image=None), Kind.POST),
+        "digest": renderer.digest_email(posts, DAY),
+        "broadcast": renderer.broadcast_email(broadcast),
+        "confirmation": renderer.confirm_email("https://herald.example.com/confirm/abc"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["alert", "notice", "digest", "broadcast", "confirmation"])
+def test_every_html_link_is_in_the_text_part(renderer: Renderer, kind: str) -> None:
+    """Each link of an email's HTML part is a real http(s) link also written in its text part."""
+    html, text = fill(
+        every_kind(renderer)[kind],
+        unsubscribe_url="https://herald.example.com/unsubscribe/t?x=1&y=2",
+        preferences_url="https://herald.example.com/preferences/t",
+    )
+    links = _Links()
+    links.feed(html)
+    in_text = {url.rstrip(".,;:!?") for url in re.findall(r"https?://[^\s()<>]+", text)}
+    assert links.hrefs
+    for href in links.hrefs:
+        assert href.startswith(("https://", "http://")), href
+        assert href in in_text, f"{href} is in the HTML part only"
+
+
+def test_digest_summary_keeps_its_markdown_link(renderer: Renderer) -> None:
+    """A link in a digest entry's summary stays a link in the HTML and a URL in the text."""
+    email = renderer.digest_email([make_post()], DAY)
+    assert '<a href="https://news.example.com/sat.html"' in email.html
+    assert ">satellites</a> &amp; repairs" in email.html
+    assert "satellites (https://news.example.com/sat.html) & repairs" in email.text
+
+
+def test_preheader_is_hidden_without_tiny_or_invisible_text(renderer: Renderer) -> None:
+    """The preheader is hidden by display and height, not by a 1px font or a background colour."""
+    email = renderer.post_email(make_post(), Kind.BREAKING)
+    found = re.search(r'<div style="([^"]*)">' + re.escape(email.preheader[:40]), email.html)
+    assert found, "the preheader is not the first text of its own div"
+    style = found.group(1).replace(" ", "")
+    assert "display:none" in style and "max-height:0" in style and "mso-hide:all" in style
+    assert "font-size" not in style and "color" not in style
+
+
+def luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a `#rrggbb` colour."""
+    channels = [int(colour[k : k + 2], 16) / 255 for k in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two `#rrggbb` colours, from 1 to 21."""
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_formula_matches_wcag_examples() -> None:
+    """The contrast helper gives WCAG's known ratios: 21 for black on white, 4.54 for #767676."""
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)
+
+
+def test_footer_and_text_contrast_at_least_4_5_light_and_dark(renderer: Renderer) -> None:
+    """Footer, muted and body text reach WCAG's 4.5:1 in both palettes, and the email uses them."""
+    for palette in (LIGHT, DARK):
+        assert contrast(palette.footer, palette.page) >= 4.5, palette
+        assert contrast(palette.muted, palette.page) >= 4.5, palette
+        assert contrast(palette.muted, palette.card) >= 4.5, palette
+        assert contrast(palette.text, palette.card) >= 4.5, palette
+        assert contrast(palette.accent, palette.card) >= 4.5, palette
+    html = renderer.post_email(make_post(), Kind.BREAKING).html
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert f"background-color:{LIGHT.page}" in html
+    assert f'style="color:{LIGHT.footer}">Unsubscribe</a>' in html
+    dark = html.split("@media (prefers-color-scheme: dark)", 1)[1].split("</style>", 1)[0]
+    assert DARK.page in dark and DARK.footer in dark and DARK.card in dark
