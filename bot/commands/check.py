@@ -10,6 +10,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import jinja2
 
+from bot.delivery.dkim import DkimKey, key_from_settings
 from bot.errors import ConfigError, HeraldError, PostError
 from bot.models import Kind, Post
 from bot.render.markup import image_sources
@@ -186,7 +187,19 @@ def check_posts(site: Site, renderer: Renderer) -> int:
     return failed
 
 
-def _summary(settings: Settings, site: Site) -> None:
+def _dkim_summary(key: DkimKey | None) -> list[str]:
+    """The DKIM lines of the summary: what signs, and the DNS record receivers look up."""
+    if key is None:
+        return ["  dkim:     off (set HERALD_DKIM_KEY_FILE to sign every email)"]
+    return [
+        f"  dkim:     RSA-{key.bits} key signs for {key.domain} as selector {key.selector}; "
+        "publish this DNS TXT record:",
+        f"            {key.record_name}",
+        f"            {key.record_value}",
+    ]
+
+
+def _summary(settings: Settings, site: Site, dkim_key: DkimKey | None) -> None:
     outbox = settings.outbox_dir
     if settings.telegram_token is None:
         telegram = f"files in {outbox / 'telegram'}/ (set HERALD_TELEGRAM_TOKEN to send for real)"
@@ -203,6 +216,7 @@ def _summary(settings: Settings, site: Site) -> None:
     print(f"  watching: {site.posts_dir}")
     print(f"  telegram: {telegram}")
     print(f"  email:    {email}")
+    print("\n".join(_dkim_summary(dkim_key)))
     print(f"  web:      {settings.public_base} (listening on {settings.web_listen})")
     print(f"  digest:   daily at {settings.digest_time} {site.tz.key}")
 
@@ -217,6 +231,11 @@ def check(settings: Settings, posts: bool, *, templates_dir: Path | None = None)
         from bot.commands.check_sources import source_problems
 
         problems += asyncio.run(source_problems(settings))
+    dkim_key: DkimKey | None = None
+    try:
+        dkim_key = key_from_settings(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
     site: Site | None = None
     try:
         site = load_site(settings)
@@ -232,7 +251,7 @@ def check(settings: Settings, posts: bool, *, templates_dir: Path | None = None)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    _summary(settings, site)
+    _summary(settings, site, dkim_key)
     if posts and check_posts(site, renderer):
         return 1
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from bot.delivery.dkim import SignedMail, Signer, key_from_settings
 from bot.delivery.loop import Delivery, DeliveryConfig
 from bot.delivery.pacing import Pacer, is_paid
 from bot.metrics import Metrics
@@ -33,8 +34,10 @@ async def open_delivery(
     """A Delivery with the transports `settings` call for; `bot` is an initialised telegram.Bot.
 
     Without HERALD_TELEGRAM_TOKEN or HERALD_SMTP_URL the files transport stands in; without
-    `tokens`, they are made from the secret key.
+    `tokens`, they are made from the secret key. With HERALD_DKIM_KEY_FILE every email is
+    signed (a bad key is a ConfigError here, before anything is sent).
     """
+    dkim_key = key_from_settings(settings)
     async with AsyncExitStack() as stack:
         telegram: TelegramTransport
         mail: MailTransport
@@ -55,6 +58,8 @@ async def open_delivery(
 
             smtp = parse_smtp_url(settings.smtp_url.get_secret_value())
             mail = await stack.enter_async_context(SmtpPool(smtp))
+        if dkim_key is not None:
+            mail = SignedMail(mail, Signer(dkim_key))
         if config is None:
             mail_workers = 2 * smtp.pool_size if settings.smtp_url is not None else 4
             config = DeliveryConfig(

@@ -203,7 +203,10 @@ def test_bulk_mail_equals_personalize() -> None:
     """The fan-out fast path produces the same email as personalize(), links and all."""
     body = f'<p>Hällo {"x" * 300} <a href="{UNSUB}">unsubscribe</a> <a href="{PREFS}">p</a></p>\n'
     message = RenderedEmail(
-        subject="Ünïcode news & more", html=body * 40, text=f"Hallo ü {UNSUB}\n{PREFS}\n" * 30
+        subject="Ünïcode news & more",
+        html=body * 40,
+        text=f"Hallo ü {UNSUB}\n{PREFS}\n" * 30,
+        site_title="Ärger über München",
     )
     now = datetime.now(UTC)
     links = {
@@ -217,8 +220,10 @@ def test_bulk_mail_equals_personalize() -> None:
             message, to="a@example.org", mail_from="News <news@example.org>", now=now, **links
         ).as_bytes()
     )
-    for header in ("From", "To", "Subject", "Date", "List-Unsubscribe", "List-Unsubscribe-Post"):
+    headers = ("From", "To", "Subject", "Date", "List-Id", "Feedback-ID")
+    for header in (*headers, "List-Unsubscribe", "List-Unsubscribe-Post"):
         assert str(fast[header]) == str(slow[header]), header
+    assert [k for k, _ in fast.items()] == [k for k, _ in slow.items()]
     assert fast["Message-ID"] != slow["Message-ID"]
     fast_parts, slow_parts = list(fast.iter_parts()), list(slow.iter_parts())
     assert [p.get_content_type() for p in fast_parts] == ["text/plain", "text/html"]
