@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import Channel
+from bot.sources.jekyll import data as jekyll_data
+from bot.sources.jekyll import defaults as jekyll_defaults
 
 DEFAULT_PERMALINK = "date"
 _TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
@@ -450,6 +452,8 @@ class Site:
     title: str
     config: dict[str, Any] = field(default_factory=dict)
     excerpt_separator: str = "\n\n"
+    defaults: tuple[dict[str, Any], ...] = ()  # front matter `defaults:` sets Jekyll would use
+    data: dict[str, Any] = field(default_factory=dict)  # `site.data`, from `_data/`
 
     @property
     def posts_dir(self) -> Path:
@@ -510,6 +514,8 @@ def load_site(settings: Settings) -> Site:
         title=str(config.get("title") or "News"),
         config=config,
         excerpt_separator=str(separator) if separator else "\n\n",
+        defaults=jekyll_defaults.valid_sets(config.get("defaults")),
+        data=jekyll_data.read_data(root, config),
     )
 
 

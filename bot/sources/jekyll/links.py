@@ -6,6 +6,7 @@ import re
 
 from bot.errors import PostError
 from bot.settings import Site
+from bot.sources.jekyll import defaults as jekyll_defaults
 from bot.sources.jekyll import permalinks
 from bot.sources.jekyll import rules as jekyll
 
@@ -28,7 +29,8 @@ def find_post(site: Site, name: str) -> str:
 def post_file_url(site: Site, rel: str) -> str:
     """The site-relative URL of another post file, read from disk."""
     text = jekyll.decode((site.posts_dir / rel).read_bytes())
-    data = jekyll.load_front_matter(jekyll.split_front_matter(text)[0])
+    front = jekyll.load_front_matter(jekyll.split_front_matter(text)[0])
+    data = jekyll_defaults.post_data(site.defaults, rel, front)
     parts = jekyll.split_filename(rel.rsplit("/", 1)[-1])
     if parts is None:
         raise PostError(f"{rel} is not named like a post")

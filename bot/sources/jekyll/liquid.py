@@ -270,8 +270,9 @@ _ENVS: dict[int, JekyllEnvironment] = {}
 
 
 def site_vars(site: Site) -> dict[str, Any]:
-    """`site.*`: `_config.yml` plus `url` and `baseurl` as the published site uses them."""
-    return {**site.config, **jekyll_filters.base_parts(site)}
+    """`site.*`: `_config.yml`, `url` and `baseurl` as the published site uses them, and
+    `site.data` from `_data/`."""
+    return {**site.config, **jekyll_filters.base_parts(site), "data": site.data}
 
 
 def render(text: str, *, site: Site, page: dict[str, Any], path: str) -> str:

@@ -46,7 +46,7 @@ def escape_path(value: str) -> str:
 class UrlParts:
     """What Jekyll's UrlDrop knows about a post."""
 
-    rel_path: str  # relative to _posts/
+    rel_path: str  # relative to the site (Document#relative_path): `_posts/…` or `news/_posts/…`
     file_slug: str
     slug: str | None  # front matter `slug`
     categories: tuple[str, ...]
@@ -108,7 +108,8 @@ class _Placeholders(Mapping[str, str]):
         if key in _DATE_FORMATS:
             return d.strftime(_DATE_FORMATS[key])
         base_slug = p.slug if p.slug is not None else p.file_slug
-        path = "/" + p.rel_path[: len(p.rel_path) - len(p.ext)]
+        # Document#cleaned_relative_path: without the extension and the first `_posts`.
+        path = p.rel_path[: len(p.rel_path) - len(p.ext)].replace(jekyll.POSTS_DIR, "", 1)
         values: dict[str, Callable[[], str]] = {
             "collection": lambda: "posts",
             "name": lambda: jekyll.slugify(path.rsplit("/", 1)[-1]),
@@ -156,14 +157,17 @@ def output_ext(ext: str, site: Site) -> str:
 def post_path_url(
     rel_path: str, data: Mapping[str, Any], when: datetime, site: Site
 ) -> tuple[str, str]:
-    """(site-relative URL, file slug) of a post from its path, front matter and date."""
+    """(site-relative URL, file slug) of a post from its key, its data and its date.
+
+    `data` is the post's data as defaults.post_data builds it (front matter over defaults).
+    """
     parts = jekyll.split_filename(rel_path.rsplit("/", 1)[-1])
     if parts is None:
         raise PostError("file name must look like YYYY-MM-DD-title.md")
     _, file_slug, ext = parts
     slug = data.get("slug")
     url_parts = UrlParts(
-        rel_path=rel_path,
+        rel_path=jekyll.site_path(rel_path),
         file_slug=file_slug,
         slug=None if slug is None else str(slug),
         categories=jekyll.categories_of(data),

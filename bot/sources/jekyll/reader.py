@@ -24,6 +24,7 @@ from urllib.parse import quote
 from bot.errors import ConfigError, PostError
 from bot.models import Post
 from bot.settings import Site
+from bot.sources.jekyll import defaults as jekyll_defaults
 from bot.sources.jekyll import liquid, permalinks
 from bot.sources.jekyll import rules as jekyll
 
@@ -159,13 +160,17 @@ def _excerpt(data: dict[str, Any], body: str, site: Site) -> str:
 
 
 def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
-    """Parse one post file (path relative to `_posts/`) or raise PostError with a reason."""
+    """Parse one post file or raise PostError with a reason.
+
+    `rel_path` is the path under the site's `_posts/`, or, for a post under another
+    folder's `_posts/`, its whole path in the site (`news/_posts/…`: see rules.site_path).
+    """
     parts = jekyll.split_filename(rel_path.rsplit("/", 1)[-1])
     if parts is None:
         raise PostError("file name must look like YYYY-MM-DD-title.md")
     day, file_slug, ext = parts
     yaml_text, body = jekyll.split_front_matter(jekyll.decode(raw))
-    data = jekyll.load_front_matter(yaml_text)
+    data = jekyll_defaults.post_data(site.defaults, rel_path, jekyll.load_front_matter(yaml_text))
     stamp = data.get("date")
     when = jekyll.parse_date(stamp if stamp is not None else day, site.tz).astimezone(site.tz)
     url_path, _ = permalinks.post_path_url(rel_path, data, when, site)
@@ -175,7 +180,7 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
     categories = jekyll.categories_of(data)
     tags = jekyll.tags_of(data)
     breaking, shown_title, label = breaking_rules(site).apply(data, title, categories, tags)
-    published = data.get("published", True) not in (False, None)
+    published = data.get("published") is not False  # Document#published?: only `false`
     if "{{" in body or "{%" in body:
         page = {
             **data,
@@ -186,11 +191,11 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
             "slug": str(data.get("slug") or file_slug),
             "categories": list(categories),
             "tags": list(tags),
-            "path": f"_posts/{rel_path}",
+            "path": jekyll.site_path(rel_path),
             "collection": "posts",
             "ext": ext,
         }
-        body = liquid.render(body, site=site, page=page, path=f"_posts/{rel_path}")
+        body = liquid.render(body, site=site, page=page, path=jekyll.site_path(rel_path))
     body = body.strip()
     return Post(
         path=rel_path,

@@ -58,6 +58,12 @@ def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> object:
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
+
+def yaml_loader() -> type[_Loader]:
+    """The YAML loader Herald reads Jekyll's files with (safe, timestamps as Ruby's)."""
+    return _Loader
+
+
 # Document::DATE_FILENAME_MATCHER, applied to the base name.
 FILENAME_RE = re.compile(r"^(\d{2,4}-\d{1,2}-\d{1,2})-(.*)(\.[^.]+)$", re.S)
 # Document::YAML_FRONT_MATTER_REGEXP
@@ -91,6 +97,30 @@ def split_filename(name: str) -> tuple[str, str, str] | None:
     day, slug, ext = match.groups()
     # Document#populate_title: "slugs shouldn't end with a period"
     return day, slug.rstrip("."), ext
+
+
+POSTS_DIR = "_posts"
+_SUPERDIRS_RE = re.compile(r"_posts.*")
+
+
+def site_path(rel: str) -> str:
+    """The path Jekyll knows a post by, relative to the site, from Herald's key for it.
+
+    A post under the site's own `_posts/` is keyed by its path in there
+    (`world/2026-11-25-a.md`); one under another folder's `_posts/` by its whole path
+    (`news/_posts/2026-11-25-a.md`), which no path inside `_posts/` can be, since Herald,
+    like Jekyll, never reads an `_`-folder in there.
+    """
+    return rel if POSTS_DIR in rel.split("/")[:-1] else f"{POSTS_DIR}/{rel}"
+
+
+def folder_categories(path: str) -> list[str]:
+    """Document#categories_from_path: `news/_posts/x.md` is in `news`; `_posts/news/x.md` is not."""
+    if path.startswith(POSTS_DIR):
+        return []
+    base = path.rsplit("/", 1)[-1]
+    above = _SUPERDIRS_RE.sub("", path, count=1)
+    return [c for c in above.split("/") if c and c not in (POSTS_DIR, base)]
 
 
 def titleize(slug: str) -> str:

@@ -247,7 +247,7 @@ def test_categories_and_tags(
         ("published: false", False),
         ("published: true", True),
         ("published: 'false'", True),  # a string is truthy to Jekyll
-        ("published:", False),
+        ("published:", True),  # null is not false: Jekyll publishes it
     ],
 )
 def test_published(front: str, published: bool) -> None:
