@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from typing import Any, TypeVar
 
+from bot.bounces.listener import BounceHandler, BounceListener
 from bot.chat.bot import telegram_bot
 from bot.chat.gate import gate_desk
 from bot.delivery.loop import Delivery
@@ -136,6 +137,7 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
         )
         watching = asyncio.Event()
         serving = asyncio.Event()
+        ready = [watching, serving]
         async with asyncio.TaskGroup() as tg:
             # Delivery stops last: it finishes the sends in flight after `stop`.
             delivering = tg.create_task(delivery.run(stop))
@@ -148,7 +150,11 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             if clone is not None:
                 health.register("git", clone.problem)
                 tg.create_task(clone.run(stop, after=watching))
-            if await _until(stop, watching, serving):
+            if (bounces := _bounce_listener(settings, store, tokens, metrics)) is not None:
+                ready.append(bouncing := asyncio.Event())
+                listen = tg.create_task(bounces.run(stop, bouncing))
+                health.register("bounces", task_check(listen, started=bouncing))
+            if await _until(stop, *ready):
                 log.info(
                     "ready: watching %s; telegram via %s; email via %s; web on http://%s",
                     settings.feed_url or site.posts_dir,
@@ -183,6 +189,17 @@ def _watch_health(
     then = feed.check if feed is not None else posts_folder
     health.register("watcher", task_check(watch, started=watching, then=then))
     health.register("delivery", task_check(delivering, then=stuck))
+
+
+def _bounce_listener(
+    settings: Settings, store: Store, tokens: Tokens, metrics: Metrics
+) -> BounceListener | None:
+    """HERALD_BOUNCE_LISTEN: the SMTP listener for bounces and complaints, or None."""
+    if settings.bounce_host_port is None:
+        return None
+    host, port = settings.bounce_host_port
+    handler = BounceHandler(store, tokens, settings.return_path_domain, metrics=metrics)
+    return BounceListener(handler, host, port)
 
 
 def _publish_gate(

@@ -88,6 +88,7 @@ class Delivery:
         pacer: Pacer | None,
         config: DeliveryConfig | None = None,
         metrics: Metrics | None = None,
+        return_path_domain: str | None = None,
     ) -> None:
         self.store = store
         self.config = config = config or DeliveryConfig()
@@ -118,6 +119,7 @@ class Delivery:
             bounce_limit=config.bounce_limit,
             pause=self._lanes[Channel.EMAIL].pause,
             inflight=self._inflight,
+            return_path_domain=return_path_domain,
         )
         self._wake = asyncio.Event()
         self._closing = False

@@ -195,6 +195,7 @@ class MailSender:
         bounce_limit: int,
         pause: ChannelPause,
         inflight: InFlight,
+        return_path_domain: str | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -206,6 +207,8 @@ class MailSender:
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
         self.bounce_limit = bounce_limit
+        # VERP: with a bounce listener, each reader's email has its own signed return path.
+        self.return_path_domain = return_path_domain
         self._bulk: dict[int, tuple[float, BulkMail]] = {}
 
     def _mail(self, item: ClaimedItem, message: EmailMessage) -> OutgoingMail:
@@ -214,13 +217,15 @@ class MailSender:
         who = 0 if sub is None else sub
         unsubscribe = self.tokens.link(self.public_url, Purpose.UNSUBSCRIBE, who)
         preferences = self.tokens.link(self.public_url, Purpose.PREFERENCES, who)
+        domain = self.return_path_domain
+        verp = self.tokens.return_path(sub, domain) if domain and sub is not None else None
         if BulkMail.fits(item.address):
             # Fan-out fast path: the job's MIME is built once, links filled per address.
             bulk = self._bulk_mail(item, message)
             data = bulk.render(
                 to=item.address, unsubscribe_url=unsubscribe, preferences_url=preferences
             )
-            return OutgoingMail(mail_from=bulk.mail_from, to=item.address, data=data)
+            return OutgoingMail(mail_from=verp or bulk.mail_from, to=item.address, data=data)
         mime = personalize(
             message,
             to=item.address,
@@ -230,7 +235,8 @@ class MailSender:
             now=datetime.now(UTC),
             kind=item.kind,
         )
-        return outgoing(mime)
+        mail = outgoing(mime)
+        return mail if verp is None else replace(mail, mail_from=verp)
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Personalise and send the row's email; hard failures in a row are counted per

@@ -55,7 +55,10 @@ def _post(host: str, port: int, data: bytes, rcpt: list[str], mail_from: str) ->
         if len(refused) == len(rcpt):
             client.rset()
             return Answer(min(c for c, _ in refused.values()), refused)
-        code, _ = client.data(data)
+        try:
+            code, _ = client.data(data)
+        except smtplib.SMTPDataError as exc:  # e.g. 552: too big
+            code = exc.smtp_code
         return Answer(code, refused)
 
 
