@@ -201,6 +201,7 @@ class AdminHandlers:
             delivery=delivery,
             jobs=report.jobs,
             failed=report.failed,
+            reports=report.reports,
         )
         resend = None
         if delivery["failed"]:

@@ -12,6 +12,7 @@ from bot.models import (
     OutboxStatus,
     Post,
     PreferenceCounts,
+    ReportCounts,
     Status,
     Subscriber,
 )
@@ -97,10 +98,20 @@ def sample_replies(text: Reply) -> dict[str, str]:
     out["broadcast_cancelled"] = text("broadcast_cancelled.html")
     out["broadcast_invalid"] = text("broadcast_invalid.html", reason="x < y & z")
     out["stats"] = text(
-        "stats.html", channels=channels, delivery=delivery, jobs=[job, job], failed=[failed]
+        "stats.html",
+        channels=channels,
+        delivery=delivery,
+        jobs=[job, job],
+        failed=[failed],
+        reports=ReportCounts(hard=1, soft=4, complaints=2),
     )
     out["stats/empty"] = text(
-        "stats.html", channels=channels, delivery=dict.fromkeys(delivery, 0), jobs=[], failed=[]
+        "stats.html",
+        channels=channels,
+        delivery=dict.fromkeys(delivery, 0),
+        jobs=[],
+        failed=[],
+        reports=ReportCounts(),
     )
     out["resend_queued"] = text("resend_queued.html", count=2)
     out["error"] = text("error.html")

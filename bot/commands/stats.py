@@ -29,6 +29,8 @@ async def stats(settings: Settings, out: TextIO) -> int:
         )
     totals = report.outbox
     out.write("deliveries   " + "  ".join(f"{k} {v}" for k, v in totals.items()) + "\n")
+    r = report.reports
+    out.write(f"bounces      hard {r.hard}  soft {r.soft}  complaints {r.complaints}\n")
     if report.jobs:
         out.write("recent jobs\n")
     for job in report.jobs:
