@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
@@ -171,15 +172,25 @@ class Signer:
 
 
 class SignedMail:
-    """A MailTransport that signs each message, then hands it to the transport it wraps."""
+    """A MailTransport that signs each message, then hands it to the transport it wraps.
+
+    An RSA signature is milliseconds of pure-Python big-number maths holding the GIL. It
+    runs on one thread of its own: the event loop gets the GIL back between its steps and
+    keeps serving (Telegram, the web), where one signing thread per mail worker would
+    starve it. `close` stops that thread.
+    """
 
     def __init__(self, transport: MailTransport, signer: Signer) -> None:
         self.transport = transport
         self.signer = signer
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dkim")
 
     async def send(self, mail: OutgoingMail) -> None:
         """Sign `mail` and send it; errors are the wrapped transport's."""
-        # An RSA signature takes milliseconds of pure-Python big-number maths: in a thread,
-        # the event loop keeps serving (Telegram, the web) between its steps.
-        signed = await asyncio.to_thread(self.signer.sign_mail, mail)
+        loop = asyncio.get_running_loop()
+        signed = await loop.run_in_executor(self._thread, self.signer.sign_mail, mail)
         await self.transport.send(signed)
+
+    def close(self) -> None:
+        """Stop the signing thread once what it has begun is signed."""
+        self._thread.shutdown(wait=True, cancel_futures=True)

@@ -59,7 +59,8 @@ async def open_delivery(
             smtp = parse_smtp_url(settings.smtp_url.get_secret_value())
             mail = await stack.enter_async_context(SmtpPool(smtp))
         if dkim_key is not None:
-            mail = SignedMail(mail, Signer(dkim_key))
+            mail = signed = SignedMail(mail, Signer(dkim_key))
+            stack.callback(signed.close)
         if config is None:
             mail_workers = 2 * smtp.pool_size if settings.smtp_url is not None else 4
             config = DeliveryConfig(
