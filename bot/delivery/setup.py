@@ -76,4 +76,6 @@ async def open_delivery(
             pacer=pacer,
             config=config,
             metrics=metrics,
+            # VERP only where a listener takes the reports; else bounces go to the From address.
+            return_path_domain=settings.return_path_domain if settings.bounce_listen else None,
         )
