@@ -86,6 +86,20 @@ _ZONE_HHMM = re.compile(r"\A([+-])(\d\d)(:?)(\d\d)(?:\3(\d\d))?\Z", re.ASCII)
 _ZONE_HH = re.compile(r"\A[+-]\d\d\Z", re.ASCII)
 
 Fields = dict[str, object]
+_KINDS = {
+    "alpha": re.compile("[A-Za-z]"),
+    "digit": re.compile("[0-9]"),
+    "dash": re.compile("-"),
+    "dot": re.compile(r"\."),
+    "slash": re.compile("/"),
+}
+# The common shapes (`2026-07-01 10:00:00 +0200`), for which Date._parse can only find
+# these fields: read directly, the same as the whole parse gives, several times faster.
+_PLAIN = re.compile(
+    r"\s*(\d{4})-(\d\d?)-(\d\d?)(?:[ T](\d\d?):(\d\d)(?::(\d\d))?)?"
+    r"(?:\s*(Z|UTC|GMT|[-+]\d\d:?\d\d))?\s*",
+    re.ASCII,
+)
 
 
 class TimeParseError(ValueError):
@@ -99,14 +113,8 @@ class _Text:
         self.value = _JUNK.sub(" ", text)
 
     def has(self, *kinds: str) -> bool:
-        checks = {
-            "alpha": lambda s: any(c.isascii() and c.isalpha() for c in s),
-            "digit": lambda s: any(c.isascii() and c.isdigit() for c in s),
-            "dash": lambda s: "-" in s,
-            "dot": lambda s: "." in s,
-            "slash": lambda s: "/" in s,
-        }
-        return all(checks[k](self.value) for k in kinds)
+        """date__parse's check_class: the string holds each kind of character."""
+        return all(_KINDS[k].search(self.value) for k in kinds)
 
     def sub(self, pattern: re.Pattern[str], found: Callable[[re.Match[str]], object]) -> bool:
         match = pattern.search(self.value)
@@ -299,6 +307,12 @@ def _on_ddd(h: Fields) -> Callable[[re.Match[str]], object]:
 
 def _parse_fields(text: str) -> Fields:
     """Date._parse(text, true): the fields it finds (year, mon, mday, hour, …, zone)."""
+    if plain := _PLAIN.fullmatch(text):
+        names = ("year", "mon", "mday", "hour", "min", "sec")
+        fields: Fields = {k: int(v) for k, v in zip(names, plain.groups(), strict=False) if v}
+        if plain.group(7):
+            fields["zone"] = plain.group(7)
+        return fields
     s = _Text(text)
     h: Fields = {"_comp": True}
 
