@@ -34,8 +34,8 @@ CASES = [
     ("[rel](x.html)", '<a href="https://news.example.com/2026/11/22/x.html">rel</a>'),
     ("![a chart](/c.png)", '<a href="https://news.example.com/c.png">a chart</a>'),
     ("[![pic](/p.png)](https://x.org/)", '<a href="https://x.org/">pic</a>'),
-    ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-    ("a <b>raw</b> & b", "a &lt;b&gt;raw&lt;/b&gt; &amp; b"),
+    ("before <script>alert(1)</script> after", "before after"),
+    ("a <b>raw</b> & b", "a <b>raw</b> &amp; b"),
     ("before<!--more-->after", "beforeafter"),
     ("> quoted\n> > nested", "<blockquote>quoted\n\nnested</blockquote>"),
     ("```py\nif a<b:\n```", '<pre><code class="language-py">if a&lt;b:</code></pre>'),
@@ -45,6 +45,21 @@ CASES = [
     ("a ||hidden **b**|| c", "a <tg-spoiler>hidden <b>b</b></tg-spoiler> c"),
     ("a || b", "a || b"),
     ("[js](javascript:alert(1))", "[js](javascript:alert(1))"),
+    # raw HTML in Markdown (kramdown passes it through) is read as HTML, never shown as markup
+    (
+        'Press <kbd>Ctrl</kbd> in <span class="x">**bold**</span>',
+        "Press <code>Ctrl</code> in <b>bold</b>",
+    ),
+    ("A&nbsp;B &mdash; <cite>C</cite>", "A\u00a0B — <i>C</i>"),
+    (
+        '<figure>\n<img src="/f.jpg" alt="Flood">\n<figcaption>The river</figcaption>\n</figure>',
+        '<a href="https://news.example.com/f.jpg">Flood</a>\n<i>The river</i>',
+    ),
+    (
+        '<iframe src="https://www.youtube.com/embed/x1" title="Clip"></iframe>',
+        '▶ <a href="https://www.youtube.com/watch?v=x1">Clip</a>',
+    ),
+    ("<div>\n\n*Markdown* inside\n\n</div>", "<i>Markdown</i> inside"),
 ]
 
 
@@ -54,6 +69,15 @@ def test_markdown_becomes_telegram_html(source: str, expected: str) -> None:
     html = to_telegram_html(source, base_url=BASE)
     assert html == expected
     check(html)
+
+
+def test_html_post_is_read_as_html() -> None:
+    """An `.html` post's text is HTML: Markdown syntax in it stays text, tags are formatting."""
+    source = "<p>**not bold** <b>bold</b></p>\n\n<p>next &amp; last</p>"
+    assert to_telegram_html(source, base_url=BASE, fmt="html") == (
+        "**not bold** <b>bold</b>\n\nnext &amp; last"
+    )
+    assert to_plain_text(source, fmt="html") == "**not bold** bold\n\nnext & last"
 
 
 def test_plain_text_keeps_link_targets() -> None:
@@ -130,6 +154,32 @@ _PIECES = st.sampled_from(
     ]
 )  # fmt: skip
 _MARKDOWN = st.lists(st.one_of(_PIECES, st.text(max_size=12)), max_size=60).map("".join)
+# Inline and block HTML as posts carry it, broken and unbalanced as often as not.
+_HTML_PIECES = st.sampled_from(
+    [
+        '<span class="x">', "</span>", "<kbd>", "</kbd>", "<cite>", "</cite>", "<em>", "</i>",
+        '<a href="/x">', '<a href="javascript:x()">', "</a>", '<img src="/i.png" alt="pic">',
+        "<br>", "<figure>", "</figure>", "<figcaption>", "</figcaption>", "<q>", "</q>",
+        '<iframe src="https://www.youtube.com/embed/x"></iframe>', '<video src="/v.mp4">',
+        '<blockquote class="twitter-tweet"><p>', "</blockquote>", "<blockquote>", "<pre>",
+        "</pre>", "<code>", "</code>", "<table><tr><th>", "<td>", "</td></tr></table>",
+        "&nbsp;", "&mdash;", "&amp;", "&#x1F600;", "&bogus;", "<tg-spoiler>", "<u>", "<div>",
+        "</div>", "<p>", "</p>", "<ul><li>", "<li>", "</li></ul>", "<h2>", "</h2>", "<hr>",
+        "<style>", "</style>", "<del>", '<span class="tg-spoiler">', "{: .lead}", "{:toc}",
+        '[ref]', '[ref]: /r.html "R"', "--", "...", '"q"', "it's", "<<", ">>",
+    ]
+)  # fmt: skip
+_WITH_HTML = st.lists(st.one_of(_HTML_PIECES, _PIECES, st.text(max_size=8)), max_size=60).map(
+    "".join
+)
+# What hides text on purpose; a source without any of them shows all of its words.
+_HIDING = ("```", "~~~", "](", "<!--", "<script>", "<style>", "<iframe", "<video", "twitter-tweet")
+# A `<` that random text turns into the start of some other tag hides what follows, in
+# browsers too (`<e😀 …>` is an element named `e😀`).
+_STRAY_TAG = re.compile(
+    r"</?(?!(?:span|kbd|cite|em|i|a|img|br|figure|figcaption|q|iframe|video|blockquote|pre"
+    r"|code|table|tr|th|td|tg-spoiler|u|div|p|ul|li|h2|hr|style|del|script|b)[\s>])[A-Za-z]"
+)
 _NON_SPACE = re.compile(r"\s+")
 
 
@@ -147,12 +197,32 @@ def test_any_markdown_renders_valid_telegram_html(source: str) -> None:
     """Random and hostile Markdown always renders to HTML the Bot API accepts."""
     html = to_telegram_html(source, base_url=BASE)
     check(html, caption=True)  # caption=True: an empty result is allowed here
-    # Text is never lost, except where Markdown hides it on purpose: fence info strings,
-    # link targets (the link is kept) and HTML comments.
-    if not any(hidden in source for hidden in ("```", "](", "<!--")):
+    # Text is never lost, except where Markdown or HTML hides it on purpose: fence info
+    # strings, link targets (the link is kept), HTML comments and scripts.
+    if not any(hidden in source for hidden in ("```", "~~~", "](", "<!--", "<script>")):
         for word in ("script", "😀", "שלום"):
             if word in source:
                 assert word in visible_text(html)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=_WITH_HTML, fmt=st.sampled_from(["markdown", "kramdown", "html"]))
+def test_any_inline_html_renders_valid_telegram_html(source: str, fmt: str) -> None:
+    """Random inline HTML, in each post format, always renders to HTML the Bot API accepts,
+    never shows a tag as text, and loses no word that nothing hides on purpose."""
+    html = to_telegram_html(source, base_url=BASE, fmt=fmt, definitions=source + "\n\n[x]: /x")
+    check(html, caption=True)
+    shown = visible_text(html)
+    # Markdown shows code, escaped and indented text as typed; otherwise no tag is ever text.
+    if fmt == "html" or not any(literal in source for literal in ("`", "\\", "    ", "\t")):
+        plain = to_plain_text(source, base_url=BASE, fmt=fmt)
+        for tag in ("<span", "<kbd", "<cite", "<figure", "<iframe", "<div", "<u>", "&nbsp;"):
+            assert tag not in shown
+            assert tag not in plain
+    if not any(hidden in source for hidden in _HIDING) and not _STRAY_TAG.search(source):
+        for word in ("😀", "שלום"):
+            if word in source:
+                assert word in shown
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
