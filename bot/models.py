@@ -75,8 +75,8 @@ class Post:
     title: str
     date: datetime  # timezone-aware
     url: str  # absolute, as the site publishes it
-    body: str  # Markdown after Liquid
-    excerpt: str  # Markdown
+    body: str  # the text after Liquid, in `format`
+    excerpt: str  # in `format`
     author: str | None = None
     categories: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -84,6 +84,7 @@ class Post:
     published: bool = True
     breaking: bool = False
     label: str | None = None  # e.g. "Breaking" when the title carried the prefix
+    format: str = "markdown"  # of body and excerpt: markdown, kramdown (a Jekyll post) or html
 
     @property
     def fingerprint(self) -> str:

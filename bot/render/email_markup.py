@@ -10,17 +10,19 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-from bot.render.markup import absolute_link, escape, parser, to_telegram_html
+from bot.render import html_inline
+from bot.render.markup import absolute_link, escape, parse, parser, to_telegram_html
 from bot.render.splitter import atoms, split_html, visible_len
 
 _SPOILER = '<span style="background:#d0d0d0;color:#d0d0d0">'
+_IMAGE_STYLE = "max-width:100%;height:auto;border:0"
 
 
 def _email_raw_html(
     self: object, tokens: Sequence[Token], idx: int, options: object, env: object
 ) -> str:
-    content = tokens[idx].content
-    return "" if content.lstrip().startswith("<!--") else escape(content)
+    content = tokens[idx].content  # kept as HTML: to_email_html cleans the whole body after
+    return "" if content.lstrip().startswith("<!--") else content
 
 
 def _email_image(
@@ -30,7 +32,7 @@ def _email_image(
     if not tok.attrs.get("src"):  # not a source we offer: the words the author gave it
         return escape(tok.content)
     src, alt = escape(str(tok.attrs["src"]), quote=True), escape(tok.content, quote=True)
-    return f'<img src="{src}" alt="{alt}" style="max-width:100%;height:auto;border:0">'
+    return f'<img src="{src}" alt="{alt}" style="{_IMAGE_STYLE}">'
 
 
 def _email_link(
@@ -63,9 +65,18 @@ _MD_EMAIL.add_render_rule("link_open", _email_link)
 _MD_EMAIL.add_render_rule("link_close", _email_link)
 
 
-def to_email_html(markdown: str, *, base_url: str | None = None) -> str:
-    """Markdown → HTML for email bodies; raw HTML in the post is shown as text."""
-    tokens = _MD_EMAIL.parse(markdown)
+def to_email_html(
+    markdown: str,
+    *,
+    base_url: str | None = None,
+    fmt: str = "markdown",
+    definitions: str | None = None,
+) -> str:
+    """A post's text (`fmt`: markdown, kramdown or html; see markup.parse) → HTML for email
+    bodies; raw HTML in it is kept to common tags (html_inline.to_email_html)."""
+    if fmt == "html":
+        return html_inline.to_email_html(markdown, base_url=base_url, image_style=_IMAGE_STYLE)
+    tokens, env = parse(_MD_EMAIL, markdown, fmt=fmt, definitions=definitions)
     for tok in tokens:
         for child in tok.children or ():
             if child.type in ("link_open", "image"):
@@ -75,7 +86,8 @@ def to_email_html(markdown: str, *, base_url: str | None = None) -> str:
                     child.attrs[attr] = target
                 else:
                     child.attrs.pop(attr, None)
-    return str(_MD_EMAIL.renderer.render(tokens, _MD_EMAIL.options, {}))
+    rendered = str(_MD_EMAIL.renderer.render(tokens, _MD_EMAIL.options, env))
+    return html_inline.to_email_html(rendered, base_url=base_url, image_style=_IMAGE_STYLE)
 
 
 _EMAIL_TAGS = {
@@ -128,12 +140,20 @@ def telegram_to_email(markup: str) -> tuple[str, str]:
 _TRAILING = re.compile(r"[ ,;:.\-–—]+((?:</[a-z-]+>)*)$")
 
 
-def summary(markdown: str, *, base_url: str | None, limit: int) -> tuple[str, str]:
+def summary(
+    markdown: str,
+    *,
+    base_url: str | None,
+    limit: int,
+    fmt: str = "markdown",
+    definitions: str | None = None,
+) -> tuple[str, str]:
     """The first paragraph, at most `limit` characters, as (email HTML, text); links stay links."""
+    html = to_telegram_html(markdown, base_url=base_url, fmt=fmt, definitions=definitions)
     kept: list[str] = []
     depth = newlines = 0
     seen = space = False  # whitespace after visible text: one space before the next character
-    for raw, visible, name, closing in atoms(to_telegram_html(markdown, base_url=base_url)):
+    for raw, visible, name, closing in atoms(html):
         if name:
             depth += -1 if closing else 1
             kept.append(raw if closing or not space else f" {raw}")

@@ -78,6 +78,12 @@ DARK = Palette(
 )  # fmt: skip
 
 
+def _reading(post: Post) -> dict[str, Any]:
+    """How a post's excerpt is read: its format, links joining its URL, the body's link
+    reference definitions (as Jekyll keeps them for an excerpt)."""
+    return {"base_url": post.url, "fmt": post.format, "definitions": post.body}
+
+
 class Renderer:
     """Built once; turns posts, digests and broadcasts into what each channel sends."""
 
@@ -134,7 +140,7 @@ class Renderer:
 
     def post_messages(self, post: Post, kind: Kind) -> tuple[TelegramMessage, ...]:
         """A breaking alert (Kind.BREAKING) or every-post notice (Kind.POST) for Telegram."""
-        body = Markup(markup.to_telegram_html(post.excerpt, base_url=post.url))
+        body = Markup(markup.to_telegram_html(post.excerpt, **_reading(post)))
         name = "telegram/breaking.html" if kind is Kind.BREAKING else "telegram/post.html"
         html = self.text(name, post=post, kind=str(kind), body=body)
         return self._messages(html, photo=post.image, button_url=post.url)
@@ -182,8 +188,8 @@ class Renderer:
     def _post_ctx(self, post: Post) -> dict[str, Any]:
         return {
             "post": post,
-            "body_html": Markup(email_markup.to_email_html(post.excerpt, base_url=post.url)),
-            "body_text": markup.to_plain_text(post.excerpt, base_url=post.url),
+            "body_html": Markup(email_markup.to_email_html(post.excerpt, **_reading(post))),
+            "body_text": markup.to_plain_text(post.excerpt, **_reading(post)),
         }
 
     def post_email(self, post: Post, kind: Kind) -> EmailMessage:
@@ -194,7 +200,7 @@ class Renderer:
         """The daily digest email, kept under Gmail's clipping size with "and N more"."""
         items = []
         for p in posts:
-            html, text = email_markup.summary(p.excerpt, base_url=p.url, limit=EXCERPT_CHARS)
+            html, text = email_markup.summary(p.excerpt, limit=EXCERPT_CHARS, **_reading(p))
             items.append({"post": p, "summary_html": Markup(html), "summary": text})
         count = min(len(items), DIGEST_EMAIL_MAX_POSTS)
         while True:

@@ -167,6 +167,7 @@ _HTML_PIECES = st.sampled_from(
         "</div>", "<p>", "</p>", "<ul><li>", "<li>", "</li></ul>", "<h2>", "</h2>", "<hr>",
         "<style>", "</style>", "<del>", '<span class="tg-spoiler">', "{: .lead}", "{:toc}",
         '[ref]', '[ref]: /r.html "R"', "--", "...", '"q"', "it's", "<<", ">>",
+        '<a href="http://[x">', "<![", "<!-- c -->",
     ]
 )  # fmt: skip
 _WITH_HTML = st.lists(st.one_of(_HTML_PIECES, _PIECES, st.text(max_size=8)), max_size=60).map(
