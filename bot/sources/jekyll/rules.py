@@ -7,11 +7,14 @@ a post the way the site builds it; permalinks are in `bot.sources.jekyll.permali
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import functools
+import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -114,6 +117,18 @@ def site_path(rel: str) -> str:
     return rel if POSTS_DIR in rel.split("/")[:-1] else f"{POSTS_DIR}/{rel}"
 
 
+def post_key(path: str) -> str | None:
+    """Herald's key for the file at site-relative `path` (see site_path), or None when no
+    `_posts/` holds it (or only one inside an `_`-folder of `_posts/`, never read)."""
+    parts = path.split("/")
+    if parts[0] == POSTS_DIR:
+        inner = parts[1:]
+        if not inner or any(p[:1] in _SPECIAL_LEAD for p in inner[:-1]):
+            return None
+        return "/".join(inner)
+    return path if POSTS_DIR in parts[1:-1] else None
+
+
 def folder_categories(path: str) -> list[str]:
     """Document#categories_from_path: `news/_posts/x.md` is in `news`; `_posts/news/x.md` is not."""
     if path.startswith(POSTS_DIR):
@@ -121,6 +136,82 @@ def folder_categories(path: str) -> list[str]:
     base = path.rsplit("/", 1)[-1]
     above = _SUPERDIRS_RE.sub("", path, count=1)
     return [c for c in above.split("/") if c and c not in (POSTS_DIR, base)]
+
+
+# Configuration::DEFAULT_EXCLUDES, always added to the site's own `exclude`.
+DEFAULT_EXCLUDES = (
+    ".sass-cache", ".jekyll-cache", "gemfiles", "Gemfile", "Gemfile.lock", "node_modules",
+    "vendor/bundle/", "vendor/cache/", "vendor/gems/", "vendor/ruby/",
+)  # fmt: skip
+_SPECIAL_LEAD = (".", "_", "#", "~")
+
+
+def _patterns(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _glob_include(patterns: Iterable[str], path: str, is_dir: bool) -> bool:
+    """EntryFilter#glob_include?: a glob, a prefix, or the folder itself with a slash."""
+    return any(
+        fnmatch.fnmatchcase(path, p) or path.startswith(p) or (is_dir and p == path + "/")
+        for p in patterns
+    )
+
+
+def walked_folder(config: Mapping[str, Any], rel_dir: str) -> bool:
+    """EntryFilter: whether Jekyll's reader walks the site folder `rel_dir` for `_posts/`.
+
+    Not hidden or special (`.`, `_`, `#`, `~`, a trailing `~`), not in `exclude` (with
+    Jekyll's default excludes such as `node_modules`), unless in `include`; never the
+    `destination` folder.
+    """
+    name = rel_dir.rsplit("/", 1)[-1]
+    include = _patterns(config.get("include", [".htaccess"]))
+    included = _glob_include(include, name, True)
+    exclude = [
+        p for p in (*_patterns(config.get("exclude")), *DEFAULT_EXCLUDES) if p not in include
+    ]
+    if _glob_include(exclude, rel_dir, True) and not included:
+        return False
+    destination = str(config.get("destination") or "_site").strip("/")
+    if rel_dir == destination:
+        return False
+    return included or not (name.startswith(_SPECIAL_LEAD) or name.endswith("~"))
+
+
+def walked_path(config: Mapping[str, Any], rel_dir: str) -> bool:
+    """Whether Jekyll's reader walks every folder from the site root down to `rel_dir`."""
+    parts = rel_dir.split("/")
+    return all(walked_folder(config, "/".join(parts[: n + 1])) for n in range(len(parts)))
+
+
+def site_folders(
+    root: Path,
+    config: Mapping[str, Any],
+    start: str = "",
+    onerror: Callable[[OSError], None] | None = None,
+) -> tuple[list[str], list[str]]:
+    """(site folders Jekyll walks, their `_posts/` folders), site-relative, from `start` down.
+
+    Reader#read_directories: `_posts/` is read in the site root and in every folder it walks,
+    which makes `news/_posts/` a posts folder. Linked folders are never walked into.
+    """
+    walked: list[str] = []
+    posts: list[str] = []
+    top = root / start if start else root
+    for dirpath, dirnames, _ in os.walk(top, onerror=onerror):
+        here = Path(dirpath).relative_to(root).as_posix()
+        here = "" if here == "." else here
+        walked.append(here)
+        inside = f"{here}/{POSTS_DIR}" if here else POSTS_DIR
+        if POSTS_DIR in dirnames and (not here or not os.path.islink(root / inside)):
+            posts.append(inside)
+        dirnames[:] = sorted(
+            d for d in dirnames if walked_folder(config, f"{here}/{d}" if here else d)
+        )
+    return walked, posts
 
 
 def titleize(slug: str) -> str:

@@ -169,3 +169,14 @@ def test_liquid_bombs_are_cut_off_and_logged_once(
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.sources.jekyll.liquid"]
     assert len(lines) == 1
     assert "_posts/2024-01-05-this-post.md" in lines[0] and limit in lines[0]
+
+
+def test_links_to_posts_under_site_folders(site: Site) -> None:
+    """`post_url news/…` and `link news/_posts/…` find a post under `news/_posts/`."""
+    (site.root / "news" / "_posts").mkdir(parents=True)
+    (site.root / "news" / "_posts" / "2024-01-04-near.md").write_text(
+        "---\ntitle: Near\n---\nx\n", encoding="utf-8"
+    )
+    body = "{% post_url news/2024-01-04-near %} {% link news/_posts/2024-01-04-near.md %}"
+    url = "https://ex.com/blog/news/2024/01/04/near.html"
+    assert body_of(site, body) == f"{url} {url}"
