@@ -74,6 +74,7 @@ _LANG = re.compile(r"[^A-Za-z0-9_+#.-]+")
 _YOUTUBE = re.compile(r"^https?://(?:www\.)?youtube(?:-nocookie)?\.com/embed/([\w-]+)")
 _VIMEO = re.compile(r"^https?://player\.vimeo\.com/video/(\d+)")
 _LABEL_CHARS = 100
+_MAX_DEPTH = 100  # elements nested deeper are flattened: the writers recurse
 
 
 def escape(text: str, *, quote: bool = False) -> str:
@@ -121,6 +122,8 @@ class _TreeBuilder(HTMLParser):
             self._close_implied(frozenset({"p"}), _P_SCOPE)
         if tag in _IMPLIED:
             self._close_implied(*_IMPLIED[tag])
+        if len(self.stack) > _MAX_DEPTH and tag not in VOID:
+            return  # deeper than any page needs: its content joins the element around it
         node = Node(tag, {k: v or "" for k, v in attrs})
         self.stack[-1].children.append(node)
         if tag not in VOID:

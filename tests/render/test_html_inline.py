@@ -136,3 +136,11 @@ def test_image_sources_lists_every_img() -> None:
     """Every <img> source is found, as written, for `herald check` to look for the file."""
     html = '<p><img src="/a.jpg"> <img alt="none"></p><figure><img src="b.png"></figure>'
     assert image_sources(html) == ["/a.jpg", "b.png"]
+
+
+def test_deeply_nested_html_still_renders() -> None:
+    """Thousands of unclosed tags (a broken post) give their text, not a RecursionError."""
+    html = "<div>" * 5000 + "deep" + "<b><i>" * 3000 + " text"
+    assert to_text(html) == "deep text"
+    check(to_telegram(html))
+    assert "deep" in to_email_html(html)
