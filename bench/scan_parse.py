@@ -9,8 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.settings import load_settings, load_site
+from bot.settings import load_settings
 from bot.sources.jekyll.reader import parse_post
+from bot.sources.jekyll.site import load_site
 
 COUNT = 10_000
 BODY = "\n\n".join(

@@ -27,7 +27,8 @@ from bot.models import Channel, Kind, Post, Rendered
 from bot.outbox import plan
 from bot.outbox.publish import CHUNK, Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 
 BATCH = 50_000

@@ -46,7 +46,8 @@ def make_site(root: Path, count: int) -> None:
 
 def startup(site: Path, db: Path) -> None:
     """Child process: one start-up scan; prints seconds and peak RSS as JSON."""
-    from bot.settings import Settings, load_site
+    from bot.settings import Settings
+    from bot.sources.jekyll.site import load_site
     from bot.sources.watcher import Watcher
     from bot.store import open_store
 
@@ -69,7 +70,8 @@ def startup(site: Path, db: Path) -> None:
 
 async def latency(site: Path, db: Path, samples: int) -> list[float]:
     from bot.models import Post
-    from bot.settings import Settings, load_site
+    from bot.settings import Settings
+    from bot.sources.jekyll.site import load_site
     from bot.sources.watcher import Watcher
     from bot.store import open_store
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.metrics import Metrics
 from bot.models import Channel
-from bot.settings import load_site
+from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 from bot.tokens import Purpose, Tokens
 from bot.web.limits import Limits, SubscribeLimiter

@@ -17,8 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.errors import PostError
-from bot.settings import load_settings, load_site
+from bot.settings import load_settings
 from bot.sources.jekyll.reader import parse_post
+from bot.sources.jekyll.site import load_site
 
 LAUGHS = "\n".join(
     ["lol1: &lol1 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]

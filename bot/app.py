@@ -21,10 +21,11 @@ from bot.models import Post
 from bot.outbox.digest import DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, Site, load_site, secret_key
+from bot.settings import Settings, Site, secret_key
 from bot.sources.feed import FeedPoller, load_feed_site
 from bot.sources.gate import PublishGate
 from bot.sources.git import SiteClone
+from bot.sources.jekyll.site import load_site
 from bot.sources.watcher import Watcher
 from bot.store import Store, open_store
 from bot.tokens import Tokens

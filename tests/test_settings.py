@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import Settings, load_settings, load_site, secret_key
+from bot.settings import Settings, load_settings, secret_key
+from bot.sources.jekyll.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,8 @@ from bot.models import Kind, Post
 from bot.render.markup import image_sources
 from bot.render.renderer import Renderer
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, MarkupError, validate
-from bot.settings import Settings, Site, load_site
+from bot.settings import Settings, Site
+from bot.sources.jekyll.site import load_site
 
 # Gmail clips larger HTML; the spec promises every email stays under it.
 EMAIL_HTML_LIMIT = 102_000

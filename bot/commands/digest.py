@@ -14,7 +14,8 @@ from bot.delivery.setup import open_delivery, workers_for
 from bot.models import OutboxStatus, Post, Rendered
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 
 RETRY_LATER_S = 30.0  # `herald digest` leaves retries due later than this to `herald run`

@@ -15,7 +15,7 @@ from bot.bounces.listener import BounceHandler, BounceListener
 from bot.commands.stats import stats
 from bot.metrics import Metrics
 from bot.models import Channel
-from bot.settings import load_site
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve

@@ -14,7 +14,8 @@ from bot.delivery.bulkmail import BulkMail
 from bot.delivery.mail import HeaderInjectionError, fill, personalize
 from bot.models import EmailMessage, Kind
 from bot.render.renderer import Renderer
-from bot.settings import load_settings, load_site
+from bot.settings import load_settings
+from bot.sources.jekyll.site import load_site
 from tests.render.test_renderer import DEMO_SITE, make_post
 
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)

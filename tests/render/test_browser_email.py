@@ -14,7 +14,8 @@ from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
 from bot.delivery.mail import fill
 from bot.models import EmailMessage, Kind
 from bot.render.renderer import DARK, LIGHT, Renderer
-from bot.settings import load_settings, load_site
+from bot.settings import load_settings
+from bot.sources.jekyll.site import load_site
 from tests.render.test_renderer import DEMO_SITE, contrast, make_post
 
 CHROMIUM = "/usr/bin/chromium"

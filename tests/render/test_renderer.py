@@ -19,7 +19,8 @@ from bot.models import EmailMessage, Kind, Post, TelegramMessage
 from bot.render.markup import to_telegram_html
 from bot.render.renderer import DARK, LIGHT, Renderer
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, visible_len, visible_text
-from bot.settings import Settings, Site, load_settings, load_site
+from bot.settings import Settings, Site, load_settings
+from bot.sources.jekyll.site import load_site
 from tests.fakes.tg_html import check
 from tests.render.test_markup import _MARKDOWN, _PIECES
 

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from bot.models import Post
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.sources.watcher import Watcher
 from bot.store import open_store
 

@@ -15,8 +15,9 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.models import Post
-from bot.settings import Settings, load_settings, load_site
+from bot.settings import Settings, load_settings
 from bot.sources.git import GitError, SiteClone, backoff, default_branch, mask_url
+from bot.sources.jekyll.site import load_site
 from bot.sources.watcher import Watcher
 from bot.store import open_store
 from tests.support.gitrepo import Remote, files, git, git_env, needs_git, polling, post_text

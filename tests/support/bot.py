@@ -16,7 +16,8 @@ from bot.chat.handlers import register
 from bot.models import Channel
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from tests.fakes.bot_api import FakeBotAPI, Sent
 

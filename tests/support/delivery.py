@@ -16,7 +16,8 @@ from bot.delivery.setup import open_delivery
 from bot.models import Post
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 
 SITE_DIR = Path(__file__).resolve().parents[2] / "examples" / "site"

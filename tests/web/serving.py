@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.metrics import Metrics
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve

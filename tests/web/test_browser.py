@@ -14,7 +14,7 @@ import pytest
 from bot.metrics import Metrics
 from bot.models import Channel, Status
 from bot.render.renderer import Renderer
-from bot.settings import load_site
+from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve

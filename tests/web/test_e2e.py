@@ -15,7 +15,7 @@ from bot.metrics import Metrics
 from bot.models import Channel, Post, Status
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import load_site
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve

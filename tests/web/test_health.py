@@ -14,7 +14,7 @@ import pytest
 
 from bot.health import HEARTBEAT_KEY, Health, database_check, progress_check
 from bot.metrics import Metrics
-from bot.settings import load_site
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.routes import create_app, serve

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from bot.metrics import Metrics
-from bot.settings import load_site
 from bot.sources.git import SiteClone
+from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 from bot.tokens import Tokens
 from bot.web.hooks import MAX_BODY_BYTES, authentic, decide, github_signature, hook_routes

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from bot.errors import ConfigError
 from bot.metrics import Metrics
 from bot.models import Channel, Status
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 from bot.tokens import Purpose, Tokens
 from bot.web.guard import breaks_headers, normalize_email

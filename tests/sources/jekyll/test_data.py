@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Site, load_settings, load_site
+from bot.settings import Site, load_settings
 from bot.sources.jekyll.data import sanitize_filename
 from bot.sources.jekyll.reader import parse_post
+from bot.sources.jekyll.site import load_site
 
 
 @pytest.fixture

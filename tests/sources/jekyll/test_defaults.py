@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.models import Post
-from bot.settings import load_settings, load_site
+from bot.settings import load_settings
 from bot.sources.jekyll import defaults
 from bot.sources.jekyll.reader import parse_post
+from bot.sources.jekyll.site import load_site
 
 DEFAULTS = """\
 url: https://ex.com
