@@ -1,4 +1,8 @@
-"""Watches `_posts/` and hands each newly published post on, once.
+"""Watches the site's `_posts/` folders and hands each newly published post on, once.
+
+Like Jekyll, it reads `_posts/` in the site root and in every site folder Jekyll walks
+(`news/_posts/`: posts in the category `news`); those folders are watched too, so a new
+`<folder>/_posts/` is seen as it appears.
 
 The folder watch (watchfiles, no polling loop) is set up first, then a full scan; from then
 on every change comes as an event. Broken files are logged once per version and retried
@@ -35,6 +39,7 @@ from watchfiles import Change, awatch
 from bot.errors import PostError
 from bot.models import Post
 from bot.settings import Site
+from bot.sources.jekyll import rules as jekyll
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
 from bot.sources.seen import SeenPosts, utc_now
 
@@ -232,7 +237,8 @@ class Watcher:
     ) -> None:
         breaking_rules(site)  # a bad `herald.breaking` in _config.yml is a ConfigError now
         self.site = site
-        self.root = site.posts_dir.absolute()  # events name absolute paths
+        self.site_root = site.root.absolute()  # events name absolute paths
+        self.root = site.posts_dir.absolute()
         self._posts = posts
         self._on_post = on_post
         self._clock = clock
@@ -248,28 +254,39 @@ class Watcher:
         self._baseline = False
 
     def rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+        """The key of the post file at `path` (see rules.site_path); ValueError when no
+        `_posts/` folder holds it."""
+        key = jekyll.post_key(path.relative_to(self.site_root).as_posix())
+        if key is None:
+            raise ValueError(f"{path} is in no _posts/ folder")
+        return key
+
+    def _file(self, rel: str) -> Path:
+        """The file of the post keyed `rel`."""
+        return self.site_root / jekyll.site_path(rel)
 
     def _is_post(self, path: Path) -> bool:
         try:
             return is_post_path(self.rel(path), self.site)
-        except ValueError:  # outside _posts/
+        except ValueError:  # outside the site or its _posts/ folders
             return False
 
-    def _linked_folder(self, rel: str, seen: dict[str, bool] | None = None) -> str | None:
-        """The first folder between the posts folder and `rel` that is a symlink, if any.
+    def _linked_folder(self, site_rel: str, seen: dict[str, bool] | None = None) -> str | None:
+        """The first folder on the way to `site_rel` (site-relative) that is a symlink, if any.
 
         Linked folders are never looked into (the scan's os.walk never descends them
-        either): one may lead anywhere, `ln -s / _posts/root` to the whole machine.
-        `seen` caches the answer per folder over many files (os.path, not pathlib: a
-        big scan asks this for every file).
+        either): one may lead anywhere, `ln -s / _posts/root` to the whole machine. The
+        site's own `_posts` may be a link, as it always could. `seen` caches the answer per
+        folder over many files (os.path, not pathlib: a big scan asks this for every file).
         """
         folder = ""
-        for part in rel.split("/")[:-1]:
+        for n, part in enumerate(site_rel.split("/")[:-1]):
             folder = f"{folder}/{part}" if folder else part
+            if n == 0 and part == jekyll.POSTS_DIR:
+                continue
             linked = seen.get(folder) if seen is not None else None
             if linked is None:
-                linked = os.path.islink(os.path.join(self.root, folder))
+                linked = os.path.islink(os.path.join(self.site_root, folder))
                 if seen is not None:
                     seen[folder] = linked
             if linked:
@@ -280,7 +297,7 @@ class Watcher:
         self, path: Path, rel: str, lstat: os.stat_result, seen: dict[str, bool]
     ) -> str | None:
         """Why a post file is not read through the links on its way, or None when it is."""
-        folder = self._linked_folder(rel, seen)
+        folder = self._linked_folder(jekyll.site_path(rel), seen)
         if folder is not None:
             return f"it is inside {folder}/, a linked folder (never followed)"
         if not stat.S_ISLNK(lstat.st_mode):
@@ -301,7 +318,7 @@ class Watcher:
         for post_id, post in await self._posts.pending():
             log.info("post %s was recorded but not queued before a stop; queuing it now", post.path)
             await self._announce(post_id, post)
-        paths = await asyncio.to_thread(self._list_files, self.root)
+        paths = await asyncio.to_thread(self._list_files, self.site_root)
         known = await self._posts.file_versions()
         self._keys = {rel: key for rel, text in known.items() if (key := split_version(text)[1])}
         now = self._clock()
@@ -325,15 +342,31 @@ class Watcher:
                 await self._announce(post_id, post)
         return len(paths)
 
+    def _posts_trees(self, folder: Path) -> list[Path]:
+        """The posts folders at or below `folder`: `folder` itself when a `_posts/` holds it,
+        else the `_posts/` folders Jekyll finds in and below that site folder."""
+        if folder == self.site_root:
+            if not self.root.is_dir():
+                log.warning("posts folder %s does not exist yet; waiting for it", self.root)
+            start = ""
+        else:
+            start = folder.relative_to(self.site_root).as_posix()
+            parts = start.split("/")
+            if jekyll.POSTS_DIR in parts:
+                return [folder]
+            if not jekyll.walked_path(self.site.config, start):
+                return []
+        _, posts = jekyll.site_folders(self.site_root, self.site.config, start, _walk_failed)
+        return [self.site_root / p for p in posts if (self.site_root / p).is_dir()]
+
     def _list_files(self, folder: Path) -> list[Path]:
-        if not folder.is_dir():
-            log.warning("posts folder %s does not exist yet; waiting for it", folder)
-            return []
+        """Post files at or below `folder` (the site root: all of them)."""
         found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(folder, onerror=_walk_failed):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-            here = Path(dirpath)
-            found.extend(here / f for f in sorted(filenames) if self._is_post(here / f))
+        for tree in self._posts_trees(folder):
+            for dirpath, dirnames, filenames in os.walk(tree, onerror=_walk_failed):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+                here = Path(dirpath)
+                found.extend(here / f for f in sorted(filenames) if self._is_post(here / f))
         return found
 
     def _read_many(
@@ -401,7 +434,7 @@ class Watcher:
         if not wanted:
             return moved
         for old, key in self._keys.items():
-            if key in wanted and wanted[key] and not os.path.lexists(self.root / old):
+            if key in wanted and wanted[key] and not os.path.lexists(self._file(old)):
                 moved[wanted[key].pop()] = old
         return moved
 
@@ -500,7 +533,7 @@ class Watcher:
 
             async def started() -> None:
                 count = await self.scan()
-                log.info("watching %s: %d post files", self.root, count)
+                log.info("watching %s: %d post files", self.site_root, count)
                 tg.create_task(self._timers(stop))
                 if ready is not None:
                     ready.set()
@@ -515,7 +548,8 @@ class Watcher:
 
         (A replaced posts folder is a deploy or a checkout.) `started`, the first scan, runs
         once the first watch is in place; each later watch looks at the files again, so
-        nothing written while it was being set up is missed.
+        nothing written while it was being set up is missed. While the site's `_posts/` is
+        gone the rest of the site is still watched, and its return is a new folder there.
         """
         first = True
         while True:
@@ -542,7 +576,7 @@ class Watcher:
                 return
             if outcome == "replaced":
                 log.warning("posts folder %s was moved or replaced; watching it anew", self.root)
-                while folder_identity(self.root) is None:  # wait for it to come back, never create
+                while folder_identity(self.site_root) is None:  # wait for it, never create
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), REWATCH_S)
                     if stop.is_set():
@@ -569,16 +603,19 @@ class Watcher:
         return "stopped"
 
     def _folders(self) -> list[Path]:
-        """The folders to watch: the posts folder and each subfolder the scan reads.
+        """The folders to watch: the site folders Jekyll walks (where a new `_posts/` may
+        appear), and each posts folder and subfolder the scan reads.
 
-        Never a linked folder (os.walk does not descend links); none when it is gone.
+        Never a linked folder (os.walk does not descend links); none when the site is gone.
         """
-        if not self.root.is_dir():
+        if not self.site_root.is_dir():
             return []
-        found: list[Path] = []
-        for dirpath, dirnames, _ in os.walk(self.root, onerror=_walk_failed):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-            found.append(Path(dirpath))
+        walked, _ = jekyll.site_folders(self.site_root, self.site.config, "", _walk_failed)
+        found = [self.site_root / w if w else self.site_root for w in walked]
+        for tree in self._posts_trees(self.site_root):
+            for dirpath, dirnames, _ in os.walk(tree, onerror=_walk_failed):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+                found.append(Path(dirpath))
         return found
 
     def _new_folders(self, changes: Changes, watched: set[Path]) -> bool:
@@ -588,7 +625,7 @@ class Watcher:
 
     async def _rescan(self) -> None:
         """Read the files that changed while no watch was in place; forget those gone."""
-        paths = await asyncio.to_thread(self._list_files, self.root)
+        paths = await asyncio.to_thread(self._list_files, self.site_root)
         listed = {self.rel(path) for path in paths}
         for rel in [rel for rel in self._states if rel not in listed]:
             self._forget(rel)
@@ -614,9 +651,9 @@ class Watcher:
         changed: set[Path] = set()
         for change, name in changes:
             path = Path(name)
-            if change == Change.deleted or not path.is_relative_to(self.root):
+            if change == Change.deleted or not path.is_relative_to(self.site_root):
                 continue
-            if self._linked_folder(self.rel(path)) is not None:
+            if self._linked_folder(path.relative_to(self.site_root).as_posix()) is not None:
                 continue  # beneath a linked folder: never ours
             if path.is_dir():
                 if not path.is_symlink():
@@ -639,7 +676,7 @@ class Watcher:
                 for rel in due:
                     self._held.pop(rel, None)
                     self._recheck.pop(rel, None)
-                await self.handle(self.root / rel for rel in due)
+                await self.handle(self._file(rel) for rel in due)
                 continue
             # Held posts may sit for days: wake at least hourly in case the clock jumped.
             timeout = min([*delays, 3600.0])

@@ -20,7 +20,8 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.models import Post
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.site import load_site
 from bot.sources.watcher import Watcher
 from bot.store import PostLog, open_store
 
@@ -504,3 +505,45 @@ async def test_replaced_posts_folder_is_watched_anew(
         w.write("2026-11-23-after.md", post_text("After", "2026-11-23 07:00Z"))
         assert (await w.next_post()).title == "After"
     assert w.titles == ["Deployed", "After"]
+
+
+async def test_posts_under_a_site_folder_are_read_and_watched(site: Path, tmp_path: Path) -> None:
+    """`news/_posts/` is a posts folder, as in Jekyll: its posts are in the category `news`."""
+    (site / "news" / "_posts").mkdir(parents=True)
+    (site / "news" / "_posts" / "2026-11-20-old.md").write_text(post_text("Old news"))
+    db = tmp_path / "db.sqlite"
+    async with watching(site, db):
+        pass  # the first start: the existing post is the baseline
+    async with watching(site, db) as w:
+        (site / "news" / "_posts" / "2026-11-21-fresh.md").write_text(post_text("Fresh news"))
+        post = await w.next_post()
+        await w.quiet()
+    assert w.titles == ["Fresh news"]
+    assert (post.path, post.categories) == ("news/_posts/2026-11-21-fresh.md", ("news",))
+    assert post.url == "https://news.test/news/2026/11/20/fresh.html"
+
+
+async def test_a_new_folder_with_posts_is_watched(site: Path, tmp_path: Path) -> None:
+    """A `<folder>/_posts/` made while Herald runs is seen, and so are posts written later."""
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        (site / "sport" / "results" / "_posts").mkdir(parents=True)
+        folder = site / "sport" / "results" / "_posts"
+        (folder / "2026-11-21-first.md").write_text(post_text("First result"))
+        await w.announced_title("First result")
+        (folder / "2026-11-22-second.md").write_text(post_text("Second result"))
+        await w.announced_title("Second result")
+        await w.quiet()
+    assert w.titles == ["First result", "Second result"]
+    assert w.announced[0].categories == ("sport", "results")
+
+
+async def test_folders_jekyll_does_not_read_are_not_watched(site: Path, tmp_path: Path) -> None:
+    """`_posts/` under `_`, `.` or excluded folders (node_modules, `exclude:`) is not read."""
+    (site / "_config.yml").write_text(CONFIG + "exclude: [archive]\n")
+    async with watching(site, tmp_path / "db.sqlite") as w:
+        for folder in ("_drafts", ".cache", "node_modules/pkg", "archive/old"):
+            posts = site / folder / "_posts"
+            posts.mkdir(parents=True)
+            (posts / "2026-11-21-hidden.md").write_text(post_text(f"Hidden in {folder}"))
+        await w.quiet()
+    assert w.titles == []

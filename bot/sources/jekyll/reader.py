@@ -15,6 +15,7 @@ Breaking rules come from `_config.yml`, all keys optional (defaults shown)::
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,17 @@ def is_post_filename(name: str, site: Site | None = None) -> bool:
 
 
 def is_post_path(rel_path: str, site: Site | None = None) -> bool:
-    """Like is_post_filename for a path under `_posts/`: hidden/underscore folders skipped."""
+    """Like is_post_filename for a post's key (see rules.site_path): a path under `_posts/`,
+    or `news/_posts/…` below site folders Jekyll reads; hidden/underscore folders skipped."""
     parts = rel_path.split("/")
-    if any(p[:1] in {".", "_", "#", "~"} for p in parts[:-1] if p):
+    folders = parts[:-1]
+    if jekyll.POSTS_DIR in folders:
+        at = folders.index(jekyll.POSTS_DIR)
+        config = site.config if site is not None else {}
+        if not at or not jekyll.walked_path(config, "/".join(folders[:at])):
+            return False
+        folders = folders[at + 1 :]
+    if any(p[:1] in {".", "_", "#", "~"} for p in folders if p):
         return False
     return is_post_filename(parts[-1], site)
 
@@ -175,12 +184,14 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
     when = jekyll.parse_date(stamp if stamp is not None else day, site.tz).astimezone(site.tz)
     url_path, _ = permalinks.post_path_url(rel_path, data, when, site)
     fm_title = data.get("title")
-    title = str(fm_title).strip() if fm_title is not None else ""
+    # A page shows its title as HTML: entities (`&amp;`, `&mdash;`) read as their characters.
+    title = html.unescape(str(fm_title).strip()) if fm_title is not None else ""
     title = title or jekyll.titleize(file_slug)
     categories = jekyll.categories_of(data)
     tags = jekyll.tags_of(data)
     breaking, shown_title, label = breaking_rules(site).apply(data, title, categories, tags)
-    published = data.get("published") is not False  # Document#published?: only `false`
+    # Publisher#can_be_published?: `published` false or null (an empty value) is a draft.
+    published = data.get("published", True) not in (False, None)
     if "{{" in body or "{%" in body:
         page = {
             **data,
@@ -212,11 +223,12 @@ def parse_post(rel_path: str, raw: bytes, site: Site) -> Post:
         published=published,
         breaking=breaking,
         label=label,
+        format="html" if ext.lower() in jekyll.HTML_EXTS else "kramdown",
     )
 
 
 def read_post_file(path: Path, rel: str, site: Site) -> Post:
-    """The post in the file at `path` (`rel` under `_posts/`), or PostError saying why not."""
+    """The post in the file at `path` (keyed `rel`), or PostError saying why not."""
     try:
         raw = path.read_bytes()
     except OSError as exc:

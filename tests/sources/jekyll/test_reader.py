@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.errors import ConfigError, PostError
-from bot.settings import Site, load_settings, load_site
+from bot.settings import Site, load_settings
 from bot.sources.jekyll.reader import breaking_rules, is_post_filename, is_post_path, parse_post
+from bot.sources.jekyll.site import load_site
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "site"
 
@@ -247,7 +248,7 @@ def test_categories_and_tags(
         ("published: false", False),
         ("published: true", True),
         ("published: 'false'", True),  # a string is truthy to Jekyll
-        ("published:", True),  # null is not false: Jekyll publishes it
+        ("published:", False),
     ],
 )
 def test_published(front: str, published: bool) -> None:
@@ -498,3 +499,48 @@ def test_fingerprint_survives_rename() -> None:
     one = parse_post("2026-11-25-a.md", post_bytes("title: Same"), site)
     two = parse_post("world/2026-11-25-b.md", post_bytes("title: Same"), site)
     assert one.fingerprint == two.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("rel", "ok"),
+    [
+        ("news/_posts/2026-11-25-a.md", True),
+        ("news/world/_posts/sub/2026-11-25-a.md", True),
+        ("_drafts/_posts/2026-11-25-a.md", False),
+        (".git/_posts/2026-11-25-a.md", False),
+        ("node_modules/x/_posts/2026-11-25-a.md", False),
+        ("vendor/bundle/_posts/2026-11-25-a.md", False),
+        ("news/_posts/_old/2026-11-25-a.md", False),
+        ("news/_posts/notes.md", False),
+    ],
+)
+def test_posts_under_site_folders(rel: str, ok: bool) -> None:
+    """`<folder>/_posts/` counts where Jekyll walks the folder (not `_`, `.` or excluded)."""
+    assert is_post_path(rel) is ok
+
+
+@pytest.mark.parametrize(
+    ("rel", "front", "categories", "url"),
+    [
+        ("news/_posts/2026-11-25-a.md", "title: x", ("news",), "/news/2026/11/25/a.html"),
+        ("news/world/_posts/2026-11-25-a.md", "categories: [Extra]",
+         ("news", "world", "Extra"), "/news/world/extra/2026/11/25/a.html"),
+        ("News/_posts/sub/2026-11-25-a.md", "category: news", ("News", "news"),
+         "/news/2026/11/25/a.html"),
+        ("world/2026-11-25-a.md", "title: x", (), "/2026/11/25/a.html"),
+    ],
+)  # fmt: skip
+def test_the_folder_above_posts_is_a_category(
+    rel: str, front: str, categories: tuple[str, ...], url: str
+) -> None:
+    """`news/_posts/x.md` is in `news` (and in its link); `_posts/world/x.md` is not in `world`."""
+    post = parse_post(rel, post_bytes(front), make_site())
+    assert (post.categories, post.url, post.path) == (categories, "https://ex.com" + url, rel)
+
+
+def test_path_placeholder_of_a_folder_post() -> None:
+    """`:path` drops the first `_posts` as Jekyll's cleaned_relative_path does."""
+    site = make_site(permalink="/archive/:path/")
+    assert parse_post("news/_posts/2026-11-25-a.md", post_bytes("x: 1"), site).url == (
+        "https://ex.com/archive/news/2026-11-25-a/"
+    )
