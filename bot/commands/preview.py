@@ -8,26 +8,44 @@ from email.policy import SMTP
 from pathlib import Path
 
 from bot.delivery.mail import fill, personalize, preview_links
-from bot.errors import ConfigError, PostError
+from bot.errors import PostError
 from bot.models import Kind
 from bot.render.renderer import Renderer
-from bot.settings import Settings, load_site
+from bot.settings import Settings
+from bot.sources.jekyll.rules import POSTS_DIR, post_key
+from bot.sources.jekyll.site import load_site
 
 PREVIEW_RECIPIENT = "reader@example.com"
 
 
-def site_dir_for(settings: Settings, file: Path) -> Path:
-    """HERALD_SITE_DIR when the file is one of its posts, else the folder above `_posts`."""
+def _key_below_posts(path: Path) -> str:
+    """A post key for a file in no site: its path below the nearest `_posts/`, else its name."""
+    for parent in path.parents:
+        if parent.name == POSTS_DIR:
+            return path.relative_to(parent).as_posix()
+    return path.name
+
+
+def site_and_key(settings: Settings, file: Path) -> tuple[Path, str]:
+    """The site to preview `file` in, and the post key (see rules.site_path) to read it as.
+
+    A file anywhere in HERALD_SITE_DIR is that site's, at its place there (a draft outside
+    every `_posts/` is read as if it were in `_posts/`); a post of another Jekyll site (a
+    folder with `_config.yml` and the file in one of its `_posts/`) is that site's; any
+    other file is read as a post of HERALD_SITE_DIR.
+    """
     resolved = file.resolve()
-    if resolved.is_relative_to((settings.site_dir / "_posts").resolve()):
-        return settings.site_dir
+    configured = settings.site_dir.resolve()
+    if resolved.is_relative_to(configured):
+        key = post_key(resolved.relative_to(configured).as_posix())
+        return settings.site_dir, key if key is not None else resolved.name
     for parent in resolved.parents:
-        if parent.name == "_posts":
-            return parent.parent
-    raise ConfigError(
-        f"{file} is not inside a _posts/ folder; give the path of a post file of the site "
-        "(HERALD_SITE_DIR, or any Jekyll site's _posts/)"
-    )
+        if (parent / "_config.yml").is_file():
+            key = post_key(resolved.relative_to(parent).as_posix())
+            if key is not None:
+                return parent, key
+            break
+    return settings.site_dir, _key_below_posts(resolved)
 
 
 def _emit(outputs: list[tuple[str, bytes]], out: Path | None) -> None:
@@ -49,10 +67,9 @@ def preview(
     """Render one post file for Telegram and/or email as `herald run` would send it."""
     from bot.sources.jekyll.reader import read_post_file
 
-    root = site_dir_for(settings, file)
+    root, rel = site_and_key(settings, file)
     settings = settings.model_copy(update={"site_dir": root})
     site = load_site(settings)
-    rel = file.resolve().relative_to((root / "_posts").resolve()).as_posix()
     try:
         post = read_post_file(file, rel, site)
     except PostError as exc:

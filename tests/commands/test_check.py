@@ -17,8 +17,9 @@ from bot.commands.preview import preview
 from bot.errors import ConfigError
 from bot.models import Kind
 from bot.render.renderer import TEMPLATES_DIR, Renderer
-from bot.settings import Settings, load_settings, load_site
+from bot.settings import Settings, load_settings
 from bot.sources.jekyll.reader import parse_post
+from bot.sources.jekyll.site import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_POST = """---
@@ -229,3 +230,31 @@ def test_bot_reply_that_telegram_would_refuse_is_reported(
     assert check(settings_for(site, tmp_path), posts=False, templates_dir=templates) == 1
     err = capsys.readouterr().err
     assert "templates/telegram/bot (stop/" in err
+
+
+@pytest.mark.parametrize(
+    ("place", "url"),
+    [
+        ("news/_posts/2026-11-25-flood.md", "https://t.example/news/local/2026/11/25/flood.html"),
+        ("_drafts/2026-11-25-flood.md", "https://t.example/local/2026/11/25/flood.html"),
+        ("../elsewhere/2026-11-25-flood.md", "https://t.example/local/2026/11/25/flood.html"),
+        ("../loose/_posts/world/2026-11-25-flood.md",
+         "https://t.example/local/2026/11/25/flood.html"),
+    ],
+)  # fmt: skip
+def test_preview_uses_the_configured_site_outside_its_posts_folder(
+    tmp_path: Path, place: str, url: str
+) -> None:
+    """A file outside HERALD_SITE_DIR/_posts/ (a folder's _posts/, a draft, a loose file) is
+    previewed with the configured site's URL, zone and rules, not localhost's."""
+    site = make_site(tmp_path / "site", {})
+    (site / "_config.yml").write_text(
+        "title: Test Site\nurl: https://t.example\ntimezone: Asia/Tokyo\n"
+    )
+    post_file = (site / place).resolve()
+    post_file.parent.mkdir(parents=True, exist_ok=True)
+    post_file.write_text(GOOD_POST.replace("09:00:00 +0000", "01:00:00 +0900"), encoding="utf-8")
+    out = tmp_path / "preview"
+    settings = settings_for(site, tmp_path)
+    assert preview(settings, post_file, telegram=True, email=False, out=out) == 0
+    assert (out / "01-sendPhoto.html").read_text().startswith(f'<b><a href="{url}">')
