@@ -267,8 +267,7 @@ class SiteClone:
         branch = self._configured or default_branch(out)
         if branch is None:
             return (
-                f"{self.url} names no default branch (an empty repository?); "
-                "set HERALD_SITE_BRANCH"
+                f"{self.url} names no default branch (an empty repository?); set HERALD_SITE_BRANCH"
             )
         if f"\trefs/heads/{branch}\n" not in out + "\n":
             return f"{self.url} has no branch {branch!r}; check HERALD_SITE_BRANCH"
