@@ -230,8 +230,10 @@ def _source_of(tokens: Sequence[Token]) -> str:
 def _span(children: list[Token], *, heading: bool) -> list[Token]:
     """An inline token's children with span attribute lists removed and typography applied."""
     for prev, tok in itertools.pairwise(children):
-        if tok.type == "html_inline" and prev.type == "text" and prev.content.endswith("<"):
-            tok.type = "text"  # `<<tag>>`: kramdown reads `<<` as « first, so no tag follows
+        if tok.type == "html_inline" and prev.type == "text":
+            opening = len(prev.content) - len(prev.content.rstrip("<"))
+            if opening % 2:  # `<<tag>>`: kramdown reads `<<` as « first, so no tag follows
+                tok.type = "text"
     out: list[Token] = []
     autolink = False
     raw: list[str] = []  # the raw-content HTML elements open, innermost last

@@ -49,6 +49,7 @@ RENDERED = [
     ("\"'Nested' quotes\"", "“‘Nested’ quotes”"),
     ('"*emphasis*" and "**strong**"', "“<i>emphasis</i>” and “<b>strong</b>”"),
     ("<<guillemets>> and << spaced >>", "«guillemets» and «\u00a0spaced\u00a0»"),
+    ('<<<span class="x">tag</span>>>', "«tag»"),
     ("rock 'n' roll, Custer's, the boys' room", "rock ‘n’ roll, Custer’s, the boys’ room"),
     ('Code `"x" -- y` and <code>"a" -- b</code>',
      'Code <code>"x" -- y</code> and <code>"a" -- b</code>'),

@@ -174,7 +174,18 @@ _WITH_HTML = st.lists(st.one_of(_HTML_PIECES, _PIECES, st.text(max_size=8)), max
     "".join
 )
 # What hides text on purpose; a source without any of them shows all of its words.
-_HIDING = ("```", "~~~", "](", "<!--", "<script>", "<style>", "<iframe", "<video", "twitter-tweet")
+_HIDING = (
+    "```",
+    "~~~",
+    "](",
+    "<!",
+    "<?",
+    "<script>",
+    "<style>",
+    "<iframe",
+    "<video",
+    "twitter-tweet",
+)
 # A `<` that random text turns into the start of some other tag hides what follows, in
 # browsers too (`<e😀 …>` is an element named `e😀`).
 _STRAY_TAG = re.compile(
