@@ -142,7 +142,7 @@ def post_problems(site: Site, renderer: Renderer, post: Post) -> list[str]:
     """Why this post would not go out cleanly on Telegram or by email (empty when it would)."""
     problems = []
     images = [post.image] if post.image else []
-    images += [urljoin(post.url, src) for src in image_sources(post.body)]
+    images += [urljoin(post.url, src) for src in image_sources(post.body, fmt=post.format)]
     for url in images:
         path = local_file(site, url)
         if path is not None and not path.is_file():
