@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
+from types import TracebackType
 
 import dkim
 import dkim.crypto
@@ -194,3 +195,11 @@ class SignedMail:
     def close(self) -> None:
         """Stop the signing thread once what it has begun is signed."""
         self._thread.shutdown(wait=True, cancel_futures=True)
+
+    async def __aenter__(self) -> SignedMail:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -43,24 +43,27 @@ async def open_delivery(
         mail: MailTransport
         pacer: Pacer | None = None
         if settings.telegram_token is None:
-            telegram = FilesTelegram(settings.outbox_dir / "telegram")
+            telegram = await stack.enter_async_context(
+                FilesTelegram(settings.outbox_dir / "telegram")
+            )
         else:
             from bot.transports.telegram import BotTransport, make_bot
 
             if bot is None:
                 bot = await stack.enter_async_context(make_bot(settings))
-            telegram = BotTransport(bot, paid=is_paid(settings.telegram_rate))  # type: ignore[arg-type]
+            telegram = await stack.enter_async_context(
+                BotTransport(bot, paid=is_paid(settings.telegram_rate))  # type: ignore[arg-type]
+            )
             pacer = Pacer(settings.telegram_rate)
         if settings.smtp_url is None:
-            mail = FilesMail(settings.outbox_dir / "email")
+            mail = await stack.enter_async_context(FilesMail(settings.outbox_dir / "email"))
         else:
             from bot.transports.smtp import SmtpPool, parse_smtp_url
 
             smtp = parse_smtp_url(settings.smtp_url.get_secret_value())
             mail = await stack.enter_async_context(SmtpPool(smtp))
         if dkim_key is not None:
-            mail = signed = SignedMail(mail, Signer(dkim_key))
-            stack.callback(signed.close)
+            mail = await stack.enter_async_context(SignedMail(mail, Signer(dkim_key)))
         if config is None:
             mail_workers = 2 * smtp.pool_size if settings.smtp_url is not None else 4
             config = DeliveryConfig(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.models import OutgoingMail, TelegramMessage
+from bot.transports import Stateless
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 _counter = itertools.count(1)
@@ -30,7 +31,7 @@ def _write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-class FilesTelegram:
+class FilesTelegram(Stateless):
     """`outbox/telegram/<time>-<chat>-<method>.html`: the exact HTML text or caption."""
 
     def __init__(self, folder: Path) -> None:
@@ -41,7 +42,7 @@ class FilesTelegram:
         await asyncio.to_thread(_write, path, message.text.encode("utf-8"))
 
 
-class FilesMail:
+class FilesMail(Stateless):
     """`outbox/email/<time>-<recipient>.eml`, openable in a mail client."""
 
     def __init__(self, folder: Path) -> None:

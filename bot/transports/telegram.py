@@ -31,6 +31,7 @@ from bot.errors import (
 )
 from bot.models import TelegramMessage
 from bot.settings import Settings
+from bot.transports import Stateless
 from bot.transports.aiohttp_request import AiohttpRequest, UnreadableAnswer
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,9 @@ def make_bot(settings: Settings, *, on_token: Callable[[bool], None] | None = No
     )
 
 
-class BotTransport:
-    """Sends TelegramMessages through a Bot; raises only bot.errors.
+class BotTransport(Stateless):
+    """Sends TelegramMessages through a Bot; raises only bot.errors (the Bot is opened by
+    whoever made it).
 
     Sends wait `read_timeout_s` for Telegram's answer, whatever the Bot's own defaults.
     """
