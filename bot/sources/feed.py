@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -35,11 +35,10 @@ from bot.settings import Settings, Site
 from bot.sources.feed_html import convert, html_text, text_to_markdown
 from bot.sources.jekyll.reader import BreakingRules, breaking_rules
 from bot.sources.jekyll.rules import titleize
-from bot.sources.seen import SeenPosts, utc_now
+from bot.sources.seen import OnPost, SeenPosts, announce, utc_now
 
 log = logging.getLogger(__name__)
 
-OnPost = Callable[[Post, int], Awaitable[object]]  # (post, its id in the posts table)
 Clock = Callable[[], datetime]
 
 KEY_PREFIX = "feed:"
@@ -550,13 +549,7 @@ class FeedPoller:
             await self._announce(post_id, post)
 
     async def _announce(self, post_id: int, post: Post) -> None:
-        log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
-        try:
-            await self._on_post(post, post_id)
-            await self._posts.mark_announced(post_id)
-        except Exception:
-            # Stays pending and is tried again at the next start; the poller goes on.
-            log.exception("post %s could not be queued; will retry at next start", post.path)
+        await announce(self._posts, self._on_post, post_id, post)
 
     async def _release_due(self) -> None:
         """Record the held entries whose time has come."""

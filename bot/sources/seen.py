@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from bot.models import Post
+
+log = logging.getLogger(__name__)
+
+OnPost = Callable[[Post, int], Awaitable[object]]  # (post, its id in the posts table)
 
 
 class SeenPosts(Protocol):
@@ -30,3 +35,16 @@ class SeenPosts(Protocol):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def announce(posts: SeenPosts, on_post: OnPost, post_id: int, post: Post) -> None:
+    """Hand a new post on and mark it announced; a failure leaves it pending for next start.
+
+    Its job key keeps a retry from sending twice; the source goes on either way.
+    """
+    log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
+    try:
+        await on_post(post, post_id)
+        await posts.mark_announced(post_id)
+    except Exception:
+        log.exception("post %s could not be queued; will retry at next start", post.path)

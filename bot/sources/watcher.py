@@ -41,11 +41,10 @@ from bot.models import Post
 from bot.settings import Site
 from bot.sources.jekyll import rules as jekyll
 from bot.sources.jekyll.reader import breaking_rules, is_post_path, parse_post
-from bot.sources.seen import SeenPosts, utc_now
+from bot.sources.seen import OnPost, SeenPosts, announce, utc_now
 
 log = logging.getLogger(__name__)
 
-OnPost = Callable[[Post, int], Awaitable[object]]  # (post, its id in the posts table)
 Clock = Callable[[], datetime]
 
 BASELINE_KEY = "watcher.baseline_done"
@@ -496,14 +495,7 @@ class Watcher:
         return True
 
     async def _announce(self, post_id: int, post: Post) -> None:
-        log.info("new post %s: %r%s", post.path, post.title, " (breaking)" if post.breaking else "")
-        try:
-            await self._on_post(post, post_id)
-            await self._posts.mark_announced(post_id)
-        except Exception:
-            # Stays pending and is tried again at the next start (its job key keeps that from
-            # sending twice); the watcher goes on.
-            log.exception("post %s could not be queued; will retry at next start", post.path)
+        await announce(self._posts, self._on_post, post_id, post)
 
     async def handle(self, paths: Iterable[Path]) -> None:
         """Look at changed files: new live posts are recorded and announced."""
