@@ -266,9 +266,6 @@ class MailSender:
         if verdict.action is Action.SENT:
             if self.pause.resume():
                 log.warning("delivery: the mail server takes email again; email resumed")
-            if item.subscriber_id is not None:
-                # Bounced means failing again and again: a message that arrives ends the run.
-                await self.store.subscribers.clear_hard_bounces(item.subscriber_id)
             return self.outcomes.sent(item, parts=1, address=item.address)
         if verdict.action is Action.PAUSE:
             return self._paused(item, verdict, now)

@@ -129,10 +129,6 @@ class Subscribers(Protocol):
         """Count one permanent failure; returns the count so far."""
         ...
 
-    async def clear_hard_bounces(self, subscriber_id: int) -> None:
-        """A message reached the address: its permanent failures so far are forgotten."""
-        ...
-
     async def record_report(
         self,
         subscriber_id: int,

@@ -18,6 +18,7 @@ from bot.models import (
     ItemUpdate,
     JobProgress,
     Kind,
+    OutboxStatus,
     PlannedItem,
 )
 from bot.store.sqlite.db import iso, transaction
@@ -190,28 +191,39 @@ class Outbox(OutboxStats):
         return None if row is None or row[0] is None else float(row[0])
 
     async def apply(self, updates: Sequence[ItemUpdate]) -> None:
-        """Write a batch of outcomes in one transaction."""
+        """Write a batch of outcomes in one transaction.
+
+        An email that went out also ends its address's run of hard failures: done here, for
+        the whole batch at once, not as a statement per email sent.
+        """
         if not updates:
             return
-        await self._in_transaction(
-            "UPDATE outbox_items SET status = ?, attempts = ?, parts_done = ?, plain = ?,"
-            " next_attempt_at = ?, last_error = ?, address = COALESCE(?, address),"
-            " sent_at = COALESCE(?, sent_at), lease_until = NULL WHERE id = ?",
-            (
+        sent = [(u.id,) for u in updates if u.status is OutboxStatus.SENT]
+        async with transaction(self._conn):
+            await self._conn.executemany(
+                "UPDATE outbox_items SET status = ?, attempts = ?, parts_done = ?, plain = ?,"
+                " next_attempt_at = ?, last_error = ?, address = COALESCE(?, address),"
+                " sent_at = COALESCE(?, sent_at), lease_until = NULL WHERE id = ?",
                 (
-                    u.status.value,
-                    u.attempts,
-                    u.parts_done,
-                    int(u.plain),
-                    u.next_attempt_at,
-                    u.last_error,
-                    u.address,
-                    u.sent_at,
-                    u.id,
-                )
-                for u in updates
-            ),
-        )
+                    (
+                        u.status.value,
+                        u.attempts,
+                        u.parts_done,
+                        int(u.plain),
+                        u.next_attempt_at,
+                        u.last_error,
+                        u.address,
+                        u.sent_at,
+                        u.id,
+                    )
+                    for u in updates
+                ),
+            )
+            await self._conn.executemany(
+                "UPDATE subscribers SET hard_bounces = 0 WHERE hard_bounces > 0 AND id ="
+                " (SELECT subscriber_id FROM outbox_items WHERE id = ? AND channel = 'email')",
+                sent,
+            )
 
     async def cancel_subscriber(self, subscriber_id: int, reason: str) -> int:
         """A subscriber was blocked or bounced: its queued rows will never be sent."""

@@ -229,14 +229,6 @@ class Subscribers(MailReports):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def clear_hard_bounces(self, subscriber_id: int) -> None:
-        """A message reached the address: its permanent failures so far are forgotten."""
-        # Nothing to write for the usual address with no failures: no write per email sent.
-        await self._conn.execute(
-            "UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces > 0",
-            (subscriber_id,),
-        )
-
     async def recipients(
         self,
         channel: Channel | None = None,
