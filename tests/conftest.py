@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fakes.bot_api import FakeBotAPI
+from tests.support.postgres import postgres_server, postgres_url
+
+__all__ = ["postgres_server", "postgres_url"]  # fixtures: a real PostgreSQL
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ def _safe(name: str) -> str:
 
 
 def _write(path: Path, data: bytes) -> None:
-    # Write then rename, so a reader of the folder never sees half a message.
+    # Write a hidden file then rename, so a reader of the folder (`ls`, a glob, a
+    # script) never sees half a message, nor a name that is not a message.
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f".{path.name}.part")
     tmp.write_bytes(data)
     tmp.replace(path)
 

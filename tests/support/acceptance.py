@@ -63,8 +63,10 @@ def sample_breaking(title: str, when: datetime) -> str:
 
 
 def files_under(folder: Path) -> list[Path]:
-    """Every file below `folder`, sorted; none when it does not exist."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    """Every visible file below `folder`, sorted (as `ls -R` shows); none when it does not exist."""
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.rglob("[!.]*") if p.is_file() and not p.name.startswith("."))
 
 
 @contextlib.contextmanager
