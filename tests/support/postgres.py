@@ -77,8 +77,9 @@ class Cluster:
             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
         )  # fmt: skip
         options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c max_connections=300"
         )
         self._run(
             self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
