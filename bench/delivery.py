@@ -47,7 +47,8 @@ from bot.errors import DeliveryError, TransientError  # noqa: E402
 from bot.models import Channel  # noqa: E402
 from bot.outbox.publish import Publisher  # noqa: E402
 from bot.render.renderer import Renderer  # noqa: E402
-from bot.settings import Settings, load_site  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.sources.jekyll.site import load_site  # noqa: E402
 from bot.store import Store, open_store  # noqa: E402
 from bot.tokens import Purpose, Tokens  # noqa: E402
 from bot.transports.files import FilesMail, FilesTelegram  # noqa: E402

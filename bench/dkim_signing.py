@@ -40,7 +40,8 @@ from bot.delivery.setup import open_delivery  # noqa: E402
 from bot.models import Channel, EmailMessage, Kind  # noqa: E402
 from bot.outbox.publish import Publisher  # noqa: E402
 from bot.render.renderer import Renderer  # noqa: E402
-from bot.settings import Settings, load_site  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.sources.jekyll.site import load_site  # noqa: E402
 from bot.store import Store, open_store  # noqa: E402
 from tests.support.delivery import make_post  # noqa: E402
 

@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT))
 from bot.delivery.mail import fill, personalize  # noqa: E402
 from bot.models import Kind, Post  # noqa: E402
 from bot.render.renderer import Renderer  # noqa: E402
-from bot.settings import load_settings, load_site  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.sources.jekyll.site import load_site  # noqa: E402
 
 EXCERPT = (
     "Delegates from **120 countries** agreed on Friday to cut methane emissions by a third "
