@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, suppress
 from typing import Any, TypeVar
 
 from bot.bounces.listener import BounceHandler, BounceListener
-from bot.chat.bot import telegram_bot
+from bot.chat.bot import receive_updates, telegram_bot
 from bot.chat.gate import gate_desk
 from bot.delivery.loop import Delivery
 from bot.delivery.setup import open_delivery
@@ -146,6 +146,8 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             watch = tg.create_task(watcher.run(stop, watching))
             _watch_health(health, store, site, delivery, delivering, watch, watching, feed)
             tg.create_task(scheduler.run(stop))
+            if bot_app is not None:  # polling, or Telegram's webhook
+                tg.create_task(receive_updates(bot_app, settings, secret_key(settings), stop))
             if gate is not None:
                 tg.create_task(gate.run(stop))
             if clone is not None:

@@ -167,6 +167,7 @@ class Settings(BaseSettings):
     site_branch: str | None = None
     git_poll_s: float = Field(default=300.0, gt=0)
     webhook_secret: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # unset: long polling
 
     @field_validator(
         "telegram_token",
@@ -182,6 +183,7 @@ class Settings(BaseSettings):
         "dkim_key_file",
         "bounce_listen",
         "bounce_domain",
+        "telegram_webhook_url",
         mode="before",
     )
     @classmethod
@@ -207,6 +209,23 @@ class Settings(BaseSettings):
     def _check_feed_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in {"http", "https"}:
             raise ValueError("must be an http(s) URL such as https://example.org/feed.xml")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _check_telegram_webhook_url(cls, value: str | None) -> str | None:
+        # Telegram posts only to https://; a local Bot API server (--local) also to http://.
+        parts = urlsplit(value or "")
+        if value is not None and (parts.scheme not in {"https", "http"} or not parts.hostname):
+            raise ValueError(
+                f"{value!r} is not a URL Telegram can post to; use https://host/path, such as "
+                "https://news.example.com/telegram (plain http:// only with a local Bot API server)"
+            )
+        if value is not None and parts.path in {"", "/"}:
+            raise ValueError(
+                f"{value!r} has no path; Herald serves updates at the URL's path, "
+                "so give it one of its own, such as https://news.example.com/telegram"
+            )
         return value
 
     @field_validator("web_listen")

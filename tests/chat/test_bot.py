@@ -1,4 +1,4 @@
-"""The running bot (`telegram_bot`): PTB's real long polling against the fake Bot API."""
+"""The running bot (`telegram_bot`, `receive_updates`): PTB's real long polling against the fake."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.chat.bot import telegram_bot
+from bot.chat.bot import receive_updates, telegram_bot
 from bot.health import Health, PartHealth
 from tests.fakes.bot_api import FakeBotAPI
 from tests.support.bot import USER, bot_env
@@ -31,9 +31,12 @@ async def running_bot(tmp_path: Path, fake: FakeBotAPI, health: Health) -> Async
             env.settings, env.store, deps.renderer, env.publisher.real, stop, health=health
         )
         async with bot as app:
+            receiving = asyncio.create_task(receive_updates(app, env.settings, "test-secret", stop))
             try:
                 yield app
             finally:
+                stop.set()
+                await receiving
                 await health.close()
 
 
@@ -61,6 +64,7 @@ async def test_polling_outlives_a_rejected_token_and_health_shows_telegram_down(
     health = Health()
     caplog.set_level(logging.INFO)
     async with running_bot(tmp_path, fake, health):
+        await fake.wait_for(lambda: [c for c in fake.calls if c.method == "deleteWebhook"])
         assert (await reported(health, "telegram", lambda s: True)).up
         fake.unauthorized(for_s=3)
         fake.push_message(USER, USER, "hello")  # ends the poll in flight; nothing answers it

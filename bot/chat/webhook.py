@@ -1,0 +1,60 @@
+"""Webhook mode, the PTB side: Telegram's secret token, `setWebhook`, and updates handed on.
+
+The web endpoint (bot.web.telegram_hook) checks the header and parses the body; it may
+not import telegram, so the composition root joins it to `update_receiver` here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Bot, Update
+from telegram.error import BadRequest
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# The secret token is derived from Herald's secret key, so every process of one install
+# agrees on it without another setting; the label keeps it apart from other uses of the key.
+_LABEL = b"herald telegram webhook secret_token v1"
+
+OnUpdate = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def secret_token(secret_key: str) -> str:
+    """Telegram's `secret_token` for this install: 43 characters of [A-Za-z0-9_-]."""
+    digest = hmac.new(secret_key.encode(), _LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+async def set_webhook(bot: Bot, url: str, secret_key: str) -> None:
+    """`setWebhook(url, secret_token)`; ConfigError when Telegram refuses the URL."""
+    try:
+        await bot.set_webhook(url=url, secret_token=secret_token(secret_key))
+    except BadRequest as exc:  # "bad webhook: …": the URL's form, host, port or certificate
+        raise ConfigError(
+            f"HERALD_TELEGRAM_WEBHOOK_URL: Telegram refused {url}: {exc.message}; use a public "
+            "https:// URL on port 443, 80, 88 or 8443 (http:// only with a local Bot API server)"
+        ) from None
+
+
+def update_receiver(application: Any) -> OnUpdate:
+    """What the web endpoint calls with each update's JSON: it joins the Application's queue.
+
+    ValueError when the JSON is not an update.
+    """
+
+    async def on_update(data: dict[str, Any]) -> None:
+        try:
+            update = Update.de_json(data, application.bot)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a Telegram update: {exc!r}") from None
+        await application.update_queue.put(update)
+
+    return on_update
