@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from bot.delivery.inflight import InFlight
 from bot.delivery.outcomes import Outcomes, RetryPolicy, Verdict, classify, release
 from bot.delivery.pacing import ChannelPause, Pacer
-from bot.delivery.senders import MailSender, TelegramSender
+from bot.delivery.senders import BookSends, MailSender, TelegramSender
 from bot.metrics import Metrics
 from bot.models import Channel, ClaimedItem, ItemUpdate, OutboxStatus, Rendered
 from bot.schedule import backoff
@@ -42,6 +42,9 @@ class DeliveryConfig:
     max_attempts: int = 8
     bounce_limit: int = 3  # hard failures before an address counts as bounced
     lease_s: float = 600.0
+    # How often rows of vanished senders are given back: a process killed on another host
+    # leaves its rows `sending` until then (and until it counts as gone).
+    release_every_s: float = 10.0
     poll_s: float = 1.0
     flush_s: float = 0.05
     progress_log_s: float = 10.0
@@ -89,7 +92,9 @@ class Delivery:
         config: DeliveryConfig | None = None,
         metrics: Metrics | None = None,
         return_path_domain: str | None = None,
+        book_sends: BookSends | None = None,
     ) -> None:
+        """`book_sends`: where a pacer of the shared budget books its windows."""
         self.store = store
         self.config = config = config or DeliveryConfig()
         self.outcomes = Outcomes(metrics=metrics)
@@ -107,6 +112,7 @@ class Delivery:
             policy=self.policy,
             closing=lambda: self._closing,
             inflight=self._inflight,
+            book_sends=book_sends,
         )
         self.mail = MailSender(
             store,
@@ -210,7 +216,7 @@ class Delivery:
 
     async def _claim_turn(self, now: float) -> bool:
         """Fill every lane's local queue; True if some lane got all it asked for."""
-        if now - self._last_expire > self.config.lease_s / 4:
+        if now - self._last_expire > min(self.config.lease_s / 4, self.config.release_every_s):
             self._last_expire = now
             await self.store.outbox.release_expired(now)
         full = False

@@ -2,7 +2,9 @@
 and the pause of a whole channel whose server is failing.
 
 The pacer is plain arithmetic on the times it is given, so it is tested as tables; the
-delivery loop reads the clock and sleeps.
+delivery loop reads the clock and sleeps. Its global slots come from a slot source: its own
+schedule (one process on the database), or windows of the budget every process shares
+(PostgreSQL), which the sender books from the database whenever the pacer runs out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ PER_CHAT_INTERVAL_S = 1.05
 OWN_LIMIT_WINDOW_S = 60.0
 # Above this rate Telegram charges for the excess, via `allow_paid_broadcast`.
 FREE_RATE_PER_S = 30.0
+# A shared slot is used at its time or not at all: one started later than this would crowd
+# the slots of other processes. The margin above leaves 5 % of a second; the rest of it is
+# left for the way from the start of a send to Telegram.
+SHARED_LATE_S = 0.03
+# How much of the shared budget a process books at once: a dead process loses no more.
+SHARED_WINDOW_S = 0.1
 
 
 def is_paid(rate_per_s: float) -> bool:
@@ -30,14 +38,87 @@ def is_paid(rate_per_s: float) -> bool:
 
 @dataclass(frozen=True)
 class Slot:
-    """When a send may start; `granted` is False when the caller must ask again at `at`."""
+    """When a send may start; `granted` is False when the caller must ask again at `at`.
+
+    `starved`: no global slot is left; the caller books a window of the shared budget
+    (`Pacer.supply`) and asks again.
+    """
 
     at: float
     granted: bool
+    starved: bool = False
+
+
+class LocalSlots:
+    """The global slots of the one process sending: evenly spaced from when they are asked for."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._next = 0.0
+
+    def take(self, now: float) -> float | None:
+        at = max(now, self._next)
+        self._next = at + self.interval_s
+        return at
+
+    def hold(self, until: float) -> None:
+        self._next = max(self._next, until)
+
+    def left(self, now: float) -> int:
+        return 1  # never runs out
+
+
+class SharedSlots:
+    """Global slots booked from the budget all processes share, in windows of `count` slots
+    `interval_s` apart; each is used at its time (never early), or dropped once more than
+    `late_s` has passed (its moment may belong to another process's window right after)."""
+
+    def __init__(self, interval_s: float, *, late_s: float = SHARED_LATE_S) -> None:
+        self.interval_s = interval_s
+        self.late_s = late_s
+        self.dropped = 0  # slots that passed unused
+        self._windows: deque[tuple[float, int]] = deque()  # (next slot, slots left)
+
+    def supply(self, start: float, count: int) -> None:
+        if count > 0:
+            self._windows.append((start, count))
+
+    def take(self, now: float) -> float | None:
+        if not self.left(now):
+            return None
+        at, count = self._windows[0]
+        if count > 1:
+            self._windows[0] = (at + self.interval_s, count - 1)
+        else:
+            self._windows.popleft()
+        return at
+
+    def hold(self, until: float) -> None:
+        """The sender is paused until `until`: the slots before it are lost."""
+        self._drop_before(until)
+
+    def left(self, now: float) -> int:
+        """Slots still usable at `now` (the late ones are dropped first)."""
+        self._drop_before(now - self.late_s)
+        return sum(count for _, count in self._windows)
+
+    def _drop_before(self, t: float) -> None:
+        windows = self._windows
+        while windows and windows[0][0] < t:
+            at, count = windows.popleft()
+            gone = min(count, math.floor((t - at) / self.interval_s) + 1)
+            self.dropped += gone
+            if gone < count:
+                windows.appendleft((at + gone * self.interval_s, count - gone))
 
 
 class Pacer:
-    """Hands out send times: never more than the global rate, one per chat per interval."""
+    """Hands out send times: never more than the global rate, one per chat per interval.
+
+    `shared`: the global slots are the budget every process on the database shares; the
+    sender books them (`window_size` at a time at `slot_rate_per_s`) when a reservation
+    comes back `starved`, and hands them in with `supply`.
+    """
 
     def __init__(
         self,
@@ -45,11 +126,16 @@ class Pacer:
         *,
         margin: float = GLOBAL_MARGIN,
         per_chat_interval_s: float = PER_CHAT_INTERVAL_S,
+        shared: bool = False,
+        window_s: float = SHARED_WINDOW_S,
     ) -> None:
         self.rate_per_s = rate_per_s
-        self.interval_s = 1.0 / (rate_per_s * margin)
+        self.slot_rate_per_s = rate_per_s * margin
+        self.interval_s = 1.0 / self.slot_rate_per_s
         self.per_chat_interval_s = per_chat_interval_s
-        self._next_global = 0.0
+        self.shared = SharedSlots(self.interval_s) if shared else None
+        self._slots: LocalSlots | SharedSlots = self.shared or LocalSlots(self.interval_s)
+        self.window_size = max(1, round(self.slot_rate_per_s * window_s))
         self._paused_until = 0.0
         self._chat_free: dict[str, float] = {}
         self._chat_prev: dict[str, float] = {}  # the grant before the latest, per chat
@@ -73,12 +159,22 @@ class Pacer:
         blocked_until = max(self._chat_free.get(chat, 0.0), self._paused_until)
         if blocked_until > now:
             return Slot(blocked_until, granted=False)
-        at = max(now, self._next_global)
-        self._next_global = at + self.interval_s
+        at = self._slots.take(now)
+        if at is None:
+            return Slot(now, granted=False, starved=True)
         if chat in self._chat_free:
             self._chat_prev[chat] = self._chat_free[chat] - self.per_chat_interval_s
         self._chat_free[chat] = at + self.per_chat_interval_s
         return Slot(at, granted=True)
+
+    def supply(self, start: float, count: int) -> None:
+        """A window of the shared budget: `count` slots from `start`, `interval_s` apart."""
+        assert self.shared is not None, "supply() is for a pacer of the shared budget"
+        self.shared.supply(start, count)
+
+    def starved(self, now: float) -> bool:
+        """Whether no global slot is left (only a shared pacer runs out)."""
+        return self._slots.left(now) == 0
 
     def admit(self, now: float) -> float:
         """Record a send starting now and return 0, or the seconds to wait if the last
@@ -103,7 +199,7 @@ class Pacer:
         if previous is not None and sent_at - OWN_LIMIT_WINDOW_S <= previous < sent_at:
             return False
         self._paused_until = max(self._paused_until, until)
-        self._next_global = max(self._next_global, until)
+        self._slots.hold(until)
         return True
 
     def _prune(self, now: float) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -38,8 +38,14 @@ log = logging.getLogger("bot.delivery")
 # A chat (or the whole sender, after a 429) that is not free within this long is not
 # waited for: its row goes back to the queue with that time, and the worker moves on.
 HOLD_MAX_S = 2.0
+# The shared send budget cannot be booked (the database is away): rows wait this long.
+BUDGET_RETRY_S = 1.0
 BULK_MAIL_TTL_S = 300.0
 MAX_MIGRATIONS = 2  # a chat can move once (group → supergroup); twice is a loop
+
+# Books `count` sends at `rate_per_s` out of the budget all processes share; returns the
+# seconds from now until the first of them may start (store.cluster.book_sends).
+BookSends = Callable[[int, float], Awaitable[float]]
 
 
 async def deactivate(
@@ -74,6 +80,7 @@ class TelegramSender:
         policy: RetryPolicy,
         closing: Callable[[], bool],
         inflight: InFlight,
+        book_sends: BookSends | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -82,6 +89,9 @@ class TelegramSender:
         self.policy = policy
         self.closing = closing
         self.inflight = inflight
+        self.book_sends = book_sends  # for a pacer of the shared budget
+        self._booking = asyncio.Lock()  # one window booked at a time, for all workers
+        self._booking_failed = False
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Send the row's remaining parts, paced; the ItemUpdate to write back."""
@@ -169,6 +179,10 @@ class TelegramSender:
         while True:
             now = time.time()
             slot = self.pacer.reserve(chat, now)
+            if slot.starved:
+                if not await self._book():
+                    return False, now + BUDGET_RETRY_S
+                continue
             if not slot.granted and slot.at - now > HOLD_MAX_S:
                 return False, slot.at
             if slot.at > now:
@@ -177,6 +191,29 @@ class TelegramSender:
                 while (wait_s := self.pacer.admit(time.time())) > 0:  # noqa: ASYNC110
                     await asyncio.sleep(wait_s)
                 return True, slot.at
+
+    async def _book(self) -> bool:
+        """Book the pacer a window of the shared budget (unless another worker just did);
+        False when the database cannot be asked."""
+        pacer, book = self.pacer, self.book_sends
+        assert pacer is not None and book is not None, "a shared pacer needs book_sends"
+        async with self._booking:
+            if not pacer.starved(time.time()):
+                return True
+            count = pacer.window_size
+            try:
+                delay_s = await book(count, pacer.slot_rate_per_s)
+            except Exception as exc:  # the rows go back to the queue and wait a moment
+                if not self._booking_failed:
+                    log.warning("delivery: cannot book sends from the shared budget: %s", exc)
+                self._booking_failed = True
+                return False
+            if self._booking_failed:
+                log.info("delivery: the shared send budget can be booked again")
+            self._booking_failed = False
+            # The clock is read after the answer: the window is never taken to start early.
+            pacer.supply(time.time() + delay_s, count)
+            return True
 
 
 class MailSender:

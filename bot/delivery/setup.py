@@ -54,7 +54,8 @@ async def open_delivery(
             telegram = await stack.enter_async_context(
                 BotTransport(bot, paid=is_paid(settings.telegram_rate))  # type: ignore[arg-type]
             )
-            pacer = Pacer(settings.telegram_rate)
+            # With other processes on the database the rate is a budget they all share.
+            pacer = Pacer(settings.telegram_rate, shared=store.cluster.shared)
         if settings.smtp_url is None:
             mail = await stack.enter_async_context(FilesMail(settings.outbox_dir / "email"))
         else:
@@ -81,4 +82,5 @@ async def open_delivery(
             metrics=metrics,
             # VERP only where a listener takes the reports; else bounces go to the From address.
             return_path_domain=settings.return_path_domain if settings.bounce_listen else None,
+            book_sends=store.cluster.book_sends,
         )

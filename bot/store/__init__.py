@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.store.interface import (
+    Cluster,
     Digests,
     ImportRow,
     Outbox,
@@ -22,6 +23,7 @@ from bot.store.report import gather_stats
 from bot.store.sqlite import open_sqlite
 
 __all__ = [
+    "Cluster",
     "Digests",
     "ImportRow",
     "Outbox",

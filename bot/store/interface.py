@@ -6,7 +6,9 @@ backends (`bot.store.sqlite`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -269,6 +271,54 @@ class Digests(Protocol):
         ...
 
 
+class Cluster(Protocol):
+    """The herald processes on one database: who is there, which one leads, waking each other
+    when work is queued, and the Telegram send budget they share.
+
+    SQLite has one `herald run`, always the leader, with a budget of its own; on PostgreSQL
+    any number share the database and elect a leader.
+    """
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may deliver from this database at the same time."""
+        ...
+
+    def joined(
+        self, *, worker: bool, on_wake: Callable[[], None]
+    ) -> AbstractAsyncContextManager[None]:
+        """Be one of the processes while inside (seen alive by the others, its claimed rows
+        its own); `on_wake` is called when some process queued work; gone on exit.
+
+        `worker`: a process that only delivers and never leads.
+        """
+        ...
+
+    async def lead(self) -> asyncio.Event:
+        """Wait until this process is the one leader (while joined); returns an event that is
+        set the moment it no longer is (its session with the database lost): leader work
+        must then stop at once."""
+        ...
+
+    async def resign(self) -> None:
+        """Stop leading, so that another process may take over at once."""
+        ...
+
+    async def notify(self) -> None:
+        """Rows were queued: every process claims now instead of at its next poll."""
+        ...
+
+    async def book_sends(self, count: int, rate_per_s: float) -> float:
+        """Book `count` Telegram sends, `1 / rate_per_s` apart, out of the budget every
+        process shares; the seconds from now until the first of them may start."""
+        ...
+
+    async def runner(self) -> str | None:
+        """Another `herald run` delivering from this database, described (`pid 42 on web1`),
+        or None when there is none."""
+        ...
+
+
 class Store(Protocol):
     """An open database: one object per area."""
 
@@ -280,6 +330,8 @@ class Store(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def digests(self) -> Digests: ...
+    @property
+    def cluster(self) -> Cluster: ...
 
     def health(self) -> str | None:
         """None while the database is sound; else what is wrong, in a sentence (for /healthz)."""

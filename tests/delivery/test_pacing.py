@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.delivery.pacing import ChannelPause, Pacer, is_paid
+from bot.delivery.pacing import GLOBAL_MARGIN, SHARED_LATE_S, ChannelPause, Pacer, is_paid
 
 
 def run(pacer: Pacer, chats: list[str], start: float = 100.0) -> list[float]:
@@ -115,3 +115,96 @@ def test_channel_pause_counts_one_pause_for_sends_failing_together() -> None:
     assert (pause.pauses, pause.reason) == (2, "still down")
     assert pause.resume() == 2
     assert pause.pauses == 0
+
+
+class Budget:
+    """The shared send budget as the database books it: windows one after another."""
+
+    def __init__(self) -> None:
+        self.next_at = 0.0
+
+    def book(self, count: int, rate_per_s: float, now: float) -> float:
+        """The start of a window of `count` slots (send_budget's GREATEST(next_at, now) + n/r)."""
+        start = max(self.next_at, now)
+        self.next_at = start + count / rate_per_s
+        return start
+
+
+def run_shared(
+    pacers: list[Pacer], budget: Budget, sends: int, start: float = 100.0
+) -> list[float]:
+    """Processes send to fresh chats as fast as their pacers let them, each booking a window
+    of the shared budget when it runs out; the start time of every send."""
+    clocks = [start] * len(pacers)
+    times: list[float] = []
+    for n in range(sends):
+        p = min(range(len(pacers)), key=clocks.__getitem__)  # whoever is due next acts next
+        pacer, now = pacers[p], clocks[p]
+        slot = pacer.reserve(f"c{n}", now)
+        if slot.starved:
+            count = pacer.window_size
+            pacer.supply(budget.book(count, pacer.slot_rate_per_s, now), count)
+            slot = pacer.reserve(f"c{n}", now)
+        assert slot.granted and slot.at >= now - SHARED_LATE_S
+        clocks[p] = max(now, slot.at)
+        times.append(clocks[p])
+    return times
+
+
+@pytest.mark.parametrize(("rate", "processes"), [(25, 1), (25, 3), (200, 3), (1000, 5)])
+def test_processes_sharing_a_budget_never_exceed_the_rate(rate: float, processes: int) -> None:
+    """Pacers of several processes fed windows from one budget stay under the rate together."""
+    pacers = [Pacer(rate, shared=True) for _ in range(processes)]
+    times = run_shared(pacers, Budget(), 3000)
+    assert max_in_window(times) <= rate * GLOBAL_MARGIN + 1
+    assert len(set(times)) == len(times)  # no two processes got the same moment
+    assert (len(times) - 1) / (times[-1] - times[0]) >= rate * 0.8
+
+
+def test_a_shared_pacer_is_starved_until_it_gets_a_window() -> None:
+    """With no window booked a shared pacer grants nothing; a window's slots come at their times."""
+    pacer = Pacer(200, shared=True)
+    assert pacer.window_size == 19  # 0.1 s at 190/s
+    assert pacer.starved(10.0)
+    first = pacer.reserve("a", 10.0)
+    assert (first.granted, first.starved) == (False, True)
+    pacer.supply(10.5, 2)
+    got = [pacer.reserve(chat, 10.0) for chat in ("a", "b", "c")]
+    assert [(s.granted, s.starved) for s in got] == [(True, False), (True, False), (False, True)]
+    assert [s.at for s in got[:2]] == pytest.approx([10.5, 10.5 + pacer.interval_s])
+
+
+@pytest.mark.parametrize(
+    ("now", "granted_at", "dropped"),
+    [
+        (9.0, 10.0, 0),  # early: the slot lies ahead
+        (10.0, 10.0, 0),  # on time
+        (10.02, 10.0, 0),  # a little late: still within SHARED_LATE_S
+        (10.045, 10.02, 2),  # too late for the first two: the third
+        (10.2, None, 10),  # the whole window passed unused
+    ],
+)
+def test_shared_slots_are_used_on_time_or_dropped(
+    now: float, granted_at: float | None, dropped: int
+) -> None:
+    """A shared slot more than SHARED_LATE_S in the past is dropped, never used late."""
+    pacer = Pacer(100, shared=True, margin=1.0)
+    pacer.supply(10.0, 10)  # 10.00, 10.01, ... 10.09
+    slot = pacer.reserve("a", now)
+    assert pacer.shared is not None and pacer.shared.dropped == dropped
+    if granted_at is None:
+        assert slot.starved
+    else:
+        assert slot.granted and slot.at == pytest.approx(granted_at)
+        assert now - slot.at <= SHARED_LATE_S
+
+
+def test_a_429_drops_the_shared_slots_before_the_pause_ends() -> None:
+    """After a 429 for a fresh chat the shared slots during the pause are lost, later ones kept."""
+    pacer = Pacer(10, shared=True, margin=1.0)
+    pacer.supply(10.0, 10)  # 10.0, 10.1, ... 10.9
+    slot = pacer.reserve("a", 10.0)
+    assert pacer.throttled("a", 0.5, 10.05, sent_at=slot.at)
+    assert not pacer.reserve("b", 10.1).granted
+    late = pacer.reserve("b", 10.55)
+    assert late.granted and late.at == pytest.approx(10.6)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store.interface import StoreError
-from bot.store.sqlite import db, digests, outbox, posts, subscribers
+from bot.store.sqlite import cluster, db, digests, outbox, posts, subscribers
 from bot.store.sqlite.files import FileIdentity, PostLogMarker, RunLock, unwritable
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ RETRY_MAX_S = 5.0
 
 
 class SqliteStore:
-    """Open SQLite database: `posts`, `subscribers`, `outbox` and `digests`."""
+    """Open SQLite database: `posts`, `subscribers`, `outbox`, `digests` and `cluster`."""
 
     def __init__(
         self,
@@ -39,6 +39,7 @@ class SqliteStore:
         self.subscribers = subscribers.Subscribers(conn)
         self.outbox = outbox.Outbox(conn)
         self.digests = digests.Digests(conn)
+        self.cluster = cluster.SqliteCluster(path, holds_run_lock=lock is not None)
         self._identity = FileIdentity(path) if path is not None else None
         self._lock = lock
 
