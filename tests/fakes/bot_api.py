@@ -4,7 +4,9 @@ Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends 
 in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Faults are
 injected per chat (`block`, `migrate`, `fail`, ...) or for every request (`fail_next`,
 `garbage`, `unauthorized`, `delay`). Updates for a
-polling bot are queued with `push_command` / `push_message` / `push_callback`.
+polling bot are queued with `push_command` / `push_message` / `push_callback`; while a
+webhook is set (`setWebhook`) they are POSTed to it instead, with the secret-token header,
+one at a time and retried until answered 2xx (`.webhook_posts`), and getUpdates gets 409.
 Run `python -m tests.fakes.bot_api --no-limits` to serve it alone (prints its base URL).
 """
 
@@ -12,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.tg_html import TelegramHTMLError, check, utf16_len
@@ -38,6 +43,11 @@ ADMIN_RIGHTS = dict.fromkeys(_RIGHTS.split(), False) | {"can_manage_chat": True}
 GARBAGE = (
     (b'{"ok":true,"result":{"message_id":1,"from":{"id":123456,"is_b', "application/json"),
     (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+)
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
 )
 GIFTS = dict.fromkeys(
     ["unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription"], False
@@ -79,6 +89,25 @@ class Call:
     status: int = 200
     description: str = ""
     at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class WebhookPost:
+    """One POST of an update to the webhook, with the status the bot's server answered."""
+
+    update_id: int
+    url: str
+    status: int  # 0: no answer (refused, timed out)
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Webhook:
+    """What setWebhook set; `last_error` as getWebhookInfo reports it."""
+
+    url: str
+    secret_token: str | None
+    last_error: tuple[int, str] | None = None  # (unix time, message)
 
 
 @dataclass
@@ -161,6 +190,11 @@ class FakeBotAPI:
         self._changed = asyncio.Event()  # set and replaced on every change
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        # Webhook mode, as a local Bot API server (--local) runs it: http:// URLs accepted.
+        self.https_only = False  # True: api.telegram.org's rule, https:// only
+        self.webhook: Webhook | None = None
+        self.webhook_posts: list[WebhookPost] = []
+        self._pusher: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     async def __aenter__(self) -> FakeBotAPI:
@@ -178,6 +212,7 @@ class FakeBotAPI:
     async def __aexit__(self, *exc: object) -> None:
         self._closing.set()  # ends pending long polls, so shutdown does not wait for them
         self._notify()
+        await self._stop_pushing()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -494,6 +529,8 @@ class FakeBotAPI:
         return BOT_USER | {"can_join_groups": True, "can_read_all_group_messages": False}
 
     async def _m_getUpdates(self, p: dict[str, Any]) -> Any:
+        if self.webhook is not None:
+            raise ApiError(409, WEBHOOK_CONFLICT)
         offset = int(p.get("offset") or 0)
         limit = int(p.get("limit") or 100)
         timeout = float(p.get("timeout") or 0)
@@ -501,13 +538,99 @@ class FakeBotAPI:
         if not self._updates and timeout > 0 and not self._closing.is_set():
             try:
                 async with asyncio.timeout(timeout):
-                    await self._until(lambda: bool(self._updates) or self._closing.is_set())
+                    await self._until(
+                        lambda: (
+                            bool(self._updates)
+                            or self._closing.is_set()
+                            or self.webhook is not None
+                        )
+                    )
             except TimeoutError:
                 pass
+        if self.webhook is not None:  # set during the poll: Telegram ends it so
+            raise ApiError(409, WEBHOOK_CONFLICT)
         return self._updates[:limit]
 
-    async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+    # ---- webhook mode ---------------------------------------------------------------
+    async def _m_setWebhook(self, p: dict[str, Any]) -> Any:
+        url = str(p.get("url") or "")
+        if not url:  # Telegram: an empty URL removes the webhook
+            return await self._m_deleteWebhook(p)
+        scheme = url.partition("://")[0].lower()
+        if scheme != "https" and (self.https_only or scheme != "http"):
+            raise ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        secret = p.get("secret_token")
+        if secret is not None and not SECRET_TOKEN.fullmatch(str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if _flag(p.get("drop_pending_updates")):
+            self._updates.clear()
+        await self._stop_pushing()
+        self.webhook = Webhook(url, None if secret is None else str(secret))
+        self._pusher = asyncio.create_task(self._push_to_webhook(self.webhook))
+        self._notify()
         return True
+
+    async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
+        if _flag(p.get("drop_pending_updates")):
+            self._updates.clear()
+        await self._stop_pushing()
+        self.webhook = None
+        self._notify()
+        return True
+
+    async def _m_getWebhookInfo(self, p: dict[str, Any]) -> Any:
+        hook = self.webhook
+        info: dict[str, Any] = {
+            "url": hook.url if hook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if hook is not None:
+            info["max_connections"] = 40
+            if hook.last_error is not None:
+                info["last_error_date"], info["last_error_message"] = hook.last_error
+        return info
+
+    async def _stop_pushing(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
+
+    async def _push_to_webhook(self, hook: Webhook) -> None:
+        """Telegram's side of webhook mode: POST each update in turn until answered 2xx."""
+        headers = (
+            {"X-Telegram-Bot-Api-Secret-Token": hook.secret_token} if hook.secret_token else {}
+        )
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            delay_s = 0.1
+            while True:
+                await self._until(lambda: bool(self._updates) or self._closing.is_set())
+                if self._closing.is_set():
+                    return
+                update = self._updates[0]
+                status, error = 0, ""
+                try:
+                    async with session.post(hook.url, json=update, headers=headers) as answer:
+                        status = answer.status
+                        error = f"Wrong response from the webhook: {answer.status} {answer.reason}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    error = f"Connection failed: {exc.__class__.__name__}"
+                self.webhook_posts.append(WebhookPost(int(update["update_id"]), hook.url, status))
+                if 200 <= status < 300:
+                    if self._updates and self._updates[0] is update:
+                        self._updates.pop(0)
+                    delay_s = 0.1
+                    self._notify()
+                    continue
+                hook.last_error = (int(time.time()), error)
+                self._notify()
+                await asyncio.sleep(delay_s)  # Telegram backs off a failing webhook too
+                delay_s = min(delay_s * 2, 2.0)
 
     async def _m_setMyCommands(self, p: dict[str, Any]) -> Any:
         self.commands = list(_obj(p.get("commands")) or [])

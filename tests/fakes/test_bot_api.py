@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import telegram
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from aiohttp import web
+from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, NetworkError, RetryAfter
 
 from tests.fakes.bot_api import TOKEN, FakeBotAPI
 
@@ -176,3 +179,79 @@ async def test_unauthorized_spell_answers_401_then_recovers(
     [update] = await bot.get_updates(timeout=0)
     assert update.message is not None and update.message.text == "/help"
     assert (await bot.send_message(4, "x")).chat.id == 4
+
+
+@asynccontextmanager
+async def receiver(
+    status: int = 200,
+) -> AsyncIterator[tuple[str, list[tuple[str | None, dict[str, Any]]]]]:
+    """A webhook endpoint on 127.0.0.1 answering `status`: its URL and what it was posted."""
+    got: list[tuple[str | None, dict[str, Any]]] = []  # (secret header, update)
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append((request.headers.get("X-Telegram-Bot-Api-Secret-Token"), await request.json()))
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/tg", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/tg", got
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_mode_posts_updates_and_refuses_get_updates(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """With a webhook set, updates are POSTed with the secret header and getUpdates gets 409."""
+    fake = fake_bot_api
+    async with receiver() as (url, got):
+        assert await bot.set_webhook(url, secret_token="s3cret_-Token")
+        info = await bot.get_webhook_info()
+        assert info.url == url
+        with pytest.raises(Conflict, match="webhook is active"):
+            await bot.get_updates(timeout=0)
+        fake.push_command(7, 7, "/start")
+        await fake.wait_for(lambda: got)
+        assert got[0][0] == "s3cret_-Token"
+        assert got[0][1]["message"]["text"] == "/start"
+        await fake.wait_for(lambda: fake.webhook_posts and fake.webhook_posts[-1].status == 200)
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+        assert await bot.delete_webhook()
+        assert (await bot.get_webhook_info()).url == ""
+        fake.push_message(7, 7, "hello")
+        updates = await bot.get_updates(timeout=0)
+        assert [u.message.text for u in updates if u.message] == ["hello"]
+    assert len(got) == 1
+
+
+async def test_a_failing_webhook_keeps_the_update_and_retries(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """An update answered 401 stays pending and is posted again; the error shows in the info."""
+    fake = fake_bot_api
+    async with receiver(status=401) as (url, got):
+        await bot.set_webhook(url, secret_token="x" * 32)
+        fake.push_command(7, 7, "/start")
+        await fake.wait_for(lambda: len(got) >= 2)
+        info = await bot.get_webhook_info()
+        assert info.pending_update_count == 1
+        assert info.last_error_message is not None and "401" in info.last_error_message
+        await bot.delete_webhook()
+    updates = await bot.get_updates(timeout=0)
+    assert [u.message.text for u in updates if u.message] == ["/start"]
+
+
+async def test_set_webhook_checks_url_and_secret_token(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A secret token with other characters, or http:// where only https:// goes, gets 400."""
+    with pytest.raises(BadRequest, match="unallowed characters"):
+        await bot.set_webhook("https://example.org/tg", secret_token="no spaces")
+    fake_bot_api.https_only = True
+    with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
+        await bot.set_webhook("http://example.org/tg")
+    assert fake_bot_api.webhook is None
