@@ -8,10 +8,12 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from bot.bounces.listener import BounceHandler, BounceListener
 from bot.chat.bot import receive_updates, telegram_bot
 from bot.chat.gate import gate_desk
+from bot.chat.webhook import secret_token, update_receiver
 from bot.delivery.loop import Delivery
 from bot.delivery.setup import open_delivery
 from bot.errors import ConfigError
@@ -31,6 +33,7 @@ from bot.store import Store, open_store
 from bot.tokens import Tokens
 from bot.web.hooks import hook_routes
 from bot.web.routes import create_app, serve
+from bot.web.telegram_hook import telegram_hook_routes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,6 +127,13 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             if clone is not None
             else []
         )
+        if bot_app is not None and settings.telegram_webhook_url is not None:
+            # Every process takes the updates Telegram posts, whichever one set the webhook.
+            hooks += telegram_hook_routes(
+                path=urlsplit(settings.telegram_webhook_url).path,
+                secret=secret_token(secret_key(settings)),
+                on_update=update_receiver(bot_app),
+            )
         scheduler = DigestScheduler(publisher, store.digests, at=settings.digest_time, tz=site.tz)
         web = create_app(
             settings=settings,
