@@ -75,7 +75,7 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
     health = Health()
     async with AsyncExitStack() as stack:
         # The only `herald run` on the database: a second one is refused here, at once.
-        opening = open_store(settings.database_path, run=True, fresh=fresh)
+        opening = open_store(settings.database_url, run=True, fresh=fresh)
         store = await _unless_stopped(stop, stack.enter_async_context(opening))
         if store is None:  # stopped while waiting for a locked database
             return 0

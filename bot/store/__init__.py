@@ -5,12 +5,12 @@ Other packages import from here, never from a backend module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.store.interface import (
-    Cluster,
     Digests,
     ImportRow,
     Outbox,
@@ -21,9 +21,10 @@ from bot.store.interface import (
 )
 from bot.store.report import gather_stats
 from bot.store.sqlite import open_sqlite
+from bot.store.sqlite.backup import Backup, backup_sqlite
 
 __all__ = [
-    "Cluster",
+    "Backup",
     "Digests",
     "ImportRow",
     "Outbox",
@@ -31,18 +32,57 @@ __all__ = [
     "Store",
     "StoreError",
     "Subscribers",
+    "backup_sqlite",
     "gather_stats",
     "open_store",
+    "secret_for",
 ]
+
+SQLITE = "sqlite:///"
+POSTGRES = ("postgresql://", "postgres://")
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, run: bool = False, fresh: bool = False) -> AsyncIterator[Store]:
-    """Open (and migrate) the database, waiting while another program locks it; closed on exit.
+async def open_store(
+    url: str | os.PathLike[str], *, run: bool = False, fresh: bool = False
+) -> AsyncIterator[Store]:
+    """Open (and migrate) the database HERALD_DATABASE_URL names; closed on exit.
 
-    `run`: for `herald run`, which must be the only one on the database: a second is
-    refused, and so is an empty database where a post log was kept, unless `fresh`.
+    `url`: `sqlite:///relative/path`, `sqlite:////absolute/path` (a Path is a SQLite file
+    too), or `postgresql://user:password@host:5432/database`.
+
+    `run`: for `herald run`. On SQLite it must be the only one on the database: a second is
+    refused, and so is an empty database where a post log was kept, unless `fresh`; a
+    database another program locks is waited for. On PostgreSQL several may share it.
     Raises StoreError, whose one line names the database and the fix.
     """
-    async with open_sqlite(path, run=run, fresh=fresh) as store:
-        yield store
+    if isinstance(url, os.PathLike):
+        path: Path | None = Path(url)
+    elif url.startswith(SQLITE):
+        path = Path(url.removeprefix(SQLITE))
+    elif url.startswith(POSTGRES):
+        path = None
+    else:
+        raise StoreError(
+            f"{url.partition('://')[0] or url!r} is not a database Herald can open: set"
+            " HERALD_DATABASE_URL to sqlite:///path/to/herald.db or"
+            " postgresql://user:password@host:5432/database"
+        )
+    if path is not None:
+        async with open_sqlite(path, run=run, fresh=fresh) as store:
+            yield store
+        return
+    from bot.store.postgres import open_postgres  # asyncpg only where PostgreSQL is used
+
+    assert isinstance(url, str)
+    async with open_postgres(url, run=run) as pg:
+        yield pg
+
+
+async def secret_for(settings_key: str | None, store: Store, file_key: Callable[[], str]) -> str:
+    """The key tokens are signed with: HERALD_SECRET_KEY if set, else the one the database
+    keeps for every process (PostgreSQL), else the one in the data folder (`file_key`)."""
+    if settings_key is not None:
+        return settings_key
+    shared = await store.shared_secret()
+    return shared if shared is not None else file_key()

@@ -1,7 +1,7 @@
 """The store's typed interface: one Protocol per area, implemented by a backend per database.
 
 Other packages see only these Protocols and the records in `bot.models`; SQL lives in the
-backends (`bot.store.sqlite`).
+backends (`bot.store.sqlite`, `bot.store.postgres`).
 """
 
 from __future__ import annotations
@@ -335,4 +335,9 @@ class Store(Protocol):
 
     def health(self) -> str | None:
         """None while the database is sound; else what is wrong, in a sentence (for /healthz)."""
+        ...
+
+    async def shared_secret(self) -> str | None:
+        """The secret key every process on this database shares (made once, kept in it), or
+        None where keys stay in files beside the database (SQLite)."""
         ...

@@ -1,4 +1,4 @@
-"""The store under test, from each backend: a second backend plugs in as another parameter."""
+"""The store under test, from each backend: every store test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,25 +10,33 @@ import pytest
 
 from bot.store import Store, open_store
 
-Opener = Callable[[Path], AbstractAsyncContextManager[Store]]
+# Opens the one database of a test (each call opens it again, as another process would).
+Opener = Callable[[], AbstractAsyncContextManager[Store]]
 
 
-def _sqlite(tmp: Path) -> AbstractAsyncContextManager[Store]:
-    return open_store(tmp / "herald.db")
+def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> Opener:
+    return lambda: open_store(f"sqlite:///{tmp / 'herald.db'}")
 
 
-BACKENDS: dict[str, Opener] = {"sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Opener:
+    url: str = request.getfixturevalue("postgres_url")  # a new database for this test
+    return lambda: open_store(url)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Opener]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> Opener:
-    """How to open a fresh database of one backend in a folder."""
-    opener: Opener = BACKENDS[request.param]
-    return opener
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """How to open this test's fresh database, of one backend."""
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture
-async def store(tmp_path: Path, backend: Opener) -> AsyncIterator[Store]:
+async def store(backend: Opener) -> AsyncIterator[Store]:
     """A freshly migrated, empty database of each backend."""
-    async with backend(tmp_path) as opened:
+    async with backend() as opened:
         yield opened

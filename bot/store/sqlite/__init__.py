@@ -50,6 +50,10 @@ class SqliteStore:
                 return problem
         return None
 
+    async def shared_secret(self) -> str | None:
+        """None: on SQLite the secret key stays in its file in the data folder."""
+        return None
+
     async def watch(self, every_s: float) -> None:
         """Check `health` every `every_s`; log each new problem loudly, once."""
         said: str | None = None

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import aiosqlite
 
 from bot.models import ReportCounts, ReportKind, Status
+from bot.store.rules import SAME_SEND
 from bot.store.sqlite.db import transaction
-
-# An email's outbox row is marked sent a little after its return path was signed: a row
-# sent this soon after a bounced email is that email's own, not a later one that arrived.
-SAME_SEND = timedelta(minutes=2)
 
 
 def _stamp(when: datetime) -> str:

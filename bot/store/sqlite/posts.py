@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import aiosqlite
 
 from bot.models import Post
+from bot.store.postlog import (
+    ANNOUNCED,
+    BASELINE,
+    PENDING,
+    Index,
+    post_from_json,
+    post_to_json,
+    sort_out,
+)
 from bot.store.sqlite.db import transaction
 from bot.store.sqlite.files import PostLogMarker
 
@@ -38,24 +45,6 @@ MIGRATIONS = [
 ]
 
 _MATCH = "path = ? OR url = ? OR fingerprint = ?"
-
-# posts.announced: a baseline post never goes out; a pending one is queued at the next chance.
-BASELINE, ANNOUNCED, PENDING = 0, 1, 2
-NEW = -1  # index placeholder for a row inserted by the current batch
-
-
-def post_to_json(post: Post) -> str:
-    data = dataclasses.asdict(post)
-    data["date"] = post.date.isoformat()
-    return json.dumps(data, ensure_ascii=False)
-
-
-def post_from_json(text: str) -> Post:
-    data = json.loads(text)
-    data["date"] = datetime.fromisoformat(data["date"])
-    data["categories"] = tuple(data["categories"])
-    data["tags"] = tuple(data["tags"])
-    return Post(**data)
 
 
 class PostLog:
@@ -101,23 +90,10 @@ class PostLog:
         moved = moved or {}
         async with transaction(self._conn):
             index = await self._index(posts, list(moved.values()))
-            updates: list[tuple[object, ...]] = []
-            inserts: list[Post] = []
-            for post in posts:
-                key = (post.path, post.url, post.fingerprint)
-                ids = {
-                    i for i in (index[0].get(key[0]), index[1].get(key[1]), index[2].get(key[2]))
-                }
-                ids.discard(None)
-                before = moved.get(post.path)
-                if not ids and before is not None and before in index[0]:
-                    ids = {index[0][before]}
-                if not ids:
-                    inserts.append(post)
-                    for column, value in zip(index, key, strict=True):
-                        column[value] = NEW  # a copy later in the same batch is the same post
-                elif len(ids) == 1 and NEW not in ids:
-                    updates.append((*key, post.title, post_to_json(post), ids.pop()))
+            found, inserts = sort_out(posts, index, moved)
+            updates = [
+                (p.path, p.url, p.fingerprint, p.title, post_to_json(p), row) for row, p in found
+            ]
             await self._conn.executemany(
                 "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
                 "WHERE id = ?",
@@ -138,9 +114,7 @@ class PostLog:
             self._mark()
         return fresh
 
-    async def _index(
-        self, posts: Sequence[Post], paths: Sequence[str] = ()
-    ) -> tuple[dict[str, int], ...]:
+    async def _index(self, posts: Sequence[Post], paths: Sequence[str] = ()) -> Index:
         """path/url/fingerprint → id for the rows these posts (or these old `paths`) could match.
 
         A big batch (a start-up scan) reads the whole index once; a few posts look up theirs.
