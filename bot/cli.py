@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from bot.commands import backup as backup_cli
 from bot.commands import stats as stats_cli
 from bot.commands import subscribers as subscribers_cli
 from bot.errors import ConfigError
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_digest)
     subscribers_cli.add_parser(sub)
     stats_cli.add_parser(sub)
+    backup_cli.add_parser(sub)
     return parser
 
 
