@@ -294,10 +294,10 @@ class Cluster(Protocol):
         """
         ...
 
-    async def lead(self) -> asyncio.Event:
-        """Wait until this process is the one leader (while joined); returns an event that is
-        set the moment it no longer is (its session with the database lost): leader work
-        must then stop at once."""
+    async def try_lead(self) -> asyncio.Event | None:
+        """Try once to become the one leader (while joined, not as a worker): None when
+        another process leads, else an event set the moment this one no longer does (its
+        session with the database lost): leader work must then stop at once."""
         ...
 
     async def resign(self) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from bot.store.interface import StoreError
-from bot.store.postgres import db, digests, outbox, posts, processes, subscribers
+from bot.store.postgres import cluster, db, digests, outbox, posts, processes, subscribers
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ AREAS: dict[str, db.Migrations] = {
 
 
 class PostgresStore:
-    """Open PostgreSQL database: `posts`, `subscribers`, `outbox` and `digests`."""
+    """Open PostgreSQL database: `posts`, `subscribers`, `outbox`, `digests` and `cluster`."""
 
-    def __init__(self, pool: db.Pool, server: str) -> None:
+    def __init__(self, pool: db.Pool, server: str, url: str) -> None:
         self.pool = pool
         self.server = server  # host:port/db, for messages
         self.process_id = uuid.uuid4().hex  # this process among those sharing the database
@@ -47,6 +47,8 @@ class PostgresStore:
         self.subscribers = subscribers.Subscribers(pool)
         self.outbox = outbox.Outbox(pool, self.process_id)
         self.digests = digests.Digests(pool)
+        # Its own session from `url`: heartbeat, LISTEN and the leader's advisory lock.
+        self.cluster = cluster.PostgresCluster(url, self.process_id)
         self._problem: str | None = None
 
     def health(self) -> str | None:
@@ -89,7 +91,7 @@ async def open_postgres(url: str, *, run: bool = False) -> AsyncIterator[Postgre
     server = db.server_of(url)
     pool = await _connect(url, server)
     try:
-        store = PostgresStore(pool, server)
+        store = PostgresStore(pool, server, url)
         watch = asyncio.create_task(store.watch(HEALTH_CHECK_S))
         try:
             yield store

@@ -34,7 +34,7 @@ class SqliteCluster:
         # Nobody else delivers here: the one `herald run` polls its outbox every second.
         yield
 
-    async def lead(self) -> asyncio.Event:
+    async def try_lead(self) -> asyncio.Event | None:
         return asyncio.Event()  # never set: leadership is not lost with one process
 
     async def resign(self) -> None:
