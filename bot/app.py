@@ -1,4 +1,9 @@
-"""The composition root: builds every part once and runs them together in one TaskGroup."""
+"""The composition root: builds every part once and runs them together in one TaskGroup.
+
+Every process delivers and serves the web; the leader (on SQLite the one `herald run`, on
+PostgreSQL the one elected) also watches the source, schedules digests and takes Telegram
+updates, in terms that start when it is elected and end, at once, when it is not.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -17,7 +23,7 @@ from bot.chat.webhook import secret_token, update_receiver
 from bot.delivery.loop import Delivery
 from bot.delivery.setup import open_delivery
 from bot.errors import ConfigError
-from bot.health import Health, database_check, progress_check, task_check
+from bot.health import Check, Health, Note, database_check, progress_check, task_check
 from bot.metrics import Metrics
 from bot.models import Post
 from bot.outbox.digest import DigestScheduler
@@ -29,7 +35,7 @@ from bot.sources.gate import PublishGate
 from bot.sources.git import SiteClone
 from bot.sources.jekyll.site import load_site
 from bot.sources.watcher import Watcher
-from bot.store import Store, open_store
+from bot.store import Store, open_store, secret_for
 from bot.tokens import Tokens
 from bot.web.hooks import hook_routes
 from bot.web.routes import create_app, serve
@@ -40,6 +46,10 @@ T = TypeVar("T")
 
 # Queued messages due this long while delivery has sent nothing for as long: it is stuck.
 DELIVERY_STUCK_S = 300.0
+# How often a process on standby asks to lead (a dead leader's lock is free at once; a
+# vanished one's after the cluster's STALE_LEADER_S): well within the SPEC's 15 s.
+LEAD_TRY_S = 2.0
+STANDBY = Note("standby: another process leads")
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -51,13 +61,65 @@ def install_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def run(settings: Settings, *, fresh: bool = False) -> int:
+@dataclass
+class _Term:
+    """One term as the leader: its watcher task, and whether its first scan is done."""
+
+    watching: asyncio.Event = field(default_factory=asyncio.Event)
+    watch: asyncio.Task[None] | None = None
+    check: Check | None = None  # the source's own health check (a feed's)
+
+
+class _Leadership:
+    """The leader's work, run in a term of its own each time this process is elected."""
+
+    def __init__(self, store: Store, work: Callable[[asyncio.Event, _Term], Awaitable[None]]):
+        self.cluster = store.cluster
+        self.work = work  # runs one term until the event is set
+        self.term: _Term | None = None  # while leading
+
+    async def run(self, stop: asyncio.Event, lost: asyncio.Event | None) -> None:
+        """Lead whenever elected, until `stop`; `lost` is the first term's when already elected."""
+        while not stop.is_set():
+            lost = lost or await self.cluster.try_lead()
+            if lost is None:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), LEAD_TRY_S)
+                continue
+            await self._serve(stop, lost)
+            lost = None
+
+    async def _serve(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        term = self.term = self.term or _Term()
+        work = asyncio.ensure_future(self.work(stop, term))
+        losing = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({work, losing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            losing.cancel()
+            work.cancel()  # leadership lost: its work stops now, not after a graceful end
+            await asyncio.wait({work})
+            self.term = None
+            await self.cluster.resign()
+        if not work.cancelled() and (error := work.exception()) is not None:
+            raise error
+        if not stop.is_set():
+            log.warning("leader: no longer leading; watcher, digests and updates stop here")
+
+
+async def run(settings: Settings, *, fresh: bool = False, worker: bool = False) -> int:
     """`herald run`: watcher, bot, delivery, scheduler and web until SIGTERM.
 
     `fresh`: an empty database where a post log was kept is started afresh on purpose.
+    `worker`: only deliver (and serve the web), never lead; for a PostgreSQL database.
     """
     if settings.feed_url is not None and settings.site_git is not None:
         raise ConfigError("HERALD_FEED_URL and HERALD_SITE_GIT: set one source of posts, not both")
+    if worker and settings.database_url.startswith("sqlite"):
+        raise ConfigError(
+            "herald run --worker needs a PostgreSQL database (HERALD_DATABASE_URL=postgresql://"
+            "…) shared with a `herald run` that leads: on SQLite one `herald run` does it all"
+        )
     stop = asyncio.Event()
     install_stop_signals(stop)
     clone = SiteClone.from_settings(settings)
@@ -70,15 +132,17 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
     if site is None:  # stopped while waiting for the feed
         return 0
     renderer = Renderer(site, public_url=settings.public_base)
-    tokens = Tokens(secret_key(settings))
     metrics = Metrics()
     health = Health()
     async with AsyncExitStack() as stack:
-        # The only `herald run` on the database: a second one is refused here, at once.
+        # SQLite: the only `herald run` on the database; a second is refused here, at once.
         opening = open_store(settings.database_url, run=True, fresh=fresh)
         store = await _unless_stopped(stop, stack.enter_async_context(opening))
         if store is None:  # stopped while waiting for a locked database
             return 0
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        signing_key = await secret_for(key, store, lambda: secret_key(settings))  # store's
+        tokens = Tokens(signing_key)
         stack.push_async_callback(health.close)
         health.register("database", database_check(store.posts, store.health))
         # The bot comes first (delivery sends through its Bot); the publisher wakes delivery.
@@ -109,14 +173,6 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             metrics.post_seen()
             await publisher.announce(post, post_id)
 
-        gate = _publish_gate(settings, store, on_post, bot_app)
-        posts, hand_on = (gate.post_log(), gate.on_post) if gate else (store.posts, on_post)
-        feed = (
-            FeedPoller(settings.feed_url, site, posts, hand_on, poll_s=settings.feed_poll_s)
-            if settings.feed_url is not None
-            else None
-        )
-        watcher = feed or Watcher(site, posts, hand_on)
         secret = settings.webhook_secret
         hooks = (
             hook_routes(
@@ -131,10 +187,9 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             # Every process takes the updates Telegram posts, whichever one set the webhook.
             hooks += telegram_hook_routes(
                 path=urlsplit(settings.telegram_webhook_url).path,
-                secret=secret_token(secret_key(settings)),
+                secret=secret_token(signing_key),
                 on_update=update_receiver(bot_app),
             )
-        scheduler = DigestScheduler(publisher, store.digests, at=settings.digest_time, tz=site.tz)
         web = create_app(
             settings=settings,
             site=site,
@@ -146,31 +201,65 @@ async def run(settings: Settings, *, fresh: bool = False) -> int:
             health=health,
             hooks=hooks,
         )
-        watching = asyncio.Event()
+
+        async def lead_term(stop: asyncio.Event, term: _Term) -> None:
+            """The leader's parts, afresh for each term: source, publish gate, digests, Telegram
+            updates and the git clone's poller."""
+            gate = _publish_gate(settings, store, on_post, bot_app)
+            posts, hand_on = (gate.post_log(), gate.on_post) if gate else (store.posts, on_post)
+            feed = (
+                FeedPoller(settings.feed_url, site, posts, hand_on, poll_s=settings.feed_poll_s)
+                if settings.feed_url is not None
+                else None
+            )
+            watcher = feed or Watcher(site, posts, hand_on)
+            term.check = feed.check if feed is not None else None
+            scheduler = DigestScheduler(
+                publisher, store.digests, at=settings.digest_time, tz=site.tz
+            )
+            async with asyncio.TaskGroup() as tg:
+                term.watch = tg.create_task(watcher.run(stop, term.watching))
+                tg.create_task(scheduler.run(stop))
+                if bot_app is not None:  # polling, or Telegram's webhook
+                    tg.create_task(receive_updates(bot_app, settings, signing_key, stop))
+                if gate is not None:
+                    tg.create_task(gate.run(stop))
+                if clone is not None:
+                    tg.create_task(clone.run(stop, after=term.watching))
+
+        leadership = _Leadership(store, lead_term)
+        # Joined before delivery claims (rows of a process not in the cluster count as a
+        # dead one's), left after its last outcome is written.
+        cluster = store.cluster
+        await stack.enter_async_context(cluster.joined(worker=worker, on_wake=delivery.notify))
+        lost = None if worker else await cluster.try_lead()
         serving = asyncio.Event()
-        ready = [watching, serving]
+        ready = [serving]
+        if lost is not None:  # leading from the start: ready once the first scan is done
+            leadership.term = _Term()
+            ready.append(leadership.term.watching)
         async with asyncio.TaskGroup() as tg:
             # Delivery stops last: it finishes the sends in flight after `stop`.
             delivering = tg.create_task(delivery.run(stop))
             tg.create_task(serve(web, settings, stop, started=serving))
-            watch = tg.create_task(watcher.run(stop, watching))
-            _watch_health(health, store, site, delivery, delivering, watch, watching, feed)
-            tg.create_task(scheduler.run(stop))
-            if bot_app is not None:  # polling, or Telegram's webhook
-                tg.create_task(receive_updates(bot_app, settings, secret_key(settings), stop))
-            if gate is not None:
-                tg.create_task(gate.run(stop))
+            if not worker:
+                tg.create_task(leadership.run(stop, lost))
+            _watch_health(health, store, site, delivery, delivering, leadership)
             if clone is not None:
                 health.register("git", clone.problem)
-                tg.create_task(clone.run(stop, after=watching))
             if (bounces := _bounce_listener(settings, store, tokens, metrics)) is not None:
                 ready.append(bouncing := asyncio.Event())
                 listen = tg.create_task(bounces.run(stop, bouncing))
                 health.register("bounces", task_check(listen, started=bouncing))
             if await _until(stop, *ready):
+                source = settings.feed_url or site.posts_dir
                 log.info(
-                    "ready: watching %s; telegram via %s; email via %s; web on http://%s",
-                    settings.feed_url or site.posts_dir,
+                    "ready: %s; telegram via %s; email via %s; web on http://%s",
+                    f"watching {source}"
+                    if lost is not None
+                    else "a worker: delivering only"
+                    if worker
+                    else f"on standby to watch {source} (another process leads)",
                     "Bot API" if bot_app else f"files in {settings.outbox_dir}/telegram",
                     "SMTP" if settings.smtp_url else f"files in {settings.outbox_dir}/email",
                     settings.web_listen,
@@ -187,20 +276,30 @@ def _watch_health(
     site: Site,
     delivery: Delivery,
     delivering: asyncio.Task[None],
-    watch: asyncio.Task[None],
-    watching: asyncio.Event,
-    feed: FeedPoller | None = None,
+    leadership: _Leadership,
 ) -> None:
-    """The watcher and delivery parts of /healthz (the database and Telegram joined earlier)."""
+    """The watcher and delivery parts of /healthz (the database and Telegram joined earlier).
+
+    The watcher is the current term's; a process that does not lead is on standby (up).
+    """
 
     async def posts_folder() -> str | None:
         return None if site.posts_dir.is_dir() else "posts folder missing"
 
+    async def watcher() -> str | None:
+        term = leadership.term
+        if term is None:
+            return STANDBY
+        if term.watch is None:
+            return "starting"
+        return await task_check(
+            term.watch, started=term.watching, then=term.check or posts_folder
+        )()
+
     stuck = progress_check(
         store.outbox.next_due, lambda: delivery.sent_total, stuck_s=DELIVERY_STUCK_S
     )
-    then = feed.check if feed is not None else posts_folder
-    health.register("watcher", task_check(watch, started=watching, then=then))
+    health.register("watcher", watcher)
     health.register("delivery", task_check(delivering, then=stuck))
 
 

@@ -351,12 +351,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError(
-                f"{value!r}: this build supports only "
-                "sqlite:///relative/path or sqlite:////absolute/path"
-            )
-        return value
+        if value.startswith("sqlite:///"):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        # Never the whole value: a URL may carry a password.
+        shown = repr(value.partition("://")[0] + "://") if "://" in value else repr(value)
+        if "://" not in value and "@" in value:
+            shown = "the value"
+        raise ValueError(
+            f"{shown} is not a database Herald supports; use sqlite:///relative/path,"
+            " sqlite:////absolute/path or postgresql://user:password@host:5432/database"
+        )
 
     @field_validator("smtp_url")
     @classmethod
@@ -411,6 +417,9 @@ class Settings(BaseSettings):
 
     @property
     def data_dir(self) -> Path:
+        """The SQLite file's folder; `data` beside a PostgreSQL database (not a path in it)."""
+        if not self.database_url.startswith("sqlite:///"):
+            return Path("data")
         return self.database_path.parent
 
     @property

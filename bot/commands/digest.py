@@ -29,7 +29,7 @@ async def digest(settings: Settings, *, dry_run: bool) -> int:
     """
     site = load_site(settings)
     renderer = Renderer(site, public_url=settings.public_base)
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         publisher = Publisher(
             store, renderer, stand_ins=settings.stand_in_channels, channel=settings.telegram_channel
         )

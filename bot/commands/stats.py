@@ -17,7 +17,7 @@ RECENT_JOBS = RECENT_FAILED = 5
 
 async def stats(settings: Settings, out: TextIO) -> int:
     """Subscribers per channel, preference and status; deliveries, recent jobs, failed sends."""
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         report = await gather_stats(store, jobs=RECENT_JOBS, failed=RECENT_FAILED)
     out.write("subscribers  active  breaking  daily  every-post  " + "  ".join(LEFT) + "\n")
     for channel in Channel:

@@ -54,7 +54,7 @@ async def list_subscribers(
     chan = parse_channel(channel) if channel else None
     stat = Status(status) if status else None
     count = 0
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         out.write(
             _TABLE.format(
                 "id", "channel", "address", "status", "breaking", "daily", "every", "since"
@@ -81,7 +81,7 @@ async def add(
     """Add (or re-activate and update) one confirmed subscriber."""
     chan = parse_channel(channel)
     normal = normalize_address(chan, address)
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         sub = await store.subscribers.upsert(
             chan, normal, breaking=breaking, daily=daily, every_post=every_post
         )
@@ -95,7 +95,7 @@ async def remove(
     """Delete one subscriber; exit status 1 when there was none."""
     chan = parse_channel(channel)
     normal = normalize_address(chan, address)
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         removed = await store.subscribers.remove(chan, normal)
     if not removed:
         err.write(f"herald: no {chan.value} subscriber {normal}\n")
@@ -131,7 +131,7 @@ async def import_file(
     bad = _BadRows(err)
     good = written = 0
     try:
-        async with open_store(settings.database_path) as store:
+        async with open_store(settings.database_url) as store:
             rows = bad.keep_good(parse_csv(source))
             while batch := list(islice(rows, IMPORT_BATCH)):
                 good += len(batch)
@@ -152,7 +152,7 @@ async def import_file(
 
 async def export(settings: Settings, out: TextIO) -> int:
     """Write every active subscriber as CSV (the import format) to `out`."""
-    async with open_store(settings.database_path) as store:
+    async with open_store(settings.database_url) as store:
         out.write(header_line())
         async for sub in store.subscribers.all(status=Status.ACTIVE):
             out.write(subscriber_line(sub))

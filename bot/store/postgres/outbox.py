@@ -206,13 +206,14 @@ class Outbox(OutboxStats):
     async def release_expired(self, now: float) -> int:
         """Rows whose lease ran out, or whose claimant died, become claimable again.
 
-        A process is dead once its heartbeat in `processes` is 30 s old (or it has none):
-        after a SIGKILL its rows come back within a minute, not after the whole lease.
+        A process is dead once its heartbeat in `processes` is 30 s old by the server's
+        clock (or it has none): after a SIGKILL its rows come back within a minute, not
+        after the whole lease.
         """
         status = await self._pool.execute(
             "UPDATE outbox_items SET status = 'queued', lease_until = NULL, claimed_by = NULL"
             " WHERE status = 'sending' AND (lease_until < $1 OR "
-            + held_by_the_dead(me="$2", now="$1")
+            + held_by_the_dead(me="$2", now=DB_NOW)
             + ")",
             now,
             self.process_id,

@@ -33,7 +33,8 @@ ALIVE_S = 30.0
 def held_by_the_dead(*, me: str, now: str) -> str:
     """SQL true for an outbox row (`claimed_by`) whose claimant is another, dead process.
 
-    `me` and `now` are the SQL (parameters) of this process's id and the current epoch time.
+    `me` and `now` are the SQL of this process's id (a parameter) and of the current epoch
+    time, the server's (`DB_NOW`), as `processes.seen_at` is written.
     """
     return (
         f"(claimed_by IS DISTINCT FROM {me} AND NOT EXISTS (SELECT 1 FROM processes p"
