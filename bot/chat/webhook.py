@@ -25,6 +25,28 @@ log = logging.getLogger(__name__)
 _LABEL = b"herald telegram webhook secret_token v1"
 
 OnUpdate = Callable[[dict[str, Any]], Awaitable[None]]
+# PTB logs every call's parameters at DEBUG (`herald -v`), setWebhook's secret_token too.
+PTB_BOT_LOGGER = "telegram.Bot"
+
+
+class _Redact(logging.Filter):
+    """Replaces one secret in each record of the logger it filters."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.secret in text:
+            record.msg, record.args = text.replace(self.secret, "[secret]"), None
+        return True
+
+
+def _keep_out_of_logs(secret: str) -> None:
+    logger = logging.getLogger(PTB_BOT_LOGGER)
+    if not any(isinstance(f, _Redact) and f.secret == secret for f in logger.filters):
+        logger.addFilter(_Redact(secret))
 
 
 def secret_token(secret_key: str) -> str:
@@ -35,8 +57,10 @@ def secret_token(secret_key: str) -> str:
 
 async def set_webhook(bot: Bot, url: str, secret_key: str) -> None:
     """`setWebhook(url, secret_token)`; ConfigError when Telegram refuses the URL."""
+    token = secret_token(secret_key)
+    _keep_out_of_logs(token)  # whoever knows it can post updates as any user, admins too
     try:
-        await bot.set_webhook(url=url, secret_token=secret_token(secret_key))
+        await bot.set_webhook(url=url, secret_token=token)
     except BadRequest as exc:  # "bad webhook: …": the URL's form, host, port or certificate
         raise ConfigError(
             f"HERALD_TELEGRAM_WEBHOOK_URL: Telegram refused {url}: {exc.message}; use a public "

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bot.chat.webhook import secret_token
+from bot.chat.webhook import secret_token, set_webhook
 from bot.errors import ConfigError
 from bot.settings import load_settings
+from bot.transports.telegram import make_bot
 from tests.fakes.bot_api import FakeBotAPI
 from tests.support.acceptance import Herald
+from tests.support.bot import bot_settings
 
 READER = 7
 SECRET_KEY = "webhook-test-secret-key"
@@ -167,3 +170,16 @@ async def test_a_webhook_url_telegram_refuses_stops_herald_run_with_the_reason(
     assert "HERALD_TELEGRAM_WEBHOOK_URL" in run.log and "https" in run.log.lower()
     assert "Traceback" not in run.log
     assert fake.token not in run.log
+
+
+async def test_the_secret_token_stays_out_of_debug_logs(
+    fake_bot_api: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`herald -v` logs PTB's calls with their parameters, but never the secret token."""
+    caplog.set_level(logging.DEBUG)
+    async with make_bot(bot_settings(Path("/nonexistent"), fake_bot_api)) as bot:
+        await set_webhook(bot, "https://news.example.com/telegram", SECRET_KEY)
+    assert fake_bot_api.webhook is not None
+    assert fake_bot_api.webhook.secret_token == secret_token(SECRET_KEY)
+    assert "setWebhook" in caplog.text  # PTB did log the call
+    assert secret_token(SECRET_KEY) not in caplog.text
