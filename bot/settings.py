@@ -129,6 +129,9 @@ def parse_smtp_url(url: str) -> SmtpConfig:
 
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one DNS label
+# The web endpoint's own paths (SPEC): Telegram's webhook may not take one of them.
+_WEB_PATHS = frozenset({"/subscribe", "/healthz", "/metrics", "/hooks/git"})
+_WEB_PREFIXES = ("/confirm/", "/preferences/", "/unsubscribe/")
 
 
 class Settings(BaseSettings):
@@ -225,6 +228,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{value!r} has no path; Herald serves updates at the URL's path, "
                 "so give it one of its own, such as https://news.example.com/telegram"
+            )
+        taken = parts.path in _WEB_PATHS or parts.path.startswith(_WEB_PREFIXES)
+        if value is not None and taken:
+            raise ValueError(
+                f"{parts.path!r} is a page Herald serves already; give the webhook a path of "
+                "its own, such as https://news.example.com/telegram"
             )
         return value
 

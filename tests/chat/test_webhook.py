@@ -132,6 +132,9 @@ async def test_webhook_mode_answers_what_telegram_posts_and_refuses_forgeries(
         ("https:///telegram", False),
         ("https://news.example.com", False),  # no path of its own
         ("https://news.example.com/", False),
+        ("https://news.example.com/subscribe", False),  # a page Herald serves
+        ("https://news.example.com/unsubscribe/x", False),
+        ("https://news.example.com/telegram/hooks/git", True),
     ],
 )
 def test_the_webhook_url_is_checked_at_start(url: str, accepted: bool) -> None:
