@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run
 
     try:
-        return asyncio.run(run(settings, fresh=args.fresh))
+        return asyncio.run(run(settings, fresh=args.fresh, worker=args.worker))
     except ExceptionGroup as group:
         # A part of `herald run` failed to start, e.g. a web port that is taken: say which.
         config = group.subgroup((ConfigError, StoreError))
@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the database is gone on purpose: start with a new one, whose first scan records"
         " the site's posts without announcing them",
+    )
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="only deliver (and serve the web), never lead: one more process beside the"
+        " `herald run` processes sharing a PostgreSQL database",
     )
     p.set_defaults(func=cmd_run)
 

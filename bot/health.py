@@ -28,11 +28,18 @@ Check = Callable[[], Awaitable[str | None]]
 
 @dataclass(frozen=True)
 class PartHealth:
-    """One part's state in a report; `reason` says why it is down."""
+    """One part's state in a report; `reason` says why it is down, or notes how it is up."""
 
     part: str
     up: bool
     reason: str = ""
+
+
+class Note(str):
+    """A check's answer for a part that is up all the same, e.g. on standby while another
+    process runs it."""
+
+    __slots__ = ()
 
 
 class Health:
@@ -100,6 +107,8 @@ class Health:
         if task.cancelled() or task.exception() is not None:
             return PartHealth(part, False, "check failed")
         reason = task.result()
+        if isinstance(reason, Note):
+            return PartHealth(part, True, str(reason))
         return PartHealth(part, reason is None, reason or "")
 
     def _note(self, state: PartHealth) -> None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from bot.outbox import plan
 from bot.metrics import Metrics
 from bot.models import Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
+from bot.outbox import plan
 from bot.outbox.plan import Recipient
 from bot.render.renderer import Renderer
 from bot.store import Store
@@ -45,7 +45,8 @@ async def _batches(subscribers: AsyncIterator[Subscriber]) -> AsyncIterator[list
 
 
 class Publisher:
-    """Queues messages in the outbox; `wake` tells the delivery loop to look at once."""
+    """Queues messages in the outbox; `wake` tells this process's delivery loop to look at
+    once, and the store's cluster tells every other process on the database."""
 
     def __init__(
         self,
@@ -104,7 +105,10 @@ class Publisher:
 
         to_subscribers = 0
         async for batch in _batches(subscribers):
-            to_subscribers += await add(batch)
+            added = await add(batch)
+            if added and not to_subscribers:  # the first rows go out while the rest are added
+                await self._queued()
+            to_subscribers += added
         # The stand-ins go in last, on their own, so what the admin sees counts people only.
         to_stand_ins = await add(extra) if extra else 0
         await outbox.mark_planned(job_id)
@@ -115,8 +119,16 @@ class Publisher:
             to_subscribers,
             to_stand_ins,
         )
-        self.wake()
+        await self._queued()
         return job_id, to_subscribers, to_stand_ins
+
+    async def _queued(self) -> None:
+        """Rows were queued: delivery here and in every other process claims them now."""
+        self.wake()
+        try:
+            await self.store.cluster.notify()
+        except Exception as exc:  # the rows are safe; other processes find them at their poll
+            log.warning("publish: could not wake the other processes (%s)", exc)
 
     async def announce(self, post: Post, post_id: int | None = None) -> int:
         """A new post: breaking alert or every-post notice, plus the channel; rows queued."""
@@ -187,7 +199,7 @@ class Publisher:
             job_id, plan.rows_for(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
         )
         await self.store.outbox.mark_planned(job_id)
-        self.wake()
+        await self._queued()
 
     async def send_digest(
         self, now: datetime, *, day: date | None = None, dry_run: bool = False
@@ -236,7 +248,7 @@ class Publisher:
             now=datetime.now(UTC).timestamp(), job_id=job_id
         )
         log.info("publish: %d failed sends queued again", count)
-        self.wake()
+        await self._queued()
         return count
 
 
