@@ -127,16 +127,16 @@ async def _connect(url: str, server: str) -> db.Pool:
 
 def _explain(url: str, server: str, exc: BaseException) -> str:
     """One sentence naming the server (never the password) and what to do about `exc`."""
-    text = " ".join(_reason(url, server, exc).split())  # one line, whatever `exc` says
+    detail = str(exc)
     password = urlsplit(url).password
     for secret in filter(None, {password, unquote(password or "")}):
-        text = text.replace(secret, "[secret]")
-    return text
+        detail = detail.replace(secret, "[secret]")  # should a driver message ever echo it
+    return " ".join(_reason(url, server, exc, detail).split())  # one line, whatever it says
 
 
-def _reason(url: str, server: str, exc: BaseException) -> str:
+def _reason(url: str, server: str, exc: BaseException, detail: str) -> str:
     user = unquote(urlsplit(url).username or "") or "(default)"
-    name = server.partition("/")[2]
+    host, _, name = server.partition("/")
     if isinstance(exc, asyncpg.InvalidPasswordError):
         return (
             f"the PostgreSQL server {server} refused the password of user {user}: fix the"
@@ -144,28 +144,28 @@ def _reason(url: str, server: str, exc: BaseException) -> str:
         )
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return (
-            f"the database {name} does not exist on the PostgreSQL server {server}: create it"
+            f"the database {name} does not exist on the PostgreSQL server {host}: create it"
             f" (e.g. `createdb -O {user} {name}`) or fix its name in HERALD_DATABASE_URL"
         )
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
         return (
-            f"the PostgreSQL server {server} refused user {user} ({exc}): create that role or"
+            f"the PostgreSQL server {server} refused user {user} ({detail}): create that role or"
             " allow it in pg_hba.conf, or fix the user in HERALD_DATABASE_URL"
         )
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         return (
-            f"user {user} may not create Herald's tables in {server} ({exc}): grant it CREATE"
+            f"user {user} may not create Herald's tables in {server} ({detail}): grant it CREATE"
             " on the database and its schema, or make it the database's owner"
         )
     if isinstance(exc, OSError | TimeoutError):
         return (
-            f"cannot reach the PostgreSQL server {server} ({type(exc).__name__}: {exc}):"
+            f"cannot reach the PostgreSQL server {server} ({type(exc).__name__}: {detail}):"
             " check that it runs and accepts connections there, and the host and port in"
             " HERALD_DATABASE_URL"
         )
     if isinstance(exc, asyncpg.PostgresError):
-        return f"the PostgreSQL server {server} refused to open the database: {exc}"
+        return f"the PostgreSQL server {server} refused to open the database: {detail}"
     return (
-        f"cannot open the PostgreSQL database {server} ({type(exc).__name__}: {exc}): check"
+        f"cannot open the PostgreSQL database {server} ({type(exc).__name__}: {detail}): check"
         " HERALD_DATABASE_URL (postgresql://user:password@host:5432/database)"
     )
