@@ -104,3 +104,16 @@ async def sign_ups(client: httpx.AsyncClient, count: int) -> None:
         proxied = {"x-forwarded-for": f"192.0.2.{n + 1}"}
         answer = await client.post("/subscribe", data=form, headers=proxied)
         assert answer.status_code < 400, answer.text
+
+
+def test_herald_backup_on_postgresql_prints_pg_dump_and_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On PostgreSQL the command exits 0 with the pg_dump line, no password, no file written."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HERALD_DATABASE_URL", "postgresql://herald:s3cret@127.0.0.1:1/herald")
+    assert main(["backup", "herald.pgc"]) == 0
+    out, err = capsys.readouterr()
+    assert "pg_dump --format=custom --file=herald.pgc postgresql://herald@127.0.0.1:1/herald" in out
+    assert "s3cret" not in out + err
+    assert list(tmp_path.iterdir()) == []
