@@ -80,3 +80,30 @@ async def test_polling_outlives_a_rejected_token_and_health_shows_telegram_down(
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("bot.")]
     assert not [m for m in ours if fake.token in m]
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+async def test_receiving_can_be_cancelled_and_started_again(
+    tmp_path: Path, fake_bot_api: FakeBotAPI
+) -> None:
+    """Cancelled (leadership lost), polling stops; started again, it answers what came
+    meanwhile, and nothing taken before is answered twice."""
+    fake = fake_bot_api
+    first, meanwhile = USER, USER + 1
+    async with bot_env(tmp_path, fake) as env:
+        stop = asyncio.Event()
+        bot = telegram_bot(env.settings, env.store, env.deps.renderer, env.publisher.real, stop)
+        async with bot as app:
+            receiving = asyncio.create_task(receive_updates(app, env.settings, "key", stop))
+            fake.push_command(first, first, "/help")
+            await fake.wait_for(lambda: fake.sent_to(first), timeout=20)
+            receiving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await receiving
+            assert not app.updater.running
+            fake.push_command(meanwhile, meanwhile, "/help")  # nobody receives it now
+            receiving = asyncio.create_task(receive_updates(app, env.settings, "key", stop))
+            await fake.wait_for(lambda: fake.sent_to(meanwhile), timeout=20)
+            stop.set()
+            await receiving
+            assert not app.updater.running
+    assert len(fake.sent_to(first)) == 1 and len(fake.sent_to(meanwhile)) == 1
