@@ -43,8 +43,8 @@ BUDGET_RETRY_S = 1.0
 BULK_MAIL_TTL_S = 300.0
 MAX_MIGRATIONS = 2  # a chat can move once (group → supergroup); twice is a loop
 
-# Books `count` sends at `rate_per_s` out of the budget all processes share; returns the
-# seconds from now until the first of them may start (store.cluster.book_sends).
+# Books `count` sends at `rate_per_s` out of the budget all processes share; returns when
+# the first of them may start, as time.time() tells it (store.cluster.book_sends).
 BookSends = Callable[[int, float], Awaitable[float]]
 
 
@@ -202,7 +202,7 @@ class TelegramSender:
                 return True
             count = pacer.window_size
             try:
-                delay_s = await book(count, pacer.slot_rate_per_s)
+                start = await book(count, pacer.slot_rate_per_s)
             except Exception as exc:  # the rows go back to the queue and wait a moment
                 if not self._booking_failed:
                     log.warning("delivery: cannot book sends from the shared budget: %s", exc)
@@ -211,8 +211,7 @@ class TelegramSender:
             if self._booking_failed:
                 log.info("delivery: the shared send budget can be booked again")
             self._booking_failed = False
-            # The clock is read after the answer: the window is never taken to start early.
-            pacer.supply(time.time() + delay_s, count)
+            pacer.supply(start, count)
             return True
 
 

@@ -310,7 +310,8 @@ class Cluster(Protocol):
 
     async def book_sends(self, count: int, rate_per_s: float) -> float:
         """Book `count` Telegram sends, `1 / rate_per_s` apart, out of the budget every
-        process shares; the seconds from now until the first of them may start."""
+        process shares; when the first of them may start, by this process's clock
+        (`time.time()`)."""
         ...
 
     async def runner(self) -> str | None:

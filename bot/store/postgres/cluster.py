@@ -16,6 +16,8 @@ import asyncio
 import logging
 import os
 import socket
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeAlias, TypeVar
@@ -40,7 +42,19 @@ QUERY_TIMEOUT_S = 3.0  # a session that takes longer is taken for lost, and open
 # cuts off a leader it no longer hears from.
 STALE_LEADER_S = 10.0
 RUNNER_SEEN_S = 10.0  # a `herald run` heard from this recently is there
+# A process silent this long whose session has ended is gone: more than a heartbeat and
+# the reconnect after a lost session take.
+GONE_S = 3 * HEARTBEAT_S + QUERY_TIMEOUT_S
 FORGET_S = 3600.0  # rows of processes silent this long are deleted
+
+# Books a window of $2 seconds of the shared budget: its start, by the server's clock.
+BOOK_SQL = (
+    "INSERT INTO send_budget AS b (name, next_at)"
+    f" VALUES ($1, {DB_NOW} + $2::float8) ON CONFLICT (name) DO UPDATE"
+    f" SET next_at = GREATEST(b.next_at, {DB_NOW}) + $2::float8"
+    f" RETURNING next_at - $2::float8 AS start, {DB_NOW} AS server_now"
+)
+CLOCK_HORIZON_S = 60.0  # how long a reading of the server's clock is trusted
 
 # What a lost or hanging session raises; other database errors are the statement's own.
 LOST = (
@@ -54,6 +68,36 @@ LOST = (
 
 class SessionLost(Exception):
     """This process has no session with the database at the moment."""
+
+
+class ServerClock:
+    """The server's clock as seen from this process: its offset is bounded by every reading
+    (the server's time lies between our asking and its answer), and the tightest recent
+    bounds win, so a slow trip or a busy event loop does not shift the windows."""
+
+    def __init__(self, horizon_s: float = CLOCK_HORIZON_S) -> None:
+        self.horizon_s = horizon_s
+        self._readings: deque[tuple[float, float, float]] = deque()  # (at, low, high)
+
+    def add(self, asked: float, answered: float, server_now: float) -> None:
+        """The server said `server_now` between `asked` and `answered` (this clock)."""
+        self._readings.append((answered, server_now - answered, server_now - asked))
+        while self._readings[0][0] < answered - self.horizon_s:
+            self._readings.popleft()
+
+    def offset(self) -> float:
+        """server - local, in seconds (0 before any reading)."""
+        if not self._readings:
+            return 0.0
+        low = max(r[1] for r in self._readings)
+        high = min(r[2] for r in self._readings)
+        if low > high:  # the clocks moved apart: the one tightest reading decides
+            _, low, high = min(self._readings, key=lambda r: r[2] - r[1])
+        return (low + high) / 2
+
+    def local(self, server_s: float) -> float:
+        """A moment of the server's clock on this one."""
+        return server_s - self.offset()
 
 
 class PostgresCluster:
@@ -76,6 +120,8 @@ class PostgresCluster:
         self.query_timeout_s = query_timeout_s
         self.stale_leader_s = stale_leader_s
         self._conn: Connection | None = None
+        self._book: asyncpg.prepared_stmt.PreparedStatement[asyncpg.Record] | None = None
+        self._clock = ServerClock()
         self._use = asyncio.Lock()  # one statement at a time on the session
         self._worker = False
         self._on_wake: Callable[[], None] = lambda: None
@@ -105,6 +151,10 @@ class PostgresCluster:
             server_settings={"application_name": APP_PREFIX + self.process_id},
         )
         try:
+            # Prepared now: a booking then takes one trip, a tight reading of the server's
+            # clock. (First: asyncpg ends a prepare without a Sync, and the server delivers
+            # no notification to a session until its next Sync.)
+            book = await conn.prepare(BOOK_SQL)
             await conn.add_listener(WAKE_CHANNEL, self._woken)
             await conn.execute(
                 "INSERT INTO processes (id, host, pid, worker, started_at, seen_at)"
@@ -119,7 +169,7 @@ class PostgresCluster:
             conn.terminate()
             raise
         conn.add_termination_listener(self._terminated)
-        self._conn = conn
+        self._conn, self._book = conn, book
         self._on_wake()  # wake-ups sent while there was no session were missed
 
     async def _beat_loop(self) -> None:
@@ -141,7 +191,18 @@ class PostgresCluster:
         await conn.execute(
             f"UPDATE processes SET seen_at = {DB_NOW} WHERE id = $1", self.process_id
         )
-        await conn.execute(f"DELETE FROM processes WHERE seen_at < {DB_NOW} - $1", FORGET_S)
+        # Forgotten: a process silent for GONE_S whose session the server no longer has
+        # (killed, its host cut off), so that the rows it claimed go back now rather than
+        # after the outbox's 30 s; and any process silent for FORGET_S.
+        await conn.execute(
+            "DELETE FROM processes p WHERE p.id != $1"
+            f" AND (p.seen_at < {DB_NOW} - $2 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+            f" WHERE a.application_name = $3 || p.id) OR p.seen_at < {DB_NOW} - $4)",
+            self.process_id,
+            GONE_S,
+            APP_PREFIX,
+            FORGET_S,
+        )
 
     async def _leave(self) -> None:
         conn, self._conn = self._conn, None
@@ -263,18 +324,14 @@ class PostgresCluster:
         await self._anyhow(lambda c: c.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL))
 
     async def book_sends(self, count: int, rate_per_s: float) -> float:
-        length_s = count / rate_per_s
-
         async def book(conn: Connection) -> float:
-            delay = await conn.fetchval(
-                "INSERT INTO send_budget AS b (name, next_at)"
-                f" VALUES ($1, {DB_NOW} + $2::float8) ON CONFLICT (name) DO UPDATE"
-                f" SET next_at = GREATEST(b.next_at, {DB_NOW}) + $2::float8"
-                f" RETURNING next_at - $2::float8 - {DB_NOW}",
-                BUDGET,
-                length_s,
-            )
-            return max(0.0, float(delay))
+            ready = self._book if conn is self._conn else None
+            statement = ready or await conn.prepare(BOOK_SQL)
+            asked = time.time()
+            row = await statement.fetchrow(BUDGET, count / rate_per_s)
+            assert row is not None
+            self._clock.add(asked, time.time(), float(row["server_now"]))
+            return self._clock.local(float(row["start"]))
 
         return await self._anyhow(book)
 

@@ -27,7 +27,7 @@ class SqliteCluster:
         """`db`: the database file (None in memory); `holds_run_lock`: this is `herald run`."""
         self._lock_path = beside(db.absolute(), ".lock") if db is not None else None
         self._holds_run_lock = holds_run_lock
-        self._next_send = 0.0  # time.monotonic() of the next free send
+        self._next_send = 0.0  # when the next send is free (time.time())
 
     @asynccontextmanager
     async def joined(self, *, worker: bool, on_wake: Callable[[], None]) -> AsyncIterator[None]:
@@ -44,10 +44,9 @@ class SqliteCluster:
         return None
 
     async def book_sends(self, count: int, rate_per_s: float) -> float:
-        now = time.monotonic()
-        start = max(now, self._next_send)
+        start = max(time.time(), self._next_send)
         self._next_send = start + count / rate_per_s
-        return start - now
+        return start
 
     async def runner(self) -> str | None:
         if self._lock_path is None or self._holds_run_lock:
