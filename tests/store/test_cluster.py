@@ -20,7 +20,7 @@ from bot.delivery.pacing import GLOBAL_MARGIN
 from bot.store import open_store
 from bot.store.postgres.cluster import APP_PREFIX, PostgresCluster, ServerClock
 from bot.store.sqlite.cluster import SqliteCluster
-from tests.delivery.test_pacing import max_in_window
+from tests.support.rates import max_in_window
 
 ROOT = Path(__file__).resolve().parents[2]
 TAKEOVER_S = 15.0  # the SPEC's promise, used here as how long a test waits for it
