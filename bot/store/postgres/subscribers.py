@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from asyncpg import Record
@@ -43,6 +45,7 @@ MIGRATIONS = [
 ]
 
 STREAM_CHUNK = 1000  # rows a server-side cursor fetches at a time
+PREFETCH = 2  # chunks read ahead of the caller
 _COLUMNS = "id, channel, address, breaking, daily, every_post, status, created_at"
 
 # Statuses an import may overwrite: someone who unsubscribed, blocked the bot or bounced
@@ -63,15 +66,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Looked up, not called: Channel("email") costs as much as the rest of a row.
+_CHANNEL = {c.value: c for c in Channel}
+_STATUS = {s.value: s for s in Status}
+
+
 def _row(row: Record) -> Subscriber:
     return Subscriber(
         id=row[0],
-        channel=Channel(row[1]),
+        channel=_CHANNEL[row[1]],
         address=row[2],
         breaking=row[3],
         daily=row[4],
         every_post=row[5],
-        status=Status(row[6]),
+        status=_STATUS[row[6]],
         created_at=row[7],
     )
 
@@ -294,13 +302,34 @@ class Subscribers(MailReports):
     async def _stream(self, sql: str, args: list[object]) -> AsyncIterator[Subscriber]:
         """`sql` read through a server-side cursor, STREAM_CHUNK rows at a time.
 
+        A task reads ahead (at most PREFETCH chunks): the next rows are fetched and built
+        while the caller awaits its own writes (a fan-out's inserts), instead of after.
         The cursor holds one pooled connection (and its snapshot) until the scan ends; the
-        caller's writes between rows go through other connections, and PostgreSQL's MVCC
-        lets both go on (unlike a SQLite read held open across writes).
+        caller's writes go through other connections, and MVCC lets both go on.
         """
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            async for row in conn.cursor(sql, *args, prefetch=STREAM_CHUNK):
-                yield _row(row)
+        chunks: asyncio.Queue[list[Subscriber] | BaseException | None] = asyncio.Queue(PREFETCH)
+
+        async def read() -> None:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    cursor = await conn.cursor(sql, *args)
+                    while rows := await cursor.fetch(STREAM_CHUNK):
+                        await chunks.put([_row(r) for r in rows])
+                await chunks.put(None)
+            except Exception as exc:  # handed to the reader, raised there
+                await chunks.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (chunk := await chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                for sub in chunk:
+                    yield sub
+        finally:
+            reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """(channel, status) → number of subscribers."""
