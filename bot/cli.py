@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bot.commands import backup as backup_cli
+from bot.commands import migrate as migrate_cli
 from bot.commands import stats as stats_cli
 from bot.commands import subscribers as subscribers_cli
 from bot.errors import ConfigError
@@ -46,6 +47,9 @@ def redact_secrets(settings: Settings) -> None:
         password = urlsplit(url.get_secret_value()).password if url is not None else None
         if password:
             secrets += [password, unquote(password)]
+    database_password = urlsplit(settings.database_url).password  # postgresql://u:PASSWORD@…
+    if database_password:
+        secrets += [database_password, unquote(database_password)]
     for secret in (settings.secret_key, settings.webhook_secret):
         if secret is not None:
             secrets.append(secret.get_secret_value())
@@ -143,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribers_cli.add_parser(sub)
     stats_cli.add_parser(sub)
     backup_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     return parser
 
 

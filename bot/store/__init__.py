@@ -33,8 +33,10 @@ __all__ = [
     "StoreError",
     "Subscribers",
     "backup_sqlite",
+    "database_name",
     "gather_stats",
     "open_store",
+    "same_database",
     "secret_for",
 ]
 
@@ -56,15 +58,12 @@ async def open_store(
     database another program locks is waited for. On PostgreSQL several may share it.
     Raises StoreError, whose one line names the database and the fix.
     """
-    if isinstance(url, os.PathLike):
-        path: Path | None = Path(url)
-    elif url.startswith(SQLITE):
-        path = Path(url.removeprefix(SQLITE))
-    elif url.startswith(POSTGRES):
-        path = None
-    else:
+    path = _path(url)
+    if path is None and not str(url).startswith(POSTGRES):
+        text = str(url)
+        shown = f"{text.partition('://')[0]}://" if "://" in text else repr(text)  # no password
         raise StoreError(
-            f"{url.partition('://')[0] or url!r} is not a database Herald can open: set"
+            f"{shown} is not a database Herald can open: set"
             " HERALD_DATABASE_URL to sqlite:///path/to/herald.db or"
             " postgresql://user:password@host:5432/database"
         )
@@ -77,6 +76,34 @@ async def open_store(
     assert isinstance(url, str)
     async with open_postgres(url, run=run) as pg:
         yield pg
+
+
+def _path(url: str | os.PathLike[str]) -> Path | None:
+    """The SQLite file `url` names, or None for a PostgreSQL URL."""
+    if isinstance(url, os.PathLike):
+        return Path(url)
+    if url.startswith(SQLITE):
+        return Path(url.removeprefix(SQLITE))
+    return None
+
+
+def database_name(url: str | os.PathLike[str]) -> str:
+    """The database for messages: a SQLite file's absolute path, or PostgreSQL's
+    host:port/database (never a password)."""
+    path = _path(url)
+    if path is not None:
+        return str(path.absolute())
+    from bot.store.postgres.db import server_of
+
+    return server_of(str(url))
+
+
+def same_database(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two URLs name one database (one file, or one server's database)."""
+    first, second = _path(a), _path(b)
+    if first is not None and second is not None:
+        return first.resolve() == second.resolve()
+    return first is None and second is None and database_name(a) == database_name(b)
 
 
 async def secret_for(settings_key: str | None, store: Store, file_key: Callable[[], str]) -> str:

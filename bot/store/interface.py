@@ -28,6 +28,7 @@ from bot.models import (
     Status,
     Subscriber,
 )
+from bot.store.transfer import Transfer
 
 
 class StoreError(HeraldError):
@@ -333,6 +334,8 @@ class Store(Protocol):
     def digests(self) -> Digests: ...
     @property
     def cluster(self) -> Cluster: ...
+    @property
+    def transfer(self) -> Transfer: ...
 
     def health(self) -> str | None:
         """None while the database is sound; else what is wrong, in a sentence (for /healthz)."""

@@ -17,6 +17,7 @@ import asyncpg
 
 from bot.store.interface import StoreError
 from bot.store.postgres import cluster, db, digests, outbox, posts, processes, subscribers
+from bot.store.postgres.transfer import PostgresTransfer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class PostgresStore:
         self.subscribers = subscribers.Subscribers(pool)
         self.outbox = outbox.Outbox(pool, self.process_id)
         self.digests = digests.Digests(pool)
+        self.transfer = PostgresTransfer(pool)  # herald migrate --copy-from
         # Its own session from `url`: heartbeat, LISTEN and the leader's advisory lock.
         self.cluster = cluster.PostgresCluster(url, self.process_id)
         self._problem: str | None = None

@@ -15,6 +15,7 @@ import aiosqlite
 from bot.store.interface import StoreError
 from bot.store.sqlite import cluster, db, digests, outbox, posts, subscribers
 from bot.store.sqlite.files import FileIdentity, PostLogMarker, RunLock, unwritable
+from bot.store.sqlite.transfer import SqliteTransfer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class SqliteStore:
         self.subscribers = subscribers.Subscribers(conn)
         self.outbox = outbox.Outbox(conn)
         self.digests = digests.Digests(conn)
+        self.transfer = SqliteTransfer(conn)  # herald migrate --copy-from
         self.cluster = cluster.SqliteCluster(path, holds_run_lock=lock is not None)
         self._identity = FileIdentity(path) if path is not None else None
         self._lock = lock
