@@ -100,6 +100,10 @@ _INSERT_ARRAYS = (
 )
 
 
+# The server's clock when the claim's SELECT starts (after the turn lock): stable within it,
+# so the index on (address, sent_epoch) finds only the sends of the last CHAT_GAP_S.
+_CLAIM_NOW = "extract(epoch from statement_timestamp())"
+
 # A Telegram row waits while another process sends to its chat, or sent to it just now: the
 # Pacer spaces one process's own sends to a chat, this spaces the processes' sends.
 _CHAT_FREE = (
@@ -107,7 +111,7 @@ _CHAT_FREE = (
     " WHERE b.status = 'sending' AND b.address = o.address AND b.channel = 'telegram'"
     " AND b.claimed_by IS DISTINCT FROM $1) OR EXISTS (SELECT 1 FROM outbox_items b"
     " WHERE b.channel = 'telegram' AND b.sent_epoch IS NOT NULL AND b.address = o.address"
-    f" AND b.sent_epoch > {DB_NOW} - {CHAT_GAP_S} AND b.claimed_by IS DISTINCT FROM $1)))"
+    f" AND b.sent_epoch > {_CLAIM_NOW} - {CHAT_GAP_S} AND b.claimed_by IS DISTINCT FROM $1)))"
 )
 
 _CLAIM = (
