@@ -23,9 +23,12 @@ PER_CHAT_INTERVAL_S = 1.05
 OWN_LIMIT_WINDOW_S = 60.0
 # Above this rate Telegram charges for the excess, via `allow_paid_broadcast`.
 FREE_RATE_PER_S = 30.0
+# Processes sharing the budget each add their own jitter (a connection being opened, a busy
+# event loop, a process waiting for a CPU) and may send at the same moments: aim lower.
+SHARED_MARGIN = 0.9
 # A shared slot is used at its time or not at all: one started later than this would crowd
-# the slots of other processes. The margin above leaves 5 % of a second; the rest of it is
-# left for the way from the start of a send to Telegram.
+# the slots of other processes. The shared margin leaves 0.11 s in a second; the rest of it
+# is for the way from the start of a send to Telegram.
 SHARED_LATE_S = 0.03
 # How much of the shared budget a process books at once: a dead process loses no more.
 SHARED_WINDOW_S = 0.1
@@ -124,11 +127,13 @@ class Pacer:
         self,
         rate_per_s: float,
         *,
-        margin: float = GLOBAL_MARGIN,
+        margin: float | None = None,
         per_chat_interval_s: float = PER_CHAT_INTERVAL_S,
         shared: bool = False,
         window_s: float = SHARED_WINDOW_S,
     ) -> None:
+        if margin is None:
+            margin = SHARED_MARGIN if shared else GLOBAL_MARGIN
         self.rate_per_s = rate_per_s
         self.slot_rate_per_s = rate_per_s * margin
         self.interval_s = 1.0 / self.slot_rate_per_s
@@ -171,6 +176,16 @@ class Pacer:
         """A window of the shared budget: `count` slots from `start`, `interval_s` apart."""
         assert self.shared is not None, "supply() is for a pacer of the shared budget"
         self.shared.supply(start, count)
+
+    def missed(self, chat: str, at: float, now: float) -> bool:
+        """Whether the send granted `at` for `chat` starts too late at `now` for a shared slot
+        (the event loop was busy meanwhile): then the slot is given up and the chat is free
+        to be granted another; a slot of this process's own is never missed."""
+        if self.shared is None or now - at <= self.shared.late_s:
+            return False
+        self.shared.dropped += 1
+        self._chat_free[chat] = min(self._chat_free.get(chat, 0.0), now)
+        return True
 
     def starved(self, now: float) -> bool:
         """Whether no global slot is left (only a shared pacer runs out)."""

@@ -187,6 +187,8 @@ class TelegramSender:
                 return False, slot.at
             if slot.at > now:
                 await asyncio.sleep(slot.at - now)
+            if slot.granted and self.pacer.missed(chat, slot.at, time.time()):
+                continue
             if slot.granted:
                 while (wait_s := self.pacer.admit(time.time())) > 0:  # noqa: ASYNC110
                     await asyncio.sleep(wait_s)

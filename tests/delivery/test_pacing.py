@@ -164,7 +164,7 @@ def test_processes_sharing_a_budget_never_exceed_the_rate(rate: float, processes
 def test_a_shared_pacer_is_starved_until_it_gets_a_window() -> None:
     """With no window booked a shared pacer grants nothing; a window's slots come at their times."""
     pacer = Pacer(200, shared=True)
-    assert pacer.window_size == 19  # 0.1 s at 190/s
+    assert pacer.window_size == 18  # 0.1 s at 180/s, 90 % of the rate
     assert pacer.starved(10.0)
     first = pacer.reserve("a", 10.0)
     assert (first.granted, first.starved) == (False, True)
@@ -208,3 +208,18 @@ def test_a_429_drops_the_shared_slots_before_the_pause_ends() -> None:
     assert not pacer.reserve("b", 10.1).granted
     late = pacer.reserve("b", 10.55)
     assert late.granted and late.at == pytest.approx(10.6)
+
+
+def test_a_shared_slot_started_too_late_is_given_up() -> None:
+    """A send whose shared slot passed by more than SHARED_LATE_S is not made: its chat is
+    free for the next slot; with slots of its own a late start is kept."""
+    pacer = Pacer(100, shared=True, margin=1.0)
+    pacer.supply(10.0, 5)
+    slot = pacer.reserve("a", 10.0)
+    assert not pacer.missed("a", slot.at, 10.0 + SHARED_LATE_S)
+    assert pacer.missed("a", slot.at, 10.05)
+    again = pacer.reserve("a", 10.05)
+    assert again.granted and again.at == pytest.approx(10.03)  # the first within reach
+    own = Pacer(100)
+    slot = own.reserve("a", 10.0)
+    assert not own.missed("a", slot.at, 12.0)
