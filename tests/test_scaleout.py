@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.delivery.setup import workers_for
@@ -40,10 +41,10 @@ def leads(run: Running) -> bool:
 async def test_three_processes_share_one_fan_out_and_survive_the_leader(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """Three processes fan a breaking alert out to 2,000 chats while the leader is killed:
-    every chat gets it (twice only for the killed process's sends in flight), never more than
-    the rate in any second nor twice in a second to a chat, a survivor announces the next
-    post, and /start is answered once."""
+    """Two processes and a worker fan a breaking alert out to 2,000 chats while the leader is
+    killed: every chat gets it (twice only for the killed process's sends in flight), never
+    more than the rate in any second nor twice in a second to a chat, the standby takes over
+    (not the worker) and announces the next post, and /start is answered once."""
     # The fake's clock must not stall: a collection pass over the test session's heap takes
     # ~0.1 s here and would bunch the sends it sees, as Telegram never would.
     gc.freeze()
@@ -71,12 +72,21 @@ async def fan_out_and_kill(tmp_path: Path, postgres_url: str) -> None:
         assert code == 0, err
         chats = {10_000 + i for i in range(CHATS)}
 
-        def process() -> Running:
-            return herald.run(HERALD_WEB_LISTEN=f"127.0.0.1:{free_port()}")
+        ports: dict[Running, int] = {}
 
-        async with process() as first, process() as second, process() as third:
+        def process(*args: str) -> Running:
+            port = free_port()
+            running = herald.run(*args, HERALD_WEB_LISTEN=f"127.0.0.1:{port}")
+            ports[running] = port
+            return running
+
+        async with process() as first, process() as second, process("--worker") as third:
             assert leads(first) and not leads(second) and not leads(third)
-            assert all("ready: on standby" in "\n".join(r.lines) for r in (second, third))
+            assert "ready: on standby" in second.log and "ready: a worker" in third.log
+            async with httpx.AsyncClient() as client:
+                health = await client.get(f"http://127.0.0.1:{ports[second]}/healthz")
+            assert health.status_code == 200, health.text
+            assert "watcher: up (standby: another process leads)" in health.text
 
             herald.write_post(
                 f"{recent():%Y-%m-%d}-scale-out.md",
@@ -94,13 +104,10 @@ async def fan_out_and_kill(tmp_path: Path, postgres_url: str) -> None:
                 f"{recent():%Y-%m-%d}-after-the-kill.md",
                 post_text("After the kill", "A quiet update.", recent(0.5)),
             )
-            survivors = (second, third)
-            await poll(lambda: any(map(leads, survivors)), TAKEOVER_S, "takeover")
+            await poll(lambda: leads(second), TAKEOVER_S, "takeover")  # the worker never leads
             took_over_s = time.monotonic() - killed
             await poll(
-                lambda: any("'After the kill'" in r.log for r in survivors),
-                TAKEOVER_S + 10,
-                "the next post announced",
+                lambda: "'After the kill'" in second.log, TAKEOVER_S + 10, "next post announced"
             )
             announced_s = time.monotonic() - killed
             await poll(lambda: alerted() >= chats, 60, "every chat alerted")
@@ -116,6 +123,7 @@ async def fan_out_and_kill(tmp_path: Path, postgres_url: str) -> None:
             await fake.wait_for(lambda: fake.sent_to(NEW_READER), 10)
             await asyncio.sleep(QUIET_S)
             replies = fake.sent_to(NEW_READER)
+            assert not leads(third)
             assert await second.stop() == 0 and await third.stop() == 0
 
     sends = [s for s in fake.sent if s.method in ("sendMessage", "sendPhoto", "copyMessage")]
@@ -136,3 +144,10 @@ async def fan_out_and_kill(tmp_path: Path, postgres_url: str) -> None:
     assert closest_s > 1.0
     assert len([s for s in fake.sent_to(CHANNEL) if "After the kill" in (s.text or "")]) == 1
     assert len(replies) == 1
+
+
+async def test_a_worker_needs_postgresql(tmp_path: Path) -> None:
+    """`herald run --worker` on SQLite is refused, saying why: one `herald run` does it all."""
+    code, _, err = await Herald(tmp_path).cli("run", "--worker")
+    assert code == 1
+    assert "--worker needs a PostgreSQL database" in err
