@@ -186,6 +186,8 @@ class PostgresCluster:
                 if not self._said_lost:
                     log.warning("cluster: no session with the database (%s); retrying", exc)
                 self._said_lost = True
+            except asyncpg.PostgresError as exc:  # the heartbeat itself refused: say so loudly
+                log.error("cluster: the heartbeat failed (%s); retrying", exc)
 
     async def _beat(self, conn: Connection) -> None:
         await conn.execute(
@@ -276,6 +278,9 @@ class PostgresCluster:
                 return None
         except SessionLost:
             return None
+        except asyncpg.PostgresError as exc:  # e.g. not allowed to end another's session
+            log.error("cluster: trying to lead failed (%s); trying again", exc)
+            return None
         if conn is not self._conn:  # lost on the way: the lock went with that session
             return None
         self._lost = asyncio.Event()
@@ -314,10 +319,14 @@ class PostgresCluster:
         lost, self._lost = self._lost, None
         if lost is None:
             return
-        with suppress(SessionLost):  # a lost session took the lock with it
+        try:
             await self._session(
                 lambda c: c.execute("SELECT pg_advisory_unlock($1, $2)", *LEADER_LOCK)
             )
+        except SessionLost:
+            pass  # the lock went with the session
+        except asyncpg.PostgresError:  # let go of it with the session: a new one comes
+            self._drop("the lock could not be let go")
 
     # -- wake-ups, the send budget, other runners -----------------------------------------
     async def notify(self) -> None:
