@@ -82,12 +82,11 @@ class _Leadership:
         """Lead whenever elected, until `stop`; `lost` is the first term's when already elected."""
         while not stop.is_set():
             lost = lost or await self.cluster.try_lead()
-            if lost is None:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), LEAD_TRY_S)
-                continue
-            await self._serve(stop, lost)
-            lost = None
+            if lost is not None:
+                await self._serve(stop, lost)
+                lost = None
+            with suppress(TimeoutError):  # after a term too: a term never follows at once
+                await asyncio.wait_for(stop.wait(), LEAD_TRY_S)
 
     async def _serve(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         term = self.term = self.term or _Term()

@@ -156,15 +156,7 @@ class PostgresCluster:
             # no notification to a session until its next Sync.)
             book = await conn.prepare(BOOK_SQL)
             await conn.add_listener(WAKE_CHANNEL, self._woken)
-            await conn.execute(
-                "INSERT INTO processes (id, host, pid, worker, started_at, seen_at)"
-                f" VALUES ($1, $2, $3, $4, {DB_NOW}, {DB_NOW})"
-                " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-                self.process_id,
-                socket.gethostname(),
-                os.getpid(),
-                self._worker,
-            )
+            await self._register(conn)
         except BaseException:
             conn.terminate()
             raise
@@ -189,10 +181,28 @@ class PostgresCluster:
             except asyncpg.PostgresError as exc:  # the heartbeat itself refused: say so loudly
                 log.error("cluster: the heartbeat failed (%s); retrying", exc)
 
-    async def _beat(self, conn: Connection) -> None:
+    async def _register(self, conn: Connection) -> None:
+        """This process's row in `processes`, seen now."""
         await conn.execute(
-            f"UPDATE processes SET seen_at = {DB_NOW} WHERE id = $1", self.process_id
+            "INSERT INTO processes (id, host, pid, worker, started_at, seen_at)"
+            f" VALUES ($1, $2, $3, $4, {DB_NOW}, {DB_NOW})"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            self.process_id,
+            socket.gethostname(),
+            os.getpid(),
+            self._worker,
         )
+
+    async def _beat(self, conn: Connection) -> None:
+        asked = time.time()
+        seen_at = await conn.fetchval(
+            f"UPDATE processes SET seen_at = {DB_NOW} WHERE id = $1 RETURNING seen_at",
+            self.process_id,
+        )
+        if seen_at is None:  # forgotten meanwhile (it hung): here again, claims its own
+            await self._register(conn)
+        else:  # a reading of the server's clock, ready for the first booking
+            self._clock.add(asked, time.time(), float(seen_at))
         # Forgotten: a process silent for GONE_S whose session the server no longer has
         # (killed, its host cut off), so that the rows it claimed go back now rather than
         # after the outbox's 30 s; and any process silent for FORGET_S.
