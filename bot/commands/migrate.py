@@ -8,12 +8,13 @@ import asyncio
 import sys
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO, TypeVar
 
 from bot.errors import ConfigError
 from bot.models import OutboxStatus
 from bot.settings import Settings
-from bot.store import Store, database_name, open_store, same_database
+from bot.store import SQLITE, Store, database_name, open_store, same_database
 
 T = TypeVar("T")
 
@@ -88,6 +89,7 @@ async def migrate(settings: Settings, out: TextIO, *, copy_from: str | None = No
             return 0
         async with open_store(copy_from) as source:
             added, had = await copy_database(source, target)
+        key_note = await _keep_secret_key(settings, copy_from, target)
         totals = await target.outbox.totals()
         pending = await target.posts.pending()
     out.write(
@@ -100,6 +102,8 @@ async def migrate(settings: Settings, out: TextIO, *, copy_from: str | None = No
         f" {added.digests} of {had.digests} digests"
         " (the rest was there already)\n"
     )
+    if key_note:
+        out.write(key_note + "\n")
     waiting = totals[OutboxStatus.QUEUED] + totals[OutboxStatus.SENDING]
     out.write(f"{target_name}: {waiting} messages wait to be sent by `herald run`\n")
     if pending:
@@ -108,6 +112,30 @@ async def migrate(settings: Settings, out: TextIO, *, copy_from: str | None = No
             " `herald run` announces them\n"
         )
     return 0
+
+
+async def _keep_secret_key(settings: Settings, source: str, target: Store) -> str | None:
+    """A move from SQLite keeps the secret key its links were signed with (the file in its
+    data folder): unsubscribe and preference links in emails already sent keep working."""
+    if settings.secret_key is not None or not source.startswith(SQLITE):
+        return None  # HERALD_SECRET_KEY signs everything, wherever the data lives
+    key_file = Path(source.removeprefix(SQLITE)).parent / "secret_key"
+    if not key_file.is_file():
+        return None
+    key = key_file.read_text(encoding="ascii").strip()
+    kept = await target.shared_secret(adopt=key)
+    if kept is None:  # a SQLite target keeps its key in its own data folder
+        return None
+    if kept == key:
+        return (
+            f"secret key: the one of {key_file} is kept in the database"
+            " (links already sent keep working)"
+        )
+    return (
+        f"secret key: the database keeps another key than {key_file}, so links in emails"
+        " already sent (unsubscribe, preferences) would be refused; set HERALD_SECRET_KEY"
+        " to the old key's contents for every process"
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -341,7 +341,11 @@ class Store(Protocol):
         """None while the database is sound; else what is wrong, in a sentence (for /healthz)."""
         ...
 
-    async def shared_secret(self) -> str | None:
+    async def shared_secret(self, adopt: str | None = None) -> str | None:
         """The secret key every process on this database shares (made once, kept in it), or
-        None where keys stay in files beside the database (SQLite)."""
+        None where keys stay in files beside the database (SQLite).
+
+        `adopt`: the key to keep if the database has none yet (a move from SQLite keeps the
+        key its links were signed with); the key kept is returned either way.
+        """
         ...

@@ -29,8 +29,9 @@ from bot.models import (
 )
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
-from bot.settings import Settings
-from bot.store import Store, open_store
+from bot.settings import Settings, secret_key
+from bot.store import Store, open_store, secret_for
+from bot.tokens import Purpose, Tokens
 
 NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 MESSAGE = Rendered(
@@ -221,3 +222,29 @@ def test_herald_migrate_applies_the_schema_and_refuses_to_copy_a_database_into_i
     assert main(["migrate", "--copy-from", "data/herald.db"]) == 1
     _, err = capsys.readouterr()
     assert "--copy-from" in err and "already" in err
+
+
+async def test_a_move_from_sqlite_keeps_the_secret_key_links_were_signed_with(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """An unsubscribe link emailed while on SQLite still verifies on PostgreSQL after the move."""
+    sqlite = f"sqlite:///{tmp_path / 'herald.db'}"
+    async with open_store(sqlite) as source:
+        await source.subscribers.upsert(EMAIL, "reader@example.com")
+    old = Settings(_env_file=None, database_url=sqlite)  # type: ignore[call-arg]
+    key = secret_key(old)  # what herald run on SQLite signed its links with
+    link = Tokens(key).make(Purpose.UNSUBSCRIBE, 1)
+    said = await copy(postgres_url, sqlite)
+    assert "secret key: the one of" in said and "is kept in the database" in said
+    async with open_store(postgres_url) as target:
+        signing = await secret_for(None, target, lambda: "a file key")
+        assert Tokens(signing).read(Purpose.UNSUBSCRIBE, link) == 1
+        # A database that already had a key of its own keeps it, and the copy says what to do.
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "secret_key").write_text("another key\n", encoding="ascii")
+    elsewhere = f"sqlite:///{other / 'herald.db'}"
+    async with open_store(elsewhere) as source:
+        await source.subscribers.upsert(EMAIL, "second@example.com")
+    warned = await copy(postgres_url, elsewhere)
+    assert "set HERALD_SECRET_KEY" in warned

@@ -57,9 +57,9 @@ class PostgresStore:
         """None while the server answered the last check; else why it did not."""
         return self._problem
 
-    async def shared_secret(self) -> str | None:
+    async def shared_secret(self, adopt: str | None = None) -> str | None:
         """The one secret key kept in the database for every process (made once)."""
-        return await processes.shared_secret(self.pool)
+        return await processes.shared_secret(self.pool, adopt=adopt)
 
     async def watch(self, every_s: float) -> None:
         """Ask the server every `every_s` whether it answers; log each new problem, once."""

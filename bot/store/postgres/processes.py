@@ -42,12 +42,13 @@ def held_by_the_dead(*, me: str, now: str) -> str:
     )
 
 
-async def shared_secret(pool: Pool, name: str = "secret_key") -> str:
-    """The one secret key of every process on this database, made by whichever asks first."""
+async def shared_secret(pool: Pool, name: str = "secret_key", *, adopt: str | None = None) -> str:
+    """The one secret key of every process on this database, made by whichever asks first
+    (`adopt`: the key to keep when there is none yet, instead of a new one)."""
     await pool.execute(
         "INSERT INTO secrets(name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         name,
-        secrets.token_urlsafe(32),
+        adopt or secrets.token_urlsafe(32),
     )
     value = await pool.fetchval("SELECT value FROM secrets WHERE name = $1", name)
     return str(value)

@@ -52,7 +52,7 @@ class SqliteStore:
                 return problem
         return None
 
-    async def shared_secret(self) -> str | None:
+    async def shared_secret(self, adopt: str | None = None) -> str | None:
         """None: on SQLite the secret key stays in its file in the data folder."""
         return None
 
