@@ -1,0 +1,48 @@
+"""Publishing a post to many subscribers: every one who wants it gets one row, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.models import Channel, OutboxStatus
+from bot.outbox.publish import CHUNK, Publisher
+from bot.render.renderer import Renderer
+from bot.sources.jekyll.site import load_site
+from bot.store import open_store
+from tests.support.delivery import make_post, make_settings
+
+READERS = 2 * CHUNK + 345  # more than one batch, and a last batch that is not full
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of each backend, fresh."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+async def test_a_breaking_post_queues_one_row_per_reader_who_wants_it_once(
+    tmp_path: Path, database: str
+) -> None:
+    """Across several batches: breaking readers and every-post readers each get one alert,
+    digest-only readers none; announcing the post again adds nothing."""
+    settings = make_settings(tmp_path, database_url=database)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
+    async with open_store(database) as store:
+        await store.subscribers.import_rows(
+            (Channel.TELEGRAM, str(1000 + i), i % 3 != 0, True) for i in range(READERS)
+        )
+        digest_only = [str(1000 + i) for i in range(READERS) if i % 3 == 0]
+        for address in digest_only[:10]:  # every-post on, breaking off: still one alert
+            sub = await store.subscribers.get(Channel.TELEGRAM, address)
+            assert sub is not None
+            await store.subscribers.set_prefs(sub.id, breaking=False, daily=True, every_post=True)
+        publisher = Publisher(store, renderer)
+        wanted = READERS - len(digest_only) + 10
+        assert await publisher.announce(make_post(1, breaking=True), post_id=1) == wanted
+        assert await publisher.announce(make_post(1, breaking=True), post_id=1) == 0
+        (job,) = await store.outbox.progress(limit=1)
+        assert job.total == wanted and job.counts[OutboxStatus.QUEUED] == wanted
