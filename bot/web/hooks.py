@@ -23,6 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.web.limits import capped_body
+
 log = logging.getLogger(__name__)
 
 HOOK_PATH = "/hooks/git"
@@ -117,20 +119,6 @@ def decide(
     return Verdict(202, "fetch queued", fetch=True)
 
 
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def hook_routes(
     *, secret: str | None, request_fetch: RequestFetch, branch: Branch, path: str = HOOK_PATH
 ) -> list[Route]:
@@ -144,7 +132,7 @@ def hook_routes(
 
     async def endpoint(request: Request) -> Response:
         try:
-            body = await _body(request)
+            body = await capped_body(request, MAX_BODY_BYTES)
         except ClientDisconnect:
             return Response(status_code=400)
         if body is None:

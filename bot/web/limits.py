@@ -1,9 +1,27 @@
-"""Abuse limits for the web forms: an in-memory sliding window per key (IP or address)."""
+"""Abuse limits for the web endpoint: an in-memory sliding window per key (IP or address),
+and request bodies read up to a size."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+
+from starlette.requests import Request
+
+
+async def capped_body(request: Request, max_bytes: int) -> bytes | None:
+    """The request body, or None when it is larger than `max_bytes` (declared or streamed:
+    a client may lie about, or leave out, Content-Length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class SlidingWindow:

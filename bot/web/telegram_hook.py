@@ -19,6 +19,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.web.limits import capped_body
+
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -42,20 +44,6 @@ def update_of(body: bytes) -> dict[str, Any] | None:
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         return None
     return data
-
-
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def telegram_hook_routes(
@@ -86,7 +74,7 @@ def telegram_hook_routes(
         if not hmac.compare_digest(given.encode(), expected):
             return refused("wrong secret token")
         try:
-            body = await _body(request)
+            body = await capped_body(request, MAX_BODY_BYTES)
         except ClientDisconnect:
             return Response(status_code=400)
         if body is None:
