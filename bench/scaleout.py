@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,10 +101,14 @@ class SlowSink:
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.peers: list[str] = []  # the connection each message came over
+        self.size = 0
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+    async def handle_DATA(self, server: object, session: Any, envelope: Any) -> str:
         await asyncio.sleep(SMTP_DELAY_S)
         self.times.append(time.monotonic())
+        self.peers.append(f"{session.peer[0]}:{session.peer[1]}")
+        self.size += len(envelope.original_content or b"")
         return "250 OK"
 
 
@@ -120,7 +125,8 @@ async def serve_smtp() -> None:
         return web.json_response({"sent": len(sink.times), "too_many": 0})
 
     async def sends(request: web.Request) -> web.Response:
-        return web.json_response({"sends": [[t, ""] for t in sink.times], "too_many": 0})
+        rows = [[t, peer] for t, peer in zip(sink.times, sink.peers, strict=True)]
+        return web.json_response({"sends": rows, "too_many": 0, "bytes": sink.size})
 
     control = await _control([web.get("/count", count), web.get("/sends", sends)])
     print(json.dumps({"url": f"smtp://127.0.0.1:{port}", "control": control}), flush=True)
@@ -135,6 +141,7 @@ class Fake:
     url: str
     control: str
     http: aiohttp.ClientSession
+    pid: int
 
     async def get(self, path: str, **params: str) -> dict[str, Any]:
         async with self.http.get(self.control + path, params=params) as answer:
@@ -146,10 +153,68 @@ class Fake:
         return int((await self.get("/count"))["sent"])
 
     async def times(self, marker: str = "") -> tuple[list[float], list[object], int]:
-        """(sorted send times, chats, 429s) of the sends whose text holds `marker`."""
+        """(sorted send times, chats or connections, 429s) of the sends holding `marker`."""
         got = await self.get("/sends", marker=marker)
         rows = sorted(got["sends"])
         return [r[0] for r in rows], [r[1] for r in rows], int(got["too_many"])
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far; 0 once it is gone."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) * TICK_S
+    return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine since boot, every core."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) * TICK_S, sum(values) * TICK_S
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL process on the machine (server and sessions)."""
+    found: dict[int, float] = {}
+    for folder in Path("/proc").iterdir():
+        if folder.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (folder / "comm").read_text().strip() == "postgres":
+                    found[int(folder.name)] = cpu_s(int(folder.name))
+    return found
+
+
+class CpuMeter:
+    """How busy the herald processes, the fake, PostgreSQL and the machine were between start
+    and stop, in % of one core."""
+
+    def __init__(self, herald_pids: list[int], fake_pid: int) -> None:
+        self.pids = [*herald_pids, fake_pid, os.getpid()]  # this process: the bench
+        self.start = [cpu_s(pid) for pid in self.pids]
+        self.postgres = postgres_cpu()
+        self.machine = machine_busy()
+        self.wall = time.monotonic()
+        self.text = ""
+
+    def stop(self) -> str:
+        wall = time.monotonic() - self.wall
+        pairs = zip(self.pids, self.start, strict=True)
+        used = [(cpu_s(pid) - was) / wall * 100 for pid, was in pairs]
+        postgres = sum(t - self.postgres.get(pid, 0.0) for pid, t in postgres_cpu().items())
+        busy, _ = (now - was for now, was in zip(machine_busy(), self.machine, strict=True))
+        heralds = "/".join(f"{u:.0f}" for u in used[:-2])
+        postgres_pc, machine_pc = postgres / wall * 100, busy / wall * 100
+        others = machine_pc - sum(used) - postgres_pc  # work of others on the machine
+        self.text = (
+            f"CPU (% of one core): herald {heralds}, fake {used[-2]:.0f}, PostgreSQL "
+            f"{postgres_pc:.0f}, bench {used[-1]:.0f}, others {max(0.0, others):.0f}; machine "
+            f"{machine_pc:.0f} of {(os.cpu_count() or 1) * 100}"
+        )
+        return self.text
 
 
 @contextlib.asynccontextmanager
@@ -165,7 +230,7 @@ async def fake(kind: str) -> AsyncIterator[Fake]:
             raise RuntimeError(f"the fake {kind} exited before it served")
         info = json.loads(line)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-            yield Fake(info["url"], info["control"], http)
+            yield Fake(info["url"], info["control"], http, proc.pid)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -191,7 +256,26 @@ class Group:
     """`herald run` processes on one database: the first leads, the rest are workers."""
 
     runs: list[Running] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
     rss: list[float | None] = field(default_factory=list)
+    shares: list[int | None] = field(default_factory=list)
+
+    async def measure_shares(self, http: aiohttp.ClientSession, channel: str) -> None:
+        """What each process sent on `channel`, from its /metrics (herald_sends_total)."""
+        self.shares = []
+        for port in self.ports:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                    text = await answer.text()
+            except aiohttp.ClientError:
+                self.shares.append(None)
+                continue
+            name = f'herald_sends_total{{channel="{channel}"}} '
+            lines = [line for line in text.splitlines() if line.startswith(name)]
+            self.shares.append(sum(int(float(line.rsplit(" ", 1)[1])) for line in lines))
+
+    def shares_text(self) -> str:
+        return "/".join("?" if n is None else f"{n:,}" for n in self.shares)
 
     def measure_rss(self) -> None:
         self.rss = [peak_rss_mb(r.proc.pid) if r.proc else None for r in self.runs]
@@ -213,10 +297,12 @@ async def processes(herald: Herald, count: int) -> AsyncIterator[Group]:
     group = Group()
     try:
         for n in range(count):
+            port = free_port()
             running = herald.run(
-                *(("--worker",) if n else ()), HERALD_WEB_LISTEN=f"127.0.0.1:{free_port()}"
+                *(("--worker",) if n else ()), HERALD_WEB_LISTEN=f"127.0.0.1:{port}"
             )
             group.runs.append(running)
+            group.ports.append(port)
             await running.__aenter__()
         yield group
     finally:
@@ -270,6 +356,7 @@ class Flow:
     chats: list[object]
     too_many: int
     written: float  # when the post file was written
+    cpu: str  # how busy each process was meanwhile
 
     def steady_rate(self) -> float:
         """msg/s over the middle 80 % of sends (start-up and tail left out)."""
@@ -295,6 +382,7 @@ async def fan_out(
     """Start `procs` processes, write one breaking post, wait until `expected` arrived."""
     async with processes(herald, procs) as group:
         before = await sink.sent()
+        meter = CpuMeter([r.proc.pid for r in group.runs if r.proc], sink.pid)
         written = write_breaking(herald, title)
 
         async def arrived() -> bool:
@@ -302,13 +390,16 @@ async def fan_out(
 
         try:
             await until(arrived, timeout_s, f"{expected} sends")
+            meter.stop()
         except TimeoutError:
             print(f"  timed out at {await sink.sent() - before} of {expected}\n{group.log_tail()}")
             raise
         await asyncio.sleep(0.5)  # a late duplicate would show up now
         group.measure_rss()
+        channel = "email" if sink.url.startswith("smtp") else "telegram"
+        await group.measure_shares(sink.http, channel)
     times, chats, too_many = await sink.times("" if sink.url.startswith("smtp") else title)
-    return Flow(times, chats, too_many, written), group
+    return Flow(times, chats, too_many, written, meter.text), group
 
 
 # ---- the databases ------------------------------------------------------------------
@@ -385,7 +476,8 @@ async def rate_case(tmp: Path, server: str, kind: str, procs: int, chats: int) -
         f"  {label:38} {flow.steady_rate():6.1f} msg/s steady ({flow.whole_rate():.1f} first→"
         f"last); max {max_in_window(flow.times)} in a rolling 1 s; {flow.too_many} × 429; "
         f"{len(set(flow.chats)):,} chats ({flow.duplicates()} duplicates) in {flow.done_s():.1f} s"
-        f" from the post file; peak RSS {group.rss_text()}",
+        f" from the post file; peak RSS {group.rss_text()}\n  {'':38} sent by each process "
+        f"{group.shares_text()}; {flow.cpu}",
         flush=True,
     )
     return flow
@@ -424,10 +516,13 @@ async def email_case(tmp: Path, server: str, procs: int, emails: int) -> Flow:
             herald, sink, procs, emails, "Scale-out mail", timeout_s=60 + emails / 50
         )
     label = f"postgresql, {procs} process{'es' if procs > 1 else ''}"
+    per_connection = Counter(flow.chats)
     print(
         f"  {label:24} {flow.whole_rate():6.1f} msg/s first→last ({flow.steady_rate():.1f} "
         f"steady); {len(flow.times):,} messages in {flow.done_s():.1f} s from the post "
-        f"file; peak RSS {group.rss_text()}",
+        f"file over {len(per_connection)} connections ({min(per_connection.values())}–"
+        f"{max(per_connection.values())} each); peak RSS {group.rss_text()}\n  {'':24} "
+        f"sent by each process {group.shares_text()}; {flow.cpu}",
         flush=True,
     )
     return flow
