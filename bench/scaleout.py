@@ -504,8 +504,9 @@ async def part_rate(tmp: Path, server: str, chats: int) -> bool:
     most = max_in_window(three.times)
     met = three.steady_rate() >= 900 and most <= RATE and three.too_many == 0
     print(
-        f"  → 3 processes {three.steady_rate():.1f} msg/s vs 1 process "
-        f"{one.steady_rate():.1f} msg/s ({three.steady_rate() / one.steady_rate():.2f}×), "
+        # Two decimals: the shared budget's own pace, 90 % of the rate, is the target itself.
+        f"  → 3 processes {three.steady_rate():.2f} msg/s vs 1 process "
+        f"{one.steady_rate():.2f} msg/s ({three.steady_rate() / one.steady_rate():.2f}×), "
         f"at most {most} in a second; target ≥ 900 msg/s, never > {RATE:,}: "
         f"{'met' if met else 'NOT met'}",
         flush=True,
@@ -549,7 +550,7 @@ async def part_email(tmp: Path, server: str, emails: int) -> bool:
     met = ratio >= 2.5
     print(
         f"  → 3 processes {three.whole_rate():.1f} msg/s vs 1 process {one.whole_rate():.1f}"
-        f" msg/s: {ratio:.2f}×; target ≥ 2.5×: {'met' if met else 'NOT met'}",
+        f" msg/s: {ratio:.3f}×; target ≥ 2.5×: {'met' if met else 'NOT met'}",
         flush=True,
     )
     return met
