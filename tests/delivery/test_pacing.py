@@ -179,8 +179,8 @@ def test_a_shared_pacer_is_starved_until_it_gets_a_window() -> None:
     [
         (9.0, 10.0, 0),  # early: the slot lies ahead
         (10.0, 10.0, 0),  # on time
-        (10.02, 10.0, 0),  # a little late: still within SHARED_LATE_S
-        (10.045, 10.02, 2),  # too late for the first two: the third
+        (10.015, 10.0, 0),  # a little late: still within SHARED_LATE_S (0.02 s)
+        (10.045, 10.03, 3),  # too late for the first three: the fourth
         (10.2, None, 10),  # the whole window passed unused
     ],
 )
@@ -219,7 +219,7 @@ def test_a_shared_slot_started_too_late_is_given_up() -> None:
     assert not pacer.missed("a", slot.at, 10.0 + SHARED_LATE_S)
     assert pacer.missed("a", slot.at, 10.05)
     again = pacer.reserve("a", 10.05)
-    assert again.granted and again.at == pytest.approx(10.03)  # the first within reach
+    assert again.granted and again.at == pytest.approx(10.04)  # the first less than 0.02 s ago
     own = Pacer(100)
     slot = own.reserve("a", 10.0)
     assert not own.missed("a", slot.at, 12.0)
