@@ -87,6 +87,21 @@ async def plan(url: str) -> None:
     )
 
 
+async def at_rest(url: str) -> None:
+    """The database as it is long after an import: statistics gathered, pages written out
+    (autovacuum and the checkpointer do this on their own, minutes later)."""
+    if not url.startswith("postgresql"):
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 async def create_database(server: str, name: str) -> str:
     import asyncpg
 
@@ -126,6 +141,7 @@ def main() -> None:
             for label, url in urls.items():
                 took = asyncio.run(fill(url, args.rows))
                 print(f"  {label}: {args.rows:,} subscribers imported in {took:.1f} s")
+                asyncio.run(at_rest(url))
                 subprocess.run([sys.executable, __file__, "--plan", url], check=True)
     finally:
         if cluster is not None:

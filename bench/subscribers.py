@@ -25,13 +25,14 @@ from pathlib import Path
 from bot.commands.subscribers import import_file
 from bot.models import Channel, Kind, Post, Rendered
 from bot.outbox import plan
-from bot.outbox.publish import CHUNK, Publisher
+from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
 from bot.settings import Settings
 from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 
 BATCH = 50_000
+CHUNK = 1000  # rows per insert in the naive baseline
 SITE_DIR = Path(__file__).resolve().parent.parent / "examples" / "site"
 
 

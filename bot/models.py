@@ -170,6 +170,15 @@ class OutgoingMail:
 # -- the store's records -------------------------------------------------------------------
 
 
+class Audience(StrEnum):
+    """Which active subscribers a fan-out reaches (`outbox.plan` chooses; the store selects)."""
+
+    EVERY_POST = "every_post"  # a new post: those with every-post on
+    BREAKING = "breaking"  # a breaking post: every-post or breaking on (one alert for both)
+    DAILY = "daily"  # a digest: those with the digest on
+    EVERYONE = "everyone"  # a broadcast
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlannedItem:
     """One outbox row to insert: who gets a job, under which key, how urgently."""

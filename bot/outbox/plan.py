@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from bot.models import Channel, Kind, PlannedItem, Rendered, Subscriber
+from bot.models import Audience, Channel, Kind, PlannedItem, Rendered, Subscriber
 
 # In outbox mode (no token / no SMTP URL) this stand-in recipient gets everything, so a new
 # post always shows up under outbox/telegram and outbox/email.
@@ -25,9 +25,19 @@ class Recipient:
         return cls(channel=subscriber.channel, address=subscriber.address, subscriber_id=subscriber.id)
 
 
-def wants_post(subscriber: Subscriber, *, breaking: bool) -> bool:
-    """Whether a new post reaches this subscriber at once (one alert, however many reasons)."""
-    return subscriber.every_post or (breaking and subscriber.breaking)
+def post_audience(breaking: bool) -> Audience:
+    """Who a new post reaches at once: every-post readers, and for a breaking post those
+    with breaking on too (one alert, however many reasons)."""
+    return Audience.BREAKING if breaking else Audience.EVERY_POST
+
+
+def channels_with_content(rendered: Rendered) -> frozenset[Channel]:
+    """The channels a job has something to send on."""
+    return frozenset(c for c, has in _content(rendered).items() if has)
+
+
+def _content(rendered: Rendered) -> dict[Channel, bool]:
+    return {Channel.TELEGRAM: bool(rendered.telegram), Channel.EMAIL: rendered.email is not None}
 
 
 def post_kind(breaking: bool) -> Kind:
@@ -44,7 +54,7 @@ def rows_for(
     job_key: str, kind: Kind, rendered: Rendered, recipients: Iterable[Recipient]
 ) -> Iterator[PlannedItem]:
     """One row per recipient whose channel the job has content for."""
-    has = {Channel.TELEGRAM: bool(rendered.telegram), Channel.EMAIL: rendered.email is not None}
+    has = _content(rendered)
     for r in recipients:
         if has[r.channel]:
             yield PlannedItem(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from bot.metrics import Metrics
-from bot.models import Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
+from bot.models import Audience, Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
 from bot.render.renderer import Renderer
@@ -19,7 +19,6 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1000  # rows inserted per transaction while fanning out
 
 
 @dataclass(frozen=True)
@@ -32,18 +31,6 @@ class DigestResult:
     rendered: Rendered
     queued: int
     job_id: int | None = None
-
-
-async def _batches(subscribers: AsyncIterator[Subscriber]) -> AsyncIterator[list[Recipient]]:
-    """Recipients in lists of CHUNK: a fan-out to a million holds one list, not a million."""
-    batch: list[Recipient] = []
-    async for s in subscribers:
-        batch.append(Recipient.of(s))
-        if len(batch) == CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class Publisher:
@@ -81,11 +68,12 @@ class Publisher:
         kind: Kind,
         rendered: Rendered,
         title: str,
-        subscribers: AsyncIterator[Subscriber],
+        audience: Audience,
         extra: list[Recipient],
         now: datetime,
     ) -> tuple[int, int, int]:
-        """Create the job (once) and its rows (once each).
+        """Create the job (once) and its rows (once each): subscribers planned inside the
+        database (a million never cross the wire), then the stand-ins in `extra`.
 
         Returns (job id, rows added for subscribers, rows added for the stand-ins in `extra`).
         """
@@ -95,40 +83,19 @@ class Publisher:
         )
         if not created:
             log.info("publish: job %s exists; adding only missing recipients", key)
-
-        async def add(recipients: list[Recipient]) -> int:
-            items = list(plan.rows_for(key, kind, rendered, recipients))
-            if self.metrics is not None:
-                for channel in Channel:
-                    n = sum(1 for i in items if i.channel == channel.value)
-                    if n:
-                        self.metrics.job_queued(channel.value, kind.value, n)
-            return await outbox.add_items(job_id, items)
-
-        # One batch is inserted while the next is read and planned: the database and this
-        # process work at the same time (a fan-out to a million is twice as fast).
         to_subscribers = 0
-        inserting: asyncio.Task[int] | None = None
-        try:
-            async for batch in _batches(subscribers):
-                if inserting is not None:
-                    added = await inserting
-                    if added and not to_subscribers:  # the first rows go out at once
-                        await self._queued()
-                    to_subscribers += added
-                inserting = asyncio.ensure_future(add(batch))
-            if inserting is not None:
-                added, inserting = await inserting, None
-                if added and not to_subscribers:
-                    await self._queued()
-                to_subscribers += added
-        finally:
-            if inserting is not None and not inserting.done():
-                inserting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await inserting
+        channels = plan.channels_with_content(rendered)
+        async for added in outbox.fan_out(job_id, key, kind, channels, audience):
+            self._count(kind, added)
+            if not to_subscribers and any(added.values()):  # the first rows go out at once
+                await self._queued()
+            to_subscribers += sum(added.values())
         # The stand-ins go in last, on their own, so what the admin sees counts people only.
-        to_stand_ins = await add(extra) if extra else 0
+        to_stand_ins = 0
+        if extra:
+            items = list(plan.rows_for(key, kind, rendered, extra))
+            to_stand_ins = await outbox.add_items(job_id, items)
+            self._count(kind, {c: sum(1 for i in items if i.channel == c) for c in Channel})
         await outbox.mark_planned(job_id)
         log.info(
             "publish: job %d %s queued for %d subscribers (+%d stand-ins)",
@@ -139,6 +106,12 @@ class Publisher:
         )
         await self._queued()
         return job_id, to_subscribers, to_stand_ins
+
+    def _count(self, kind: Kind, added: dict[Channel, int]) -> None:
+        if self.metrics is not None:
+            for channel, n in added.items():
+                if n:
+                    self.metrics.job_queued(channel.value, kind.value, n)
 
     async def _queued(self) -> None:
         """Rows were queued: delivery here and in every other process claims them now."""
@@ -156,19 +129,12 @@ class Publisher:
             email=self.renderer.post_email(post, kind),
         )
         ident = str(post_id) if post_id is not None else _digest_of(post.fingerprint)
-        subs = self.store.subscribers.recipients()
-
-        async def wanted() -> AsyncIterator[Subscriber]:
-            async for s in subs:
-                if plan.wants_post(s, breaking=post.breaking):
-                    yield s
-
         _, to_subscribers, to_stand_ins = await self._fan_out(
             f"post:{ident}",
             kind,
             rendered,
             post.title,
-            wanted(),
+            plan.post_audience(post.breaking),
             self._virtual(channel_post=True),
             datetime.now(UTC),
         )
@@ -196,7 +162,7 @@ class Publisher:
             Kind.BROADCAST,
             rendered,
             "broadcast",
-            self.store.subscribers.recipients(),
+            Audience.EVERYONE,
             self._virtual(channel_post=False),
             now,
         )
@@ -250,7 +216,7 @@ class Publisher:
                 Kind.DIGEST,
                 rendered,
                 f"digest {name}",
-                self.store.subscribers.recipients(daily=True),
+                Audience.DAILY,
                 self._virtual(channel_post=False),
                 now,
             )

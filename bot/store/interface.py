@@ -7,18 +7,20 @@ backends (`bot.store.sqlite`, `bot.store.postgres`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
 from bot.errors import HeraldError
 from bot.models import (
+    Audience,
     Channel,
     ClaimedItem,
     FailedItem,
     ItemUpdate,
     JobProgress,
+    Kind,
     OutboxStatus,
     PlannedItem,
     Post,
@@ -204,6 +206,23 @@ class Outbox(Protocol):
 
     async def add_items(self, job_id: int, items: Iterable[PlannedItem]) -> int:
         """Insert rows for a job in one transaction, skipping keys already there; count added."""
+        ...
+
+    def fan_out(
+        self,
+        job_id: int,
+        job_key: str,
+        kind: Kind,
+        channels: Collection[Channel],
+        audience: Audience,
+        *,
+        batch: int = ...,
+    ) -> AsyncIterator[dict[Channel, int]]:
+        """Queue a row per active subscriber of `audience` on `channels`, planned inside the
+        database (no subscriber crosses the wire): key `<job_key>:<channel>:<subscriber id>`,
+        skipping keys already there. Yields the rows added per channel after each `batch` of
+        subscribers (its own transaction, in id order), so the first go out at once.
+        """
         ...
 
     async def mark_planned(self, job_id: int) -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from bot.models import Channel, OutboxStatus
-from bot.outbox.publish import CHUNK, Publisher
+from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
 from bot.sources.jekyll.site import load_site
 from bot.store import open_store
 from tests.support.delivery import make_post, make_settings
 
-READERS = 2 * CHUNK + 345  # more than one batch, and a last batch that is not full
+READERS = 2345
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,7 +27,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def test_a_breaking_post_queues_one_row_per_reader_who_wants_it_once(
     tmp_path: Path, database: str
 ) -> None:
-    """Across several batches: breaking readers and every-post readers each get one alert,
+    """Breaking readers and every-post readers each get one alert,
     digest-only readers none; announcing the post again adds nothing."""
     settings = make_settings(tmp_path, database_url=database)
     renderer = Renderer(load_site(settings), public_url=settings.public_base)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
-from bot.models import Channel, ItemUpdate, Kind, OutboxStatus, Rendered, Status, TelegramMessage
+from bot.models import (
+    Audience,
+    Channel,
+    ItemUpdate,
+    Kind,
+    OutboxStatus,
+    Rendered,
+    Status,
+    TelegramMessage,
+)
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
 from bot.store import Store
@@ -108,3 +118,51 @@ async def test_digest_day_recorded_once(store: Store) -> None:
     )
     assert await store.digests.done("2026-01-15")
     assert await store.digests.last_until() == until
+
+
+async def test_a_fan_out_planned_in_the_database_reaches_its_audience_once(store: Store) -> None:
+    """Batch by batch, every active subscriber of the audience on the job's channels gets one
+    row keyed as plan.item_key keys it, in id order per channel; the rest none; again,
+    nothing is added."""
+    for n in range(25):
+        sub = await store.subscribers.upsert(
+            Channel.TELEGRAM if n % 2 else Channel.EMAIL,
+            str(n) if n % 2 else f"r{n}@example.com",
+            breaking=n % 3 != 0,
+            daily=True,
+            every_post=n % 5 == 0,
+        )
+        if n % 7 == 6:
+            await store.subscribers.set_status(sub.id, Status.BLOCKED)
+    everyone = [s async for s in store.subscribers.recipients()]
+    wanted = [s for s in everyone if s.breaking or s.every_post]
+    job_id, _ = await store.outbox.create_job(
+        "post:7", "breaking", MESSAGE.encode(), title="t", now=NOW
+    )
+    both = {Channel.TELEGRAM, Channel.EMAIL}
+    batches = [
+        added
+        async for added in store.outbox.fan_out(
+            job_id, "post:7", Kind.BREAKING, both, Audience.BREAKING, batch=4
+        )
+    ]
+    assert len(batches) == -(-len(wanted) // 4)  # one per 4 subscribers of the audience
+    assert sum(b[Channel.TELEGRAM] for b in batches) == sum(
+        s.channel == Channel.TELEGRAM for s in wanted
+    )
+    assert sum(sum(b.values()) for b in batches) == len(wanted)
+    claimed = await store.outbox.claim(100, now=time.time(), lease_s=60)
+    for channel in both:  # each channel's rows in subscriber order, as its lane claims them
+        assert [c.subscriber_id for c in claimed if c.channel == channel] == sorted(
+            s.id for s in wanted if s.channel == channel
+        )
+    assert {c.key for c in claimed} == {plan.item_key("post:7", Recipient.of(s)) for s in wanted}
+    again = store.outbox.fan_out(job_id, "post:7", Kind.BREAKING, both, Audience.BREAKING)
+    assert [sum(b.values()) async for b in again] == [0]
+    only_mail = store.outbox.fan_out(
+        job_id, "post:7", Kind.BREAKING, {Channel.EMAIL}, Audience.EVERYONE
+    )
+    added = sum([sum(b.values()) async for b in only_mail])
+    assert added == sum(s.channel == Channel.EMAIL for s in everyone) - sum(
+        s.channel == Channel.EMAIL for s in wanted
+    )

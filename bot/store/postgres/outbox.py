@@ -8,13 +8,14 @@ dead process's rows can be told from a live one's and given back early.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 
 from asyncpg import Record
 
 from bot.models import (
+    Audience,
     Channel,
     ClaimedItem,
     Degrade,
@@ -27,6 +28,7 @@ from bot.models import (
 from bot.store.postgres.db import CLAIM_LOCK, DB_NOW, Pool, affected, transaction
 from bot.store.postgres.outbox_stats import OutboxStats
 from bot.store.postgres.processes import held_by_the_dead
+from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH
 
 # outbox_items.job_id has no REFERENCES: the check (and the job row's share lock) per row
 # inserted costs a third of a fan-out's time, and rows are only ever added for a job just
@@ -124,6 +126,9 @@ _CLAIM = (
 )
 
 
+_CHANNEL = {c.value: c for c in Channel}
+
+
 def _chunks(items: Iterable[PlannedItem]) -> Iterator[list[PlannedItem]]:
     it = iter(items)
     while chunk := list(islice(it, INSERT_CHUNK)):
@@ -209,6 +214,50 @@ class Outbox(OutboxStats):
                 sql, args = _insert(job_id, chunk)
                 added += affected(await conn.execute(sql, *args))
         return added
+
+    async def fan_out(
+        self,
+        job_id: int,
+        job_key: str,
+        kind: Kind,
+        channels: Collection[Channel],
+        audience: Audience,
+        *,
+        batch: int = FAN_OUT_BATCH,
+    ) -> AsyncIterator[dict[Channel, int]]:
+        """Queue a row per active subscriber of `audience` on `channels`, planned in SQL; the
+        rows added per channel after each batch of subscribers (see the Protocol)."""
+        wanted = sorted(c.value for c in channels)
+        if not wanted:
+            return
+        who = f"status = 'active' AND {AUDIENCE_SQL[audience]} AND channel = ANY($2::text[])"
+        last = 0
+        while True:
+            upto = await self._pool.fetchval(
+                f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > $1 AND {who}"
+                " ORDER BY id LIMIT $3) AS batch",
+                last,
+                wanted,
+                batch,
+            )
+            if upto is None:
+                return
+            async with transaction(self._pool) as conn:
+                # As add_items: rows a crash loses are planned again (the job is not planned).
+                await conn.execute("SET LOCAL synchronous_commit TO OFF")
+                # One pass over the batch for every channel; the rows added, counted per channel.
+                counted = await conn.fetch(
+                    "WITH added AS (INSERT INTO outbox_items(job_id, key, kind, channel,"
+                    " subscriber_id, address, priority) SELECT $3, $4 || channel || ':' || id,"
+                    f" $5, channel, id, address, $6 FROM subscribers WHERE id > $1 AND id <= $7"
+                    f" AND {who} ORDER BY id ON CONFLICT (key) DO NOTHING RETURNING channel)"
+                    " SELECT channel, count(*) FROM added GROUP BY channel",
+                    last, wanted, job_id, f"{job_key}:", kind.value, kind.priority, upto,
+                )  # fmt: skip
+            added = {channel: 0 for channel in channels}
+            added.update({_CHANNEL[r[0]]: int(r[1]) for r in counted})
+            yield added
+            last = int(upto)
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""

@@ -8,10 +8,11 @@ at the moment of the crash can go out twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 
 from bot.models import (
+    Audience,
     Channel,
     ClaimedItem,
     Degrade,
@@ -21,6 +22,7 @@ from bot.models import (
     OutboxStatus,
     PlannedItem,
 )
+from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH
 from bot.store.sqlite.db import iso, transaction
 from bot.store.sqlite.outbox_stats import OutboxStats
 
@@ -103,6 +105,53 @@ class Outbox(OutboxStats):
                 for i in items
             ),
         )
+
+    async def fan_out(
+        self,
+        job_id: int,
+        job_key: str,
+        kind: Kind,
+        channels: Collection[Channel],
+        audience: Audience,
+        *,
+        batch: int = FAN_OUT_BATCH,
+    ) -> AsyncIterator[dict[Channel, int]]:
+        """Queue a row per active subscriber of `audience` on `channels`, planned in SQL; the
+        rows added per channel after each batch of subscribers (see the Protocol)."""
+        wanted = sorted(c.value for c in channels)
+        if not wanted:
+            return
+        who = (
+            f"status = 'active' AND {AUDIENCE_SQL[audience]}"
+            f" AND channel IN ({', '.join('?' * len(wanted))})"
+        )
+        last = 0
+        while True:
+            async with self._conn.execute(
+                f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > ? AND {who}"
+                " ORDER BY id LIMIT ?)",
+                (last, *wanted, batch),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row[0] is None:
+                return
+            upto = int(row[0])
+            added: dict[Channel, int] = {}
+            async with transaction(self._conn):
+                for channel in channels:
+                    cur = await self._conn.execute(
+                        "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id,"
+                        " address, priority) SELECT ?, ? || id, ?, channel, id, address, ?"
+                        f" FROM subscribers WHERE id > ? AND id <= ? AND {who} AND channel = ?"
+                        " ON CONFLICT(key) DO NOTHING",
+                        (
+                            job_id, f"{job_key}:{channel.value}:", kind.value, kind.priority,
+                            last, upto, *wanted, channel.value,
+                        ),
+                    )  # fmt: skip
+                    added[channel] = max(0, cur.rowcount)
+            yield added
+            last = upto
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""
