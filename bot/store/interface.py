@@ -221,7 +221,8 @@ class Outbox(Protocol):
         """Queue a row per active subscriber of `audience` on `channels`, planned inside the
         database (no subscriber crosses the wire): key `<job_key>:<channel>:<subscriber id>`,
         skipping keys already there. Yields the rows added per channel after each `batch` of
-        subscribers (its own transaction, in id order), so the first go out at once.
+        subscribers (each its own transaction; a backend may insert some side by side), so
+        the first go out at once.
         """
         ...
 
