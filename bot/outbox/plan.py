@@ -22,7 +22,9 @@ class Recipient:
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Recipient:
-        return cls(channel=subscriber.channel, address=subscriber.address, subscriber_id=subscriber.id)
+        return cls(
+            channel=subscriber.channel, address=subscriber.address, subscriber_id=subscriber.id
+        )
 
 
 def post_audience(breaking: bool) -> Audience:
@@ -33,11 +35,8 @@ def post_audience(breaking: bool) -> Audience:
 
 def channels_with_content(rendered: Rendered) -> frozenset[Channel]:
     """The channels a job has something to send on."""
-    return frozenset(c for c, has in _content(rendered).items() if has)
-
-
-def _content(rendered: Rendered) -> dict[Channel, bool]:
-    return {Channel.TELEGRAM: bool(rendered.telegram), Channel.EMAIL: rendered.email is not None}
+    has = {Channel.TELEGRAM: bool(rendered.telegram), Channel.EMAIL: rendered.email is not None}
+    return frozenset(c for c, yes in has.items() if yes)
 
 
 def post_kind(breaking: bool) -> Kind:
@@ -54,9 +53,9 @@ def rows_for(
     job_key: str, kind: Kind, rendered: Rendered, recipients: Iterable[Recipient]
 ) -> Iterator[PlannedItem]:
     """One row per recipient whose channel the job has content for."""
-    has = _content(rendered)
+    channels = channels_with_content(rendered)
     for r in recipients:
-        if has[r.channel]:
+        if r.channel in channels:
             yield PlannedItem(
                 key=item_key(job_key, r),
                 kind=kind,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +16,6 @@ from bot.render.renderer import Renderer
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
