@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.delivery import smtp_sink  # noqa: E402
 from bot.delivery.bulkmail import BulkMail  # noqa: E402
 from bot.delivery.dkim import Signer, load_key  # noqa: E402
 from bot.delivery.loop import DeliveryConfig  # noqa: E402
@@ -50,33 +49,6 @@ LINKS = {
     "unsubscribe_url": "https://news.example.org/unsubscribe/MTIz.abcdefghijklmnop",
     "preferences_url": "https://news.example.org/preferences/MTIz.qrstuvwxyzabcdef",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def smtp_sink() -> Iterator[int]:
-    """aiosmtpd's Sink handler in its own process: accepts everything, keeps nothing."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c",
-         "aiosmtpd.handlers.Sink"],
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                break
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def make_key(folder: Path, bits: int) -> Path:
