@@ -29,7 +29,7 @@ from bot.models import Post
 from bot.outbox.digest import DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
-from bot.settings import Settings, Site, secret_key
+from bot.settings import Settings, Site
 from bot.sources.feed import FeedPoller, load_feed_site
 from bot.sources.gate import PublishGate
 from bot.sources.git import SiteClone
@@ -139,8 +139,7 @@ async def run(settings: Settings, *, fresh: bool = False, worker: bool = False) 
         store = await _unless_stopped(stop, stack.enter_async_context(opening))
         if store is None:  # stopped while waiting for a locked database
             return 0
-        key = settings.secret_key.get_secret_value() if settings.secret_key else None
-        signing_key = await secret_for(key, store, lambda: secret_key(settings))  # store's
+        signing_key = await secret_for(settings, store)
         tokens = Tokens(signing_key)
         stack.push_async_callback(health.close)
         health.register("database", database_check(store.posts, store.health))

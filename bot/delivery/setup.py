@@ -9,7 +9,7 @@ from bot.delivery.dkim import SignedMail, Signer, key_from_settings
 from bot.delivery.loop import Delivery, DeliveryConfig
 from bot.delivery.pacing import Pacer, is_paid
 from bot.metrics import Metrics
-from bot.settings import Settings, secret_key
+from bot.settings import Settings
 from bot.store import Store, secret_for
 from bot.tokens import Tokens
 from bot.transports import MailTransport, TelegramTransport
@@ -70,12 +70,11 @@ async def open_delivery(
             config = DeliveryConfig(
                 telegram_workers=workers_for(settings.telegram_rate), mail_workers=mail_workers
             )
-        key = settings.secret_key.get_secret_value() if settings.secret_key else None
         yield Delivery(
             store,
             telegram=telegram,
             mail=mail,
-            tokens=tokens or Tokens(await secret_for(key, store, lambda: secret_key(settings))),
+            tokens=tokens or Tokens(await secret_for(settings, store)),
             mail_from=settings.mail_from,
             public_url=settings.public_base,
             pacer=pacer,

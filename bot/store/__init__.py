@@ -6,10 +6,11 @@ Other packages import from here, never from a backend module.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from bot.settings import Settings, secret_key
 from bot.store.interface import (
     Digests,
     ImportRow,
@@ -106,10 +107,10 @@ def same_database(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return first is None and second is None and database_name(a) == database_name(b)
 
 
-async def secret_for(settings_key: str | None, store: Store, file_key: Callable[[], str]) -> str:
+async def secret_for(settings: Settings, store: Store) -> str:
     """The key tokens are signed with: HERALD_SECRET_KEY if set, else the one the database
-    keeps for every process (PostgreSQL), else the one in the data folder (`file_key`)."""
-    if settings_key is not None:
-        return settings_key
+    keeps for every process (PostgreSQL), else the one in the data folder."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
     shared = await store.shared_secret()
-    return shared if shared is not None else file_key()
+    return shared if shared is not None else secret_key(settings)

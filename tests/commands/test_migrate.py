@@ -237,7 +237,7 @@ async def test_a_move_from_sqlite_keeps_the_secret_key_links_were_signed_with(
     said = await copy(postgres_url, sqlite)
     assert "secret key: the one of" in said and "is kept in the database" in said
     async with open_store(postgres_url) as target:
-        signing = await secret_for(None, target, lambda: "a file key")
+        signing = await secret_for(Settings(_env_file=None, database_url=postgres_url), target)  # type: ignore[call-arg]
         assert Tokens(signing).read(Purpose.UNSUBSCRIBE, link) == 1
         # A database that already had a key of its own keeps it, and the copy says what to do.
         other = tmp_path / "other"
