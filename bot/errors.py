@@ -64,3 +64,7 @@ class ChatMigratedError(DeliveryError):
 
 class ImageError(PermanentError):
     """Telegram could not fetch or use a message's image; the text alone may still go."""
+
+
+class DeleteRefusedError(PermanentError):
+    """Telegram will not delete the message (older than its 48 hours): edit it instead."""

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     DIGEST = "digest"
     BROADCAST = "broadcast"
     CONFIRM = "confirm"
+    EDIT = "edit"  # a correction: messages already sent are edited in place or deleted
 
     @property
     def priority(self) -> int:
@@ -37,7 +38,15 @@ class Kind(StrEnum):
         return _PRIORITY[self]
 
 
-_PRIORITY = {Kind.CONFIRM: 0, Kind.BREAKING: 1, Kind.POST: 2, Kind.DIGEST: 3, Kind.BROADCAST: 4}
+# A correction goes with the breaking alerts: a wrong headline is out there now.
+_PRIORITY = {
+    Kind.CONFIRM: 0,
+    Kind.BREAKING: 1,
+    Kind.EDIT: 1,
+    Kind.POST: 2,
+    Kind.DIGEST: 3,
+    Kind.BROADCAST: 4,
+}
 
 
 class ReportKind(StrEnum):
@@ -64,6 +73,7 @@ class Degrade(IntFlag):
     NONE = 0
     NO_PHOTO = 1  # the image could not be fetched: send the caption as a text message
     PLAIN = 2  # the HTML was rejected: send it once more as plain text
+    NO_DELETE = 4  # too old to delete (Telegram's 48 hours): edit it to say it was withdrawn
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,21 @@ class Subscriber:
     every_post: bool
     status: Status
     created_at: datetime | None = None
+    # Reader choices (issue 15). Empty topics: everything. None: the site's default.
+    topics: tuple[str, ...] = ()  # casefolded topic names
+    quiet: str | None = None  # "22:00-07:00": non-breaking messages arrive silently then
+    digest_at: str | None = None  # "18:30", local time of this reader's digest
+    tz: str | None = None  # IANA zone name, e.g. "Europe/Berlin"
+
+
+# Methods of a correction's TelegramMessage: each edits (or deletes) one message already sent,
+# part k of the correction acting on the k-th message id of the recipient's original row.
+EDIT_TEXT = "editMessageText"
+EDIT_CAPTION = "editMessageCaption"
+EDIT_MEDIA = "editMessageMedia"  # a new image, with the caption in `text`
+DELETE = "deleteMessage"  # `text` is the withdrawn notice used if it is too old to delete
+KEEP = "keep"  # this part did not change: no call at all
+EDIT_METHODS = frozenset({EDIT_TEXT, EDIT_CAPTION, EDIT_MEDIA, DELETE, KEEP})
 
 
 @dataclass(frozen=True)
@@ -208,6 +233,10 @@ class ClaimedItem:
     attempts: int
     parts_done: int
     plain: Degrade
+    # Telegram: the ids of the parts sent so far (for a correction row: the ids to edit).
+    message_ids: tuple[int, ...] = ()
+    quiet: str | None = None  # the subscriber's quiet hours and zone, read at claim time
+    tz: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +252,7 @@ class ItemUpdate:
     last_error: str | None = None
     address: str | None = None  # a migrated chat's new id
     sent_at: str | None = None
+    message_ids: tuple[int, ...] | None = None  # Telegram ids of the parts sent; None: as is
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,6 +305,36 @@ class ReportCounts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Revision:
+    """An announced post whose reader-visible content changed (or that was withdrawn) and
+    whose correction is not queued yet."""
+
+    post_id: int
+    post: Post  # as it is now
+    revision: int  # counts up with each change; the correction's job key holds it
+    withdrawn: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestGroup:
+    """Readers due for a digest who get the same one: same topics, same window start."""
+
+    topics: tuple[str, ...]  # casefolded; empty: everything
+    since: datetime | None  # where their previous digest's window ended; None: never had one
+    readers: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrectionCounts:
+    """Corrections so far: posts corrected or withdrawn, and the messages edited or deleted."""
+
+    corrected: int = 0
+    withdrawn: int = 0
+    edited: int = 0  # correction rows sent
+    pending: int = 0  # correction rows still queued
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatsReport:
     """What /stats and `herald stats` show, read once from the store."""
 
@@ -284,6 +344,7 @@ class StatsReport:
     jobs: list[JobProgress]  # the newest
     failed: list[FailedItem]  # the newest parked rows
     reports: ReportCounts = ReportCounts()  # what the bounce listener was told
+    corrections: CorrectionCounts = CorrectionCounts()
 
     def left(self, status: Status) -> int:
         """Subscribers of every channel who are `status` (blocked, bounced, …)."""

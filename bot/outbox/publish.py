@@ -85,7 +85,7 @@ class Publisher:
         async for added in outbox.fan_out(job_id, key, kind, channels, audience):
             self._count(kind, added)
             if not to_subscribers and any(added.values()):  # the first rows go out at once
-                await self._queued()
+                await self.queued()
             to_subscribers += sum(added.values())
         # The stand-ins go in last, on their own, so what the admin sees counts people only.
         to_stand_ins = 0
@@ -101,7 +101,7 @@ class Publisher:
             to_subscribers,
             to_stand_ins,
         )
-        await self._queued()
+        await self.queued()
         return job_id, to_subscribers, to_stand_ins
 
     def _count(self, kind: Kind, added: dict[Channel, int]) -> None:
@@ -110,7 +110,7 @@ class Publisher:
                 if n:
                     self.metrics.job_queued(channel.value, kind.value, n)
 
-    async def _queued(self) -> None:
+    async def queued(self) -> None:
         """Rows were queued: delivery here and in every other process claims them now."""
         self.wake()
         try:
@@ -180,7 +180,7 @@ class Publisher:
             job_id, plan.rows_for(key, Kind.CONFIRM, rendered, [Recipient.of(subscriber)])
         )
         await self.store.outbox.mark_planned(job_id)
-        await self._queued()
+        await self.queued()
 
     async def send_digest(
         self, now: datetime, *, day: date | None = None, dry_run: bool = False
@@ -229,7 +229,7 @@ class Publisher:
             now=datetime.now(UTC).timestamp(), job_id=job_id
         )
         log.info("publish: %d failed sends queued again", count)
-        await self._queued()
+        await self.queued()
         return count
 
 

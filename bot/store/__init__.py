@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.settings import Settings, secret_key
 from bot.store.interface import (
     Digests,
+    DigestSlot,
     ImportRow,
     Outbox,
     PostLog,
@@ -26,6 +27,7 @@ from bot.store.sqlite.backup import Backup, backup_sqlite
 
 __all__ = [
     "Backup",
+    "DigestSlot",
     "Digests",
     "ImportRow",
     "Outbox",

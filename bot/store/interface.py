@@ -10,13 +10,15 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bot.errors import HeraldError
 from bot.models import (
     Audience,
     Channel,
     ClaimedItem,
+    CorrectionCounts,
+    DigestGroup,
     FailedItem,
     ItemUpdate,
     JobProgress,
@@ -27,6 +29,7 @@ from bot.models import (
     PreferenceCounts,
     ReportCounts,
     ReportKind,
+    Revision,
     Status,
     Subscriber,
 )
@@ -37,8 +40,23 @@ class StoreError(HeraldError):
     """The database cannot be used as it is; the one-line message names it and the fix."""
 
 
-# (channel, address, breaking, daily), validated and normalised by the caller.
-ImportRow = tuple[Channel, str, bool, bool]
+class ImportRow(NamedTuple):
+    """One subscriber to import, validated and normalised by the caller. The reader choices
+    are optional CSV columns: None leaves a known subscriber's choice as it is (a new one
+    gets the default), "" (or () for topics) clears it."""
+
+    channel: Channel
+    address: str
+    breaking: bool
+    daily: bool
+    topics: tuple[str, ...] | None = None  # casefolded
+    quiet: str | None = None  # "22:00-07:00"
+    digest_at: str | None = None  # "18:30"
+    tz: str | None = None  # IANA name
+
+
+# A reader's digest slot: (digest_at, tz) as stored, None for the site's default.
+DigestSlot = tuple[str | None, str | None]
 
 
 class PostLog(Protocol):
@@ -83,6 +101,35 @@ class PostLog(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None: ...
 
+    # -- corrections (issue 15) --------------------------------------------------------
+    # `record` also notices when an announced post's reader-visible content (title,
+    # excerpt, image, link: `bot.store.postlog.visible`) changed: it counts up the post's
+    # revision and stamps `corrected_at`. A post announced and then withdrawn gets a
+    # revision too; one that comes back (published again) gets another.
+
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        """The announced post recorded from `path` is withdrawn (drafted again, or its file
+        deleted and not renamed): a new revision, once; False when there is none to withdraw."""
+        ...
+
+    async def revisions(self) -> list[Revision]:
+        """Announced posts with a revision whose correction is not queued yet, oldest first."""
+        ...
+
+    async def mark_revised(self, post_id: int, revision: int) -> None:
+        """The correction for `revision` is queued (an older revision number is ignored)."""
+        ...
+
+    async def corrected_since(self, since: datetime, until: datetime) -> list[Post]:
+        """Posts (not withdrawn) corrected in [since, until), oldest first: the digest marks
+        them as updated, and lists them even when announced before `since`."""
+        ...
+
+    async def topic_counts(self, limit: int) -> list[tuple[str, int]]:
+        """Categories and tags of the posts seen (not withdrawn), most used first, at most
+        `limit`; each as first written, counted case-insensitively."""
+        ...
+
 
 class Subscribers(Protocol):
     """Telegram chats and email addresses, their choices and status."""
@@ -117,6 +164,22 @@ class Subscribers(Protocol):
     ) -> None: ...
 
     async def set_status(self, subscriber_id: int, status: Status) -> None: ...
+
+    async def set_topics(self, subscriber_id: int, topics: Collection[str]) -> None:
+        """The reader's topics (casefolded here); empty: everything."""
+        ...
+
+    async def set_quiet(self, subscriber_id: int, quiet: str | None) -> None:
+        """Quiet hours as "HH:MM-HH:MM" (validated by the caller), or None: off."""
+        ...
+
+    async def set_digest_time(self, subscriber_id: int, at: str | None) -> None:
+        """The reader's digest time "HH:MM" (validated by the caller), or None: the site's."""
+        ...
+
+    async def set_timezone(self, subscriber_id: int, tz: str | None) -> None:
+        """The reader's IANA zone (validated by the caller), or None: the site's."""
+        ...
 
     async def change_address(self, subscriber_id: int, address: str) -> None:
         """A Telegram group became a supergroup: keep the subscriber, store its new chat id."""
@@ -182,6 +245,17 @@ class Subscribers(Protocol):
         """Per channel: active subscribers and how many of them want each kind of message."""
         ...
 
+    # -- own digest times (issue 15) ---------------------------------------------------
+    async def digest_slots(self) -> list[DigestSlot]:
+        """The distinct (digest_at, tz) of active subscribers with the digest on."""
+        ...
+
+    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+        """Active digest readers of `slot` whose digest for local `day` (ISO) is not done
+        yet (their last digest day is before it, or they never had one), grouped by
+        (topics, since)."""
+        ...
+
 
 class Outbox(Protocol):
     """The durable outbox: jobs, and one row per (job, recipient)."""
@@ -217,13 +291,53 @@ class Outbox(Protocol):
         audience: Audience,
         *,
         batch: int = ...,
+        topics: Collection[str] | None = None,
     ) -> AsyncIterator[dict[Channel, int]]:
         """Queue a row per active subscriber of `audience` on `channels`, planned inside the
         database (no subscriber crosses the wire): key `<job_key>:<channel>:<subscriber id>`,
         skipping keys already there. Yields the rows added per channel after each `batch` of
         subscribers (each its own transaction; a backend may insert some side by side), so
         the first go out at once.
+
+        `topics` (casefolded; a post's categories and tags): only subscribers who chose no
+        topic or one of these. None: no topic filter (breaking alerts, broadcasts).
         """
+        ...
+
+    def fan_out_digest(
+        self,
+        job_id: int | None,
+        job_key: str,
+        channels: Collection[Channel],
+        *,
+        slot: DigestSlot,
+        day: str,
+        group: DigestGroup,
+        until: datetime,
+        batch: int = ...,
+    ) -> AsyncIterator[dict[Channel, int]]:
+        """Queue the digest `job_id` for the readers of `group` in `slot` still due for
+        local `day`, and in the same transactions mark them done for `day` with their
+        window ending at `until` (the next one starts there). `job_id` None: nothing to
+        send them (no post for their topics), only marked. Keys as `fan_out`'s."""
+        ...
+
+    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+        """Queue a correction row (kind edit, Telegram) for every row of the job
+        `source_job_key` that was sent with message ids, carrying those ids, its subscriber
+        and address; key `<job_key>:telegram:<subscriber id or address>`. Returns rows added."""
+        ...
+
+    async def find_job(self, key: str) -> tuple[int, str] | None:
+        """(id, payload) of the job with `key`, or None."""
+        ...
+
+    async def set_payload(self, job_id: int, payload: str) -> None:
+        """Replace a job's payload: its rows not sent yet go out with the new content."""
+        ...
+
+    async def correction_counts(self) -> CorrectionCounts:
+        """Correction jobs (posts corrected / withdrawn) and their rows sent / queued."""
         ...
 
     async def mark_planned(self, job_id: int) -> None:

@@ -31,8 +31,23 @@ class Stateless:
 
 
 class TelegramTransport(Lifecycle, Protocol):
-    async def send(self, chat_id: str, message: TelegramMessage) -> None:
-        """Make one Bot API call; raise TransientError, PermanentError or ChatMigratedError."""
+    async def send(
+        self,
+        chat_id: str,
+        message: TelegramMessage,
+        *,
+        message_id: int | None = None,
+        silent: bool = False,
+    ) -> int | None:
+        """Make one Bot API call (`message.method`); raise TransientError, PermanentError,
+        ChatMigratedError (or, for a deleteMessage too old to delete, DeleteRefusedError).
+
+        sendMessage/sendPhoto return the new message's id (None where there is none, as in
+        the files transport). The edit methods and deleteMessage (`bot.models.EDIT_METHODS`)
+        act on `message_id` and return it; an edit that changes nothing ("message is not
+        modified") or a message the reader already deleted counts as done.
+        `silent`: sent with disable_notification (the reader's quiet hours).
+        """
 
 
 class MailTransport(Lifecycle, Protocol):
