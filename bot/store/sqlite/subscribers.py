@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from datetime import UTC, datetime
 
 import aiosqlite
 
-from bot.models import Channel, PreferenceCounts, Status, Subscriber
-from bot.store.interface import ImportRow
+from bot.choices import topics_of, topics_text
+from bot.models import Channel, DigestGroup, PreferenceCounts, Status, Subscriber
+from bot.store.interface import DigestSlot, ImportRow
 from bot.store.sqlite.db import transaction
 from bot.store.sqlite.mail_reports import MailReports
 
@@ -43,21 +44,67 @@ MIGRATIONS = [
     ALTER TABLE subscribers ADD COLUMN soft_bounce_reports INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE subscribers ADD COLUMN complaints INTEGER NOT NULL DEFAULT 0
     """,
+    # Reader choices (issue 15): quiet hours, own digest time and zone (NULL: the site's),
+    # and where the reader's own digest stands: the local day of the last one and where
+    # its window ended (the next one starts there).
+    """
+    ALTER TABLE subscribers ADD COLUMN quiet TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_at TEXT;
+    ALTER TABLE subscribers ADD COLUMN tz TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_day TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_until TEXT;
+    CREATE INDEX subscribers_digest_slot ON subscribers(digest_at, tz)
+    """,
 ]
 
 STREAM_CHUNK = 1000
-_COLUMNS = "id, channel, address, breaking, daily, every_post, status, created_at"
+# Readers of a slot (digest_at, tz) still due for a local day: three parameters.
+DUE_SQL = (
+    "status = 'active' AND daily AND digest_at IS ? AND tz IS ?"
+    " AND (digest_day IS NULL OR digest_day < ?)"
+)
+_COLUMNS = (
+    "id, channel, address, breaking, daily, every_post, status, created_at,"
+    " topics, quiet, digest_at, tz"
+)
 
 # Statuses an import may overwrite: someone who unsubscribed, blocked the bot or bounced
-# stays out even when an old list names them again.
+# stays out even when an old list names them again. A reader choice left out of the row
+# (its `*_given` 0) keeps what a known subscriber chose.
 _IMPORT_UPSERT = (
     "INSERT INTO subscribers(channel, address, breaking, daily, status, created_at,"
-    " updated_at, confirmed_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?) "
+    " updated_at, confirmed_at, topics, quiet, digest_at, tz) VALUES (:channel, :address,"
+    " :breaking, :daily, 'active', :now, :now, :now, :topics, :quiet, :digest_at, :tz) "
     "ON CONFLICT(channel, address) DO UPDATE SET breaking = excluded.breaking,"
     " daily = excluded.daily, status = 'active', updated_at = excluded.updated_at,"
-    " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at)"
+    " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at),"
+    " topics = CASE WHEN :topics_given THEN excluded.topics ELSE subscribers.topics END,"
+    " quiet = CASE WHEN :quiet_given THEN excluded.quiet ELSE subscribers.quiet END,"
+    " digest_at = CASE WHEN :digest_at_given THEN excluded.digest_at"
+    " ELSE subscribers.digest_at END,"
+    " tz = CASE WHEN :tz_given THEN excluded.tz ELSE subscribers.tz END"
     " WHERE subscribers.status IN ('active', 'pending')"
 )
+
+
+def import_params(row: ImportRow, now: str) -> dict[str, object]:
+    """One import row as the named parameters of `_IMPORT_UPSERT` ("" clears: NULL)."""
+    row = ImportRow(*row)  # a plain (channel, address, breaking, daily) tuple too
+    return {
+        "channel": row.channel.value,
+        "address": row.address,
+        "breaking": int(row.breaking),
+        "daily": int(row.daily),
+        "now": now,
+        "topics": topics_text(row.topics or ()),
+        "topics_given": int(row.topics is not None),
+        "quiet": row.quiet or None,
+        "quiet_given": int(row.quiet is not None),
+        "digest_at": row.digest_at or None,
+        "digest_at_given": int(row.digest_at is not None),
+        "tz": row.tz or None,
+        "tz_given": int(row.tz is not None),
+    }
 
 
 def _now() -> str:
@@ -74,6 +121,10 @@ def _row(row: aiosqlite.Row) -> Subscriber:
         every_post=bool(row[5]),
         status=Status(row[6]),
         created_at=datetime.fromisoformat(row[7]) if row[7] else None,
+        topics=topics_of(row[8]),
+        quiet=row[9] or None,
+        digest_at=row[10] or None,
+        tz=row[11] or None,
     )
 
 
@@ -187,6 +238,28 @@ class Subscribers(MailReports):
             (status.value, now, left, status.value, now, subscriber_id),
         )
 
+    async def _set(self, subscriber_id: int, column: str, value: str | None) -> None:
+        await self._conn.execute(
+            f"UPDATE subscribers SET {column} = ?, updated_at = ? WHERE id = ?",
+            (value, _now(), subscriber_id),
+        )
+
+    async def set_topics(self, subscriber_id: int, topics: Collection[str]) -> None:
+        """The reader's topics (casefolded here); empty: everything."""
+        await self._set(subscriber_id, "topics", topics_text(topics))
+
+    async def set_quiet(self, subscriber_id: int, quiet: str | None) -> None:
+        """Quiet hours as "HH:MM-HH:MM" (validated by the caller), or None: off."""
+        await self._set(subscriber_id, "quiet", quiet or None)
+
+    async def set_digest_time(self, subscriber_id: int, at: str | None) -> None:
+        """The reader's digest time "HH:MM" (validated by the caller), or None: the site's."""
+        await self._set(subscriber_id, "digest_at", at or None)
+
+    async def set_timezone(self, subscriber_id: int, tz: str | None) -> None:
+        """The reader's IANA zone (validated by the caller), or None: the site's."""
+        await self._set(subscriber_id, "tz", tz or None)
+
     async def change_address(self, subscriber_id: int, address: str) -> None:
         """A Telegram group became a supergroup: keep the subscriber, store its new chat id."""
         await self._conn.execute(
@@ -208,10 +281,7 @@ class Subscribers(MailReports):
         bot or bounced are left out (an old list must not bring them back).
         """
         now = _now()
-        params = [
-            (channel.value, address, int(breaking), int(daily), now, now, now)
-            for channel, address, breaking, daily in rows
-        ]
+        params = [import_params(row, now) for row in rows]
         before = self._conn.total_changes
         async with transaction(self._conn):
             await self._conn.executemany(_IMPORT_UPSERT, params)
@@ -313,3 +383,29 @@ class Subscribers(MailReports):
                     every_post=int(r[4] or 0),
                 )
         return result
+
+    async def digest_slots(self) -> list[DigestSlot]:
+        """The distinct (digest_at, tz) of active subscribers with the digest on."""
+        async with self._conn.execute(
+            "SELECT DISTINCT digest_at, tz FROM subscribers WHERE status = 'active' AND daily"
+            " ORDER BY digest_at, tz"
+        ) as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+        """Active digest readers of `slot` not done for local `day`, grouped by (topics,
+        since); a NULL part of the slot matches NULL (`IS`)."""
+        async with self._conn.execute(
+            "SELECT topics, digest_until, COUNT(*) FROM subscribers"
+            f" WHERE {DUE_SQL} GROUP BY topics, digest_until ORDER BY topics, digest_until",
+            (*slot, day),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        return [
+            DigestGroup(
+                topics=topics_of(r[0]),
+                since=datetime.fromisoformat(r[1]) if r[1] else None,
+                readers=int(r[2]),
+            )
+            for r in rows
+        ]
