@@ -1,7 +1,9 @@
 """A fake Telegram Bot API server on 127.0.0.1 that answers, limits and fails like Telegram.
 
-Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends are recorded
-in `.sent`, every request in `.calls`, 429 answers are counted in `.too_many`. Faults are
+Point python-telegram-bot at it with `base_url=fake.base_url`; successful sends, edits and
+deletes are recorded in `.sent`, every request in `.calls`, 429 answers are counted in
+`.too_many`; `message(chat, id)` is what a chat shows now (None once deleted), and `age`
+makes a chat's messages older (Telegram deletes only those under 48 hours). Faults are
 injected per chat (`block`, `migrate`, `fail`, ...) or for every request (`fail_next`,
 `garbage`, `unauthorized`, `delay`). Updates for a
 polling bot are queued with `push_command` / `push_message` / `push_callback`; while a
@@ -33,7 +35,15 @@ from tests.fakes.tg_html import TelegramHTMLError, check, utf16_len
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz0123"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Herald", "username": "herald_test_bot"}
 SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "copyMessage"})
-RECORDED = SEND_METHODS | {"editMessageText", "editMessageReplyMarkup"}
+EDIT_METHODS = frozenset(
+    {"editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup"}
+)
+RECORDED = SEND_METHODS | EDIT_METHODS | {"deleteMessage"}
+DELETE_WINDOW_S = 48 * 3600  # Telegram deletes a bot's message for everyone only this soon
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply "
+    "markup are exactly the same as a current content and reply markup of the message"
+)
 PHOTO_SIZE = {"file_id": "AgAD-fake", "file_unique_id": "fake-unique", "width": 640, "height": 480}
 _RIGHTS = """can_be_edited is_anonymous can_manage_chat can_delete_messages can_manage_video_chats
 can_restrict_members can_promote_members can_change_info can_invite_users can_post_stories
@@ -126,6 +136,11 @@ class Sent:
     params: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
 
+    @property
+    def silent(self) -> bool:
+        """Sent with disable_notification: it arrived without a sound."""
+        return _flag(self.params.get("disable_notification"))
+
 
 def _chat_key(value: Any) -> int | str:
     text = str(value).strip()
@@ -183,6 +198,7 @@ class FakeBotAPI:
         self._buckets: dict[int | str, tuple[float, float]] = {}  # chat → (tokens, at)
         self._ids: dict[int | str, itertools.count[int]] = {}
         self._messages: dict[tuple[int | str, int], dict[str, Any]] = {}
+        self._photo_urls: dict[tuple[int | str, int], str] = {}  # a photo message's image URL
         self._chats: dict[int | str, dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -268,6 +284,23 @@ class FakeBotAPI:
     def set_member(self, chat_id: int | str, user_id: int, status: str = "administrator") -> None:
         """getChatMember answers `status` (creator, administrator, member, left, kicked)."""
         self.members[(_chat_key(chat_id), user_id)] = status
+
+    def message(self, chat_id: int | str, message_id: int) -> dict[str, Any] | None:
+        """What the chat shows now as that message (`photo_url`: its image), or None if it
+        was deleted or never sent."""
+        key = (_chat_key(chat_id), message_id)
+        msg = self._messages.get(key)
+        if msg is None:
+            return None
+        url = self._photo_urls.get(key)
+        return dict(msg) | ({"photo_url": url} if url else {})
+
+    def age(self, chat_id: int | str, seconds: float) -> None:
+        """Make every message in the chat `seconds` older (past 48 h it cannot be deleted)."""
+        chat = _chat_key(chat_id)
+        for (c, _), msg in self._messages.items():
+            if c == chat:
+                msg["date"] = int(msg["date"] - seconds)
 
     def sent_to(self, chat_id: int | str) -> list[Sent]:
         """Successful sends and edits in one chat, oldest first."""
@@ -504,11 +537,20 @@ class FakeBotAPI:
         self._messages[(key, message_id)] = msg
         return msg
 
-    def _record(self, method: str, chat: int | str, msg: dict[str, Any], p: dict[str, Any]) -> None:
+    def _record(
+        self,
+        method: str,
+        chat: int | str,
+        msg: dict[str, Any],
+        p: dict[str, Any],
+        *,
+        mode: str | None = None,
+    ) -> None:
         if self.record:
             paid, markup = _flag(p.get("allow_paid_broadcast")), _obj(p.get("reply_markup"))
-            text, caption = msg.get("text"), msg.get("caption")
-            mid, mode, photo = msg["message_id"], p.get("parse_mode"), p.get("photo")
+            text, caption, mid = msg.get("text"), msg.get("caption"), msg["message_id"]
+            photo = self._photo_urls.get((chat, mid)) if "photo" in msg else None
+            mode = mode or p.get("parse_mode")
             self.sent.append(Sent(method, chat, mid, text, caption, mode, markup, paid, photo, p))
 
     async def _send(self, p: dict[str, Any], method: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -521,6 +563,8 @@ class FakeBotAPI:
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             body["reply_markup"] = markup
         msg = self._new_message(chat, {"from": BOT_USER, **body})
+        if method == "sendPhoto":
+            self._photo_urls[(chat, msg["message_id"])] = str(p["photo"])
         self._record(method, chat, msg, p)
         return msg
 
@@ -670,33 +714,100 @@ class FakeBotAPI:
         msg = await self._send(p, "copyMessage", body)
         return {"message_id": msg["message_id"]}
 
-    async def _edit(self, p: dict[str, Any], method: str, text: str | None) -> Any:
+    async def _acted_on(self, p: dict[str, Any], verb: str) -> tuple[tuple[int | str, int], Any]:
+        """The chat and message an edit or delete acts on; it counts in the limits like a send."""
         chat = self._check_chat(p)
-        msg = self._messages.get((chat, int(p.get("message_id") or 0)))
+        if chat in self.chat_latency_s:
+            await asyncio.sleep(self.chat_latency_s[chat])
+        self._check_rate(chat, paid=False)
+        try:
+            key = (chat, int(p.get("message_id") or 0))
+        except ValueError:
+            raise ApiError(400, "Bad Request: message identifier is not specified") from None
+        msg = self._messages.get(key)
         if msg is None:
-            raise ApiError(400, "Bad Request: message to edit not found")
-        markup = _obj(p.get("reply_markup"))
-        if (text is None or text == msg.get("text")) and markup == msg.get("reply_markup"):
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the message",
-            )
+            raise ApiError(400, f"Bad Request: message to {verb} not found")
+        return key, msg
+
+    async def _edit(
+        self,
+        p: dict[str, Any],
+        method: str,
+        *,
+        text: str | None = None,
+        caption: str | None = None,
+        photo: str | None = None,
+        mode: str | None = None,
+    ) -> Any:
+        """Change what the message shows: its text, or a photo's caption (and image)."""
+        key, msg = await self._acted_on(p, "edit")
+        if text is not None and "text" not in msg:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        if method == "editMessageCaption" and "photo" not in msg:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        if photo is not None and "photo" not in msg:
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        markup = _obj(p.get("reply_markup")) or None
+        changed = markup != msg.get("reply_markup")
+        if text is not None:
+            changed = changed or text != msg.get("text")
+        if method in ("editMessageCaption", "editMessageMedia"):
+            changed = changed or (caption or None) != msg.get("caption")
+        if photo is not None:
+            changed = changed or photo != self._photo_urls.get(key)
+        if not changed:
+            raise ApiError(400, NOT_MODIFIED)
         if text is not None:
             msg["text"] = text
-        msg["reply_markup"] = markup
-        if not markup:
-            msg.pop("reply_markup")
+        if method in ("editMessageCaption", "editMessageMedia"):
+            msg.pop("caption", None)
+            if caption:
+                msg["caption"] = caption
+        if photo is not None:
+            self._photo_urls[key] = photo
+        msg.pop("reply_markup", None)
+        if markup:  # an edit without reply_markup removes the buttons, as Telegram does
+            msg["reply_markup"] = markup
         msg["edit_date"] = int(time.time())
-        self._record(method, chat, msg, p)
+        self._record(method, key[0], msg, p, mode=mode)
         return msg
 
     async def _m_editMessageText(self, p: dict[str, Any]) -> Any:
         self._check_text(p.get("text"), p.get("parse_mode"), caption=False)
-        return await self._edit(p, "editMessageText", str(p["text"]))
+        return await self._edit(p, "editMessageText", text=str(p["text"]))
+
+    async def _m_editMessageCaption(self, p: dict[str, Any]) -> Any:
+        caption = p.get("caption")
+        self._check_text(caption, p.get("parse_mode"), caption=True)
+        return await self._edit(p, "editMessageCaption", caption=str(caption or ""))
+
+    async def _m_editMessageMedia(self, p: dict[str, Any]) -> Any:
+        media = _obj(p.get("media"))
+        if not isinstance(media, dict) or not media.get("media"):
+            raise ApiError(400, "Bad Request: can't parse InputMedia: media not found")
+        if media.get("type") != "photo":
+            raise ApiError(400, "Bad Request: can't parse InputMedia: unsupported media type")
+        caption, mode = media.get("caption"), media.get("parse_mode")
+        self._check_text(caption, mode, caption=True)
+        url = str(media["media"])
+        if url in self.bad_photos:
+            self._check_chat(p)
+            raise ApiError(400, self.bad_photos[url])
+        return await self._edit(
+            p, "editMessageMedia", caption=str(caption or ""), photo=url, mode=mode
+        )
 
     async def _m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
-        return await self._edit(p, "editMessageReplyMarkup", None)
+        return await self._edit(p, "editMessageReplyMarkup")
+
+    async def _m_deleteMessage(self, p: dict[str, Any]) -> Any:
+        key, msg = await self._acted_on(p, "delete")
+        if time.time() - msg["date"] > DELETE_WINDOW_S:
+            raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+        self._record("deleteMessage", key[0], msg, p)
+        del self._messages[key]
+        self._photo_urls.pop(key, None)
+        return True
 
     async def _m_answerCallbackQuery(self, p: dict[str, Any]) -> Any:
         if not p.get("callback_query_id"):

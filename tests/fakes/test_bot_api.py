@@ -255,3 +255,112 @@ async def test_set_webhook_checks_url_and_secret_token(
     with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
         await bot.set_webhook("http://example.org/tg")
     assert fake_bot_api.webhook is None
+
+
+async def test_edits_change_what_the_chat_shows_and_are_recorded(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """Text, caption and photo edits change the message in place; each is recorded once."""
+    fake_bot_api.chat_rate = None  # several calls to one chat; limits are tested below
+    fake = fake_bot_api
+    text = await bot.send_message(5, "old <b>title</b>", parse_mode="HTML")
+    photo = await bot.send_photo(5, "https://example.org/a.jpg", caption="old caption")
+    await bot.edit_message_text("new <b>title</b>", 5, text.message_id, parse_mode="HTML")
+    await bot.edit_message_caption(5, photo.message_id, caption="new caption", parse_mode="HTML")
+    assert (fake.message(5, text.message_id) or {})["text"] == "new <b>title</b>"
+    assert (fake.message(5, photo.message_id) or {})["caption"] == "new caption"
+    media = telegram.InputMediaPhoto(
+        "https://example.org/b.jpg", caption="<i>newer</i>", parse_mode="HTML"
+    )
+    await bot.edit_message_media(media, 5, photo.message_id)
+    shown = fake.message(5, photo.message_id) or {}
+    assert shown["photo_url"] == "https://example.org/b.jpg" and shown["caption"] == "<i>newer</i>"
+    methods = [(s.method, s.message_id) for s in fake.sent_to(5)]
+    assert methods[2:] == [
+        ("editMessageText", text.message_id),
+        ("editMessageCaption", photo.message_id),
+        ("editMessageMedia", photo.message_id),
+    ]
+    assert fake.sent[-1].photo == "https://example.org/b.jpg" and fake.sent[-1].parse_mode == "HTML"
+
+
+async def test_edits_refused_as_telegram_refuses_them(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """Unknown, unchanged and wrong-kind edits get Telegram's 400s and change nothing."""
+    fake_bot_api.chat_rate = None  # several calls to one chat; limits are tested below
+    fake = fake_bot_api
+    text = await bot.send_message(6, "same")
+    photo = await bot.send_photo(6, "https://example.org/a.jpg", caption="cap")
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", 6, 99)
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text("same", 6, text.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_caption(6, photo.message_id, caption="cap")
+    with pytest.raises(BadRequest, match=r"(?i)there is no text in the message to edit"):
+        await bot.edit_message_text("x", 6, photo.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)there is no caption in the message to edit"):
+        await bot.edit_message_caption(6, text.message_id, caption="x")
+    assert [s.method for s in fake.sent_to(6)] == ["sendMessage", "sendPhoto"]
+
+
+async def test_an_edit_without_the_button_removes_it(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """As on Telegram, an edit that leaves out reply_markup takes the inline button away."""
+    fake_bot_api.chat_rate = None  # several calls to one chat; limits are tested below
+    markup = telegram.InlineKeyboardMarkup(
+        [[telegram.InlineKeyboardButton("Read", url="https://example.org/a")]]
+    )
+    sent = await bot.send_message(7, "v1", reply_markup=markup)
+    await bot.edit_message_text("v2", 7, sent.message_id, reply_markup=markup)
+    assert "reply_markup" in (fake_bot_api.message(7, sent.message_id) or {})
+    await bot.edit_message_text("v3", 7, sent.message_id)
+    assert "reply_markup" not in (fake_bot_api.message(7, sent.message_id) or {})
+
+
+async def test_delete_within_48_hours_and_not_after(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """A recent message is deleted (then unknown); one aged past 48 hours cannot be."""
+    fake_bot_api.chat_rate = None  # several calls to one chat; limits are tested below
+    fake = fake_bot_api
+    fresh = await bot.send_message(8, "fresh")
+    assert await bot.delete_message(8, fresh.message_id)
+    assert fake.message(8, fresh.message_id) is None
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
+        await bot.delete_message(8, fresh.message_id)
+    old = await bot.send_message(8, "old")
+    fake.age(8, 48 * 3600 + 60)
+    with pytest.raises(BadRequest, match=r"(?i)message can't be deleted for everyone"):
+        await bot.delete_message(8, old.message_id)
+    assert (fake.message(8, old.message_id) or {})["text"] == "old"
+    assert [(s.method, s.text) for s in fake.sent_to(8)] == [
+        ("sendMessage", "fresh"),
+        ("deleteMessage", "fresh"),
+        ("sendMessage", "old"),
+    ]
+
+
+async def test_edits_and_deletes_count_in_the_rate_limits(
+    bot: telegram.Bot, fake_bot_api: FakeBotAPI
+) -> None:
+    """Past the per-chat burst, an edit or a delete gets 429 like a send would."""
+    fake_bot_api.chat_rate = 0.2  # slow refill, so a loaded machine cannot make this pass by luck
+    first = await bot.send_message(9, "a")
+    await bot.edit_message_text("b", 9, first.message_id)
+    await bot.edit_message_text("c", 9, first.message_id)
+    with pytest.raises(RetryAfter):
+        await bot.edit_message_text("d", 9, first.message_id)
+    with pytest.raises(RetryAfter):
+        await bot.delete_message(9, first.message_id)
+    assert fake_bot_api.too_many == 2
+    assert (fake_bot_api.message(9, first.message_id) or {})["text"] == "c"
+
+
+async def test_silent_sends_are_visible(bot: telegram.Bot, fake_bot_api: FakeBotAPI) -> None:
+    """A send with disable_notification is recorded as silent; an ordinary one is not."""
+    await bot.send_message(10, "quiet", disable_notification=True)
+    await bot.send_message(10, "loud")
+    assert [s.silent for s in fake_bot_api.sent_to(10)] == [True, False]
