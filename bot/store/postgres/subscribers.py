@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 
 from asyncpg import Record
 
-from bot.models import Channel, PreferenceCounts, Status, Subscriber
-from bot.store.interface import ImportRow
+from bot.choices import topics_of, topics_text
+from bot.models import Channel, DigestGroup, PreferenceCounts, Status, Subscriber
+from bot.store.interface import DigestSlot, ImportRow
 from bot.store.postgres.db import Pool, affected, transaction
 from bot.store.postgres.mail_reports import MailReports
 
@@ -42,11 +43,31 @@ MIGRATIONS = [
     CREATE INDEX subscribers_active ON subscribers(id) WHERE status = 'active';
     CREATE INDEX subscribers_active_channel ON subscribers(channel, id) WHERE status = 'active'
     """,
+    # Reader choices (issue 15): quiet hours, own digest time and zone (NULL: the site's),
+    # and where the reader's own digest stands: the local day of the last one and where
+    # its window ended (the next one starts there).
+    """
+    ALTER TABLE subscribers ADD COLUMN quiet TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_at TEXT;
+    ALTER TABLE subscribers ADD COLUMN tz TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_day TEXT;
+    ALTER TABLE subscribers ADD COLUMN digest_until TIMESTAMPTZ;
+    CREATE INDEX subscribers_digest_slot ON subscribers(digest_at, tz)
+        WHERE status = 'active' AND daily
+    """,
 ]
 
 STREAM_CHUNK = 1000  # rows a server-side cursor fetches at a time
 PREFETCH = 2  # chunks read ahead of the caller
-_COLUMNS = "id, channel, address, breaking, daily, every_post, status, created_at"
+_COLUMNS = (
+    "id, channel, address, breaking, daily, every_post, status, created_at,"
+    " topics, quiet, digest_at, tz"
+)
+# Readers of a slot (digest_at $1, tz $2) still due for the local day $3.
+DUE_SQL = (
+    "status = 'active' AND daily AND digest_at IS NOT DISTINCT FROM $1"
+    " AND tz IS NOT DISTINCT FROM $2 AND (digest_day IS NULL OR digest_day < $3)"
+)
 
 # Statuses an import may overwrite: someone who unsubscribed, blocked the bot or bounced
 # stays out even when an old list names them again. A name given twice: the last one wins.
@@ -59,6 +80,20 @@ _IMPORT_UPSERT = (
     " daily = excluded.daily, status = 'active', updated_at = excluded.updated_at,"
     " confirmed_at = COALESCE(subscribers.confirmed_at, excluded.confirmed_at)"
     " WHERE subscribers.status IN ('active', 'pending')"
+)
+# Then the reader choices a row gives (NULL in `import_rows`: left out, kept; "": cleared)
+# for those the upsert let in, new ones included.
+_IMPORT_CHOICES = (
+    "UPDATE subscribers s SET"
+    " topics = COALESCE(i.topics, s.topics), quiet = CASE WHEN i.quiet IS NULL THEN s.quiet"
+    " ELSE NULLIF(i.quiet, '') END, digest_at = CASE WHEN i.digest_at IS NULL THEN"
+    " s.digest_at ELSE NULLIF(i.digest_at, '') END, tz = CASE WHEN i.tz IS NULL THEN s.tz"
+    " ELSE NULLIF(i.tz, '') END"
+    " FROM (SELECT DISTINCT ON (channel, address) * FROM import_rows"
+    " ORDER BY channel, address, n DESC) i"
+    " WHERE s.channel = i.channel AND s.address = i.address AND s.status = 'active'"
+    " AND (i.topics IS NOT NULL OR i.quiet IS NOT NULL OR i.digest_at IS NOT NULL"
+    " OR i.tz IS NOT NULL)"
 )
 
 
@@ -81,12 +116,24 @@ def _row(row: Record) -> Subscriber:
         every_post=row[5],
         status=_STATUS[row[6]],
         created_at=row[7],
+        topics=topics_of(row[8]),
+        quiet=row[9] or None,
+        digest_at=row[10] or None,
+        tz=row[11] or None,
     )
 
 
-def _numbered(rows: Iterable[ImportRow]) -> Iterator[tuple[int, str, str, bool, bool]]:
-    for n, (channel, address, breaking, daily) in enumerate(rows):
-        yield n, channel.value, address, breaking, daily
+_ImportRecord = tuple[int, str, str, bool, bool, str | None, str | None, str | None, str | None]
+
+
+def _numbered(rows: Iterable[ImportRow]) -> Iterator[_ImportRecord]:
+    for n, given in enumerate(rows):
+        row = ImportRow(*given)  # a plain (channel, address, breaking, daily) tuple too
+        topics = None if row.topics is None else topics_text(row.topics)
+        yield (
+            n, row.channel.value, row.address, row.breaking, row.daily,
+            topics, row.quiet, row.digest_at, row.tz,
+        )  # fmt: skip
 
 
 class Subscribers(MailReports):
@@ -207,6 +254,30 @@ class Subscribers(MailReports):
             subscriber_id,
         )
 
+    async def _set(self, subscriber_id: int, column: str, value: str | None) -> None:
+        await self._pool.execute(
+            f"UPDATE subscribers SET {column} = $1, updated_at = $2 WHERE id = $3",
+            value,
+            _now(),
+            subscriber_id,
+        )
+
+    async def set_topics(self, subscriber_id: int, topics: Collection[str]) -> None:
+        """The reader's topics (casefolded here); empty: everything."""
+        await self._set(subscriber_id, "topics", topics_text(topics))
+
+    async def set_quiet(self, subscriber_id: int, quiet: str | None) -> None:
+        """Quiet hours as "HH:MM-HH:MM" (validated by the caller), or None: off."""
+        await self._set(subscriber_id, "quiet", quiet or None)
+
+    async def set_digest_time(self, subscriber_id: int, at: str | None) -> None:
+        """The reader's digest time "HH:MM" (validated by the caller), or None: the site's."""
+        await self._set(subscriber_id, "digest_at", at or None)
+
+    async def set_timezone(self, subscriber_id: int, tz: str | None) -> None:
+        """The reader's IANA zone (validated by the caller), or None: the site's."""
+        await self._set(subscriber_id, "tz", tz or None)
+
     async def change_address(self, subscriber_id: int, address: str) -> None:
         """A Telegram group became a supergroup: keep the subscriber, store its new chat id.
 
@@ -243,10 +314,13 @@ class Subscribers(MailReports):
         async with transaction(self._pool) as conn:
             await conn.execute(
                 "CREATE TEMP TABLE import_rows (n BIGINT, channel TEXT, address TEXT,"
-                " breaking BOOLEAN, daily BOOLEAN) ON COMMIT DROP"
+                " breaking BOOLEAN, daily BOOLEAN, topics TEXT, quiet TEXT, digest_at TEXT,"
+                " tz TEXT) ON COMMIT DROP"
             )
             await conn.copy_records_to_table("import_rows", records=_numbered(rows))
-            return affected(await conn.execute(_IMPORT_UPSERT, _now()))
+            written = affected(await conn.execute(_IMPORT_UPSERT, _now()))
+            await conn.execute(_IMPORT_CHOICES)
+            return written
 
     async def add_hard_bounce(self, subscriber_id: int) -> int:
         """Count one permanent failure; returns the count so far."""
@@ -351,3 +425,22 @@ class Subscribers(MailReports):
                 active=int(r[1]), breaking=int(r[2]), daily=int(r[3]), every_post=int(r[4])
             )
         return result
+
+    async def digest_slots(self) -> list[DigestSlot]:
+        """The distinct (digest_at, tz) of active subscribers with the digest on."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT digest_at, tz FROM subscribers WHERE status = 'active' AND daily"
+            " ORDER BY digest_at, tz"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+        """Active digest readers of `slot` not done for local `day`, grouped by (topics,
+        since); a NULL part of the slot matches NULL."""
+        rows = await self._pool.fetch(
+            "SELECT topics, digest_until, COUNT(*) FROM subscribers"
+            f" WHERE {DUE_SQL} GROUP BY topics, digest_until ORDER BY topics, digest_until",
+            *slot,
+            day,
+        )
+        return [DigestGroup(topics=topics_of(r[0]), since=r[1], readers=int(r[2])) for r in rows]
