@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.models import OutgoingMail, TelegramMessage
+from bot.models import KEEP, OutgoingMail, TelegramMessage
 from bot.transports import Stateless
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
@@ -33,14 +33,29 @@ def _write(path: Path, data: bytes) -> None:
 
 
 class FilesTelegram(Stateless):
-    """`outbox/telegram/<time>-<chat>-<method>.html`: the exact HTML text or caption."""
+    """`outbox/telegram/<time>-<chat>-<method>.html`: the exact HTML text or caption.
+
+    An edit is a file named after its method too (`…-editMessageText.html`, with the new
+    text; `…-deleteMessage.html` with the withdrawn notice); a part left as it was (keep)
+    writes nothing. No message has an id here, so none is returned.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, chat_id: str, message: TelegramMessage) -> None:
+    async def send(
+        self,
+        chat_id: str,
+        message: TelegramMessage,
+        *,
+        message_id: int | None = None,
+        silent: bool = False,
+    ) -> int | None:
+        if message.method == KEEP:
+            return message_id
         path = self.folder / f"{_stamp()}-{_safe(chat_id)}-{message.method}.html"
         await asyncio.to_thread(_write, path, message.text.encode("utf-8"))
+        return None
 
 
 class FilesMail(Stateless):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import telegram
@@ -23,13 +24,22 @@ from telegram.error import (
 from bot.errors import (
     ChatMigratedError,
     ConfigError,
+    DeleteRefusedError,
     DeliveryError,
     ImageError,
     PermanentError,
     TimedOutError,
     TransientError,
 )
-from bot.models import TelegramMessage
+from bot.models import (
+    DELETE,
+    EDIT_CAPTION,
+    EDIT_MEDIA,
+    EDIT_METHODS,
+    EDIT_TEXT,
+    KEEP,
+    TelegramMessage,
+)
 from bot.settings import Settings
 from bot.transports import Stateless
 from bot.transports.aiohttp_request import AiohttpRequest, UnreadableAnswer
@@ -57,6 +67,17 @@ IMAGE_FAULTS = (
 )
 # Answers that mean the chat is gone for good, although Telegram sends them as 400.
 GONE_FAULTS = ("chat not found", "peer_id_invalid", "user not found")
+# Answers to an edit or delete that mean it is done already: the message shows this
+# content (a resend after a timeout, a part that did not change), or the reader deleted it.
+ALREADY_DONE = (
+    "message is not modified",
+    "message to edit not found",
+    "message to delete not found",
+)
+# An edit of a caption or image that finds a text message (its image had failed, so it went
+# out as text): edit the text instead.
+NO_PHOTO_FAULTS = ("there is no caption in the message", "there is no media in the message")
+DELETE_REFUSED = "message can't be deleted"
 # What PTB's default request backends raise (a bare TelegramError) for a body that is not JSON.
 PTB_UNREADABLE = "Invalid server response"
 
@@ -133,35 +154,41 @@ class BotTransport(Stateless):
         self._paid = paid
         self._read_timeout_s = read_timeout_s
 
-    async def send(self, chat_id: str, message: TelegramMessage) -> None:
-        """Make one sendMessage/sendPhoto call with parse_mode=HTML."""
-        markup = None
-        if message.button_url:
-            button = telegram.InlineKeyboardButton(
-                message.button_text or message.button_url, url=message.button_url
-            )
-            markup = telegram.InlineKeyboardMarkup([[button]])
+    async def send(
+        self,
+        chat_id: str,
+        message: TelegramMessage,
+        *,
+        message_id: int | None = None,
+        silent: bool = False,
+    ) -> int | None:
+        """Make one Bot API call with parse_mode=HTML: a send (the new message's id), or an
+        edit or delete of `message_id` (returned; already done counts as done)."""
+        if message.method in EDIT_METHODS:
+            return await self._edit(chat_id, message, message_id)
         photo = message.method == "sendPhoto" and bool(message.photo)
         try:
             if photo:
-                await self._bot.send_photo(
+                sent = await self._bot.send_photo(
                     chat_id,
                     str(message.photo),
                     caption=message.text or None,
                     parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
+                    reply_markup=_markup(message),
+                    disable_notification=silent or None,
                     allow_paid_broadcast=self._paid or None,
                     read_timeout=self._read_timeout_s,
                     write_timeout=SEND_WRITE_TIMEOUT_S,
                     connect_timeout=SEND_CONNECT_TIMEOUT_S,
                 )
             else:
-                await self._bot.send_message(
+                sent = await self._bot.send_message(
                     chat_id,
                     message.text,
                     parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
+                    reply_markup=_markup(message),
                     link_preview_options=_preview(message),
+                    disable_notification=silent or None,
                     allow_paid_broadcast=self._paid or None,
                     read_timeout=self._read_timeout_s,
                     write_timeout=SEND_WRITE_TIMEOUT_S,
@@ -169,6 +196,87 @@ class BotTransport(Stateless):
                 )
         except TelegramError as exc:
             raise translate(exc, photo=photo, timeout_s=self._read_timeout_s) from exc
+        return sent.message_id
+
+    async def _edit(self, chat_id: str, message: TelegramMessage, message_id: int | None) -> int:
+        """Edit or delete one message already sent; `message_id` back once done."""
+        method = message.method
+        if method == KEEP:
+            return message_id or 0
+        if message_id is None:
+            raise PermanentError(f"{method} needs the id of the message it acts on")
+        try:
+            await self._act(chat_id, message, method, message_id)
+        except TelegramError as exc:
+            if method in (EDIT_CAPTION, EDIT_MEDIA) and _faults(exc, NO_PHOTO_FAULTS):
+                # Its image had failed when it was sent, so it went out as text: edit that.
+                return await self._edit(chat_id, replace(message, method=EDIT_TEXT), message_id)
+            error = self._edit_error(exc, method)
+            if error is not None:
+                raise error from exc
+        return message_id
+
+    def _edit_error(self, exc: TelegramError, method: str) -> DeliveryError | None:
+        """Herald's error for a failed edit or delete; None if it counts as done."""
+        if _faults(exc, ALREADY_DONE):
+            return None
+        if method == DELETE and _faults(exc, (DELETE_REFUSED,)):
+            return DeleteRefusedError(f"Telegram: {exc.message}")
+        return translate(exc, photo=method == EDIT_MEDIA, timeout_s=self._read_timeout_s)
+
+    async def _act(
+        self, chat_id: str, message: TelegramMessage, method: str, message_id: int
+    ) -> None:
+        """One edit or delete call; edits keep the button (without reply_markup, Telegram
+        would take it away)."""
+        timeouts: dict[str, Any] = {
+            "read_timeout": self._read_timeout_s,
+            "write_timeout": SEND_WRITE_TIMEOUT_S,
+            "connect_timeout": SEND_CONNECT_TIMEOUT_S,
+        }
+        markup = _markup(message)
+        if method == DELETE:
+            await self._bot.delete_message(chat_id, message_id, **timeouts)
+        elif method == EDIT_TEXT:
+            await self._bot.edit_message_text(
+                message.text,
+                chat_id,
+                message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                link_preview_options=_preview(message),
+                **timeouts,
+            )
+        elif method == EDIT_CAPTION or not message.photo:
+            await self._bot.edit_message_caption(
+                chat_id,
+                message_id,
+                caption=message.text or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                **timeouts,
+            )
+        else:
+            media = telegram.InputMediaPhoto(
+                message.photo, caption=message.text or None, parse_mode=ParseMode.HTML
+            )
+            await self._bot.edit_message_media(
+                media, chat_id, message_id, reply_markup=markup, **timeouts
+            )
+
+
+def _faults(exc: TelegramError, answers: tuple[str, ...]) -> bool:
+    """Whether Telegram answered 400 with one of `answers` (PTB capitalises them)."""
+    return isinstance(exc, BadRequest) and any(a in exc.message.lower() for a in answers)
+
+
+def _markup(message: TelegramMessage) -> telegram.InlineKeyboardMarkup | None:
+    if not message.button_url:
+        return None
+    button = telegram.InlineKeyboardButton(
+        message.button_text or message.button_url, url=message.button_url
+    )
+    return telegram.InlineKeyboardMarkup([[button]])
 
 
 def _preview(message: TelegramMessage) -> telegram.LinkPreviewOptions:

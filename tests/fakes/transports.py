@@ -10,11 +10,12 @@ scripted per address in `.errors[address]` are raised one per call, in order, an
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from bot.models import OutgoingMail, TelegramMessage
+from bot.models import EDIT_METHODS, OutgoingMail, TelegramMessage
 
 T = TypeVar("T")
 
@@ -58,10 +59,31 @@ class _Recorder(Generic[T]):
 
 
 class RecordingTelegram(_Recorder[TelegramMessage]):
-    """A TelegramTransport that records each Bot API call instead of making it."""
+    """A TelegramTransport that records each Bot API call instead of making it.
 
-    async def send(self, chat_id: str, message: TelegramMessage) -> None:
+    A send returns a new message id (counting up from 1 over all chats), an edit the id it
+    acted on; `.acted_on` has the message id each call was given, `.silent` whether it was
+    sent without a sound, both in `.calls` order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acted_on: list[int | None] = []
+        self.silent: list[bool] = []
+        self._ids = itertools.count(1)
+
+    async def send(
+        self,
+        chat_id: str,
+        message: TelegramMessage,
+        *,
+        message_id: int | None = None,
+        silent: bool = False,
+    ) -> int | None:
+        self.acted_on.append(message_id)
+        self.silent.append(silent)
         await self._record(chat_id, message)
+        return message_id if message.method in EDIT_METHODS else next(self._ids)
 
 
 class RecordingMail(_Recorder[OutgoingMail]):
