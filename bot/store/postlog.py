@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+from bot.choices import topic_key
 from bot.models import Post
 
 # posts.announced: a baseline post never goes out; a pending one is queued at the next chance.
 BASELINE, ANNOUNCED, PENDING = 0, 1, 2
 NEW = -1  # index placeholder for a row inserted by the current batch
+
+# Posts whose categories and tags `topic_counts` reads: the newest, enough for an offer.
+TOPIC_POSTS = 2000
 
 # path → id, url → id, fingerprint → id of the rows the posts could match.
 Index = tuple[dict[str, int], dict[str, int], dict[str, int]]
@@ -30,6 +34,57 @@ def post_from_json(text: str) -> Post:
     data["categories"] = tuple(data["categories"])
     data["tags"] = tuple(data["tags"])
     return Post(**data)
+
+
+def visible(post: Post) -> tuple[object, ...]:
+    """What a reader sees of a post in its alert: a change here is a correction to send.
+
+    The body is not in it: an alert shows the excerpt, not the whole text.
+    """
+    return (post.title, post.excerpt, post.image, post.url, post.label)
+
+
+def count_topics(posts: Iterable[Post], limit: int) -> list[tuple[str, int]]:
+    """Categories and tags of `posts` (oldest first), most used first, at most `limit`.
+
+    Counted case-insensitively, once per post, each named as first written; ties by name.
+    """
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for post in posts:
+        keys: dict[str, str] = {}
+        for name in (*post.categories, *post.tags):
+            key = topic_key(name)
+            if key:
+                keys.setdefault(key, " ".join(name.split()))
+        for key, name in keys.items():
+            names.setdefault(key, name)
+            counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts, key=lambda k: (-counts[k], k))
+    return [(names[k], counts[k]) for k in ranked[: max(0, limit)]]
+
+
+# A recorded row before an update: what readers saw of it, announced, withdrawn.
+State = tuple[tuple[object, ...], bool, bool]
+
+
+def revise(
+    found: Sequence[tuple[int, Post]], before: dict[int, State]
+) -> list[tuple[int, Post, int, bool]]:
+    """(row, post, revisions to add, corrected) for each update of `found`, in order.
+
+    An announced post whose visible content changed is corrected; a withdrawn one seen
+    again is back: both count a revision. A baseline or pending post was never sent as it
+    was, so it has none. `before` follows the updates (a row updated twice in a batch).
+    """
+    out: list[tuple[int, Post, int, bool]] = []
+    for row, post in found:
+        seen, announced, withdrawn = before[row]
+        shown = visible(post)
+        changed = announced and shown != seen
+        out.append((row, post, int(changed or (announced and withdrawn)), changed))
+        before[row] = (shown, announced, False)
+    return out
 
 
 def sort_out(

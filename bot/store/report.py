@@ -7,8 +7,8 @@ from bot.store.interface import Store
 
 
 async def gather_stats(store: Store, *, jobs: int, failed: int) -> StatsReport:
-    """Subscribers, preferences, outbox totals, the newest `jobs` and `failed` rows, and the
-    bounces and complaints received."""
+    """Subscribers, preferences, outbox totals, the newest `jobs` and `failed` rows, the
+    bounces and complaints received, and the corrections sent."""
     counts = await store.subscribers.counts()
     totals = await store.outbox.totals()
     return StatsReport(
@@ -18,4 +18,5 @@ async def gather_stats(store: Store, *, jobs: int, failed: int) -> StatsReport:
         jobs=await store.outbox.progress(jobs),
         failed=await store.outbox.failed(failed) if totals[OutboxStatus.FAILED] else [],
         reports=await store.subscribers.report_counts(),
+        corrections=await store.outbox.correction_counts(),
     )

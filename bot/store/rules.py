@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
+from bot.choices import topic_key
 from bot.models import Audience
 
 # An email's outbox row is marked sent a little after its return path was signed: a row
@@ -19,3 +21,17 @@ AUDIENCE_SQL = {
 }
 # Subscribers planned per transaction by a fan-out: the first rows go out meanwhile.
 FAN_OUT_BATCH = 20_000
+
+
+def topic_patterns(topics: Collection[str]) -> list[str]:
+    """LIKE patterns (backslash escapes) matching a stored topics text (`;a;b;`, as
+    `bot.choices.topics_text` writes it) that holds one of `topics`."""
+    keys = sorted({topic_key(t) for t in topics} - {""})
+    escaped = (k.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for k in keys)
+    return [f"%;{k};%" for k in escaped]
+
+
+def topics_sql(matches: str) -> str:
+    """Who wants a post of some topics, as a condition on `subscribers`: those who chose no
+    topic, or whose topics `matches` (the backend's test against `topic_patterns`)."""
+    return f"(topics = '' OR {matches})"

@@ -22,8 +22,9 @@ from bot.models import (
     OutboxStatus,
     PlannedItem,
 )
-from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH
+from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH, topic_patterns, topics_sql
 from bot.store.sqlite.db import iso, transaction
+from bot.store.sqlite.digest_fan_out import DigestFanOut
 from bot.store.sqlite.outbox_stats import OutboxStats
 
 MIGRATIONS = [
@@ -60,10 +61,21 @@ MIGRATIONS = [
     CREATE INDEX outbox_items_job ON outbox_items(job_id, status);
     CREATE INDEX outbox_items_subscriber ON outbox_items(subscriber_id, status)
     """,
+    # Telegram message ids of the parts sent ("1,2"): a correction edits them in place.
+    "ALTER TABLE outbox_items ADD COLUMN message_ids TEXT NOT NULL DEFAULT ''",
 ]
 
 
-class Outbox(OutboxStats):
+def ids_text(ids: Sequence[int]) -> str:
+    """Message ids as stored: comma-separated, in part order."""
+    return ",".join(str(i) for i in ids)
+
+
+def ids_of(text: str | None) -> tuple[int, ...]:
+    return tuple(int(i) for i in (text or "").split(",") if i)
+
+
+class Outbox(OutboxStats, DigestFanOut):
     """The `outbox_jobs` and `outbox_items` tables: jobs planned, rows claimed and marked."""
 
     async def _in_transaction(self, sql: str, rows: Iterable[Sequence[object]]) -> int:
@@ -115,6 +127,7 @@ class Outbox(OutboxStats):
         audience: Audience,
         *,
         batch: int = FAN_OUT_BATCH,
+        topics: Collection[str] | None = None,
     ) -> AsyncIterator[dict[Channel, int]]:
         """Queue a row per active subscriber of `audience` on `channels`, planned in SQL; the
         rows added per channel after each batch of subscribers (see the Protocol)."""
@@ -125,12 +138,18 @@ class Outbox(OutboxStats):
             f"status = 'active' AND {AUDIENCE_SQL[audience]}"
             f" AND channel IN ({', '.join('?' * len(wanted))})"
         )
+        who_args: list[str] = list(wanted)
+        if topics is not None:
+            patterns = topic_patterns(topics)
+            likes = " OR ".join(["topics LIKE ? ESCAPE '\\'"] * len(patterns)) or "FALSE"
+            who += f" AND {topics_sql(likes)}"
+            who_args += patterns
         last = 0
         while True:
             async with self._conn.execute(
                 f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > ? AND {who}"
                 " ORDER BY id LIMIT ?)",
-                (last, *wanted, batch),
+                (last, *who_args, batch),
             ) as cur:
                 row = await cur.fetchone()
             if row is None or row[0] is None:
@@ -146,12 +165,46 @@ class Outbox(OutboxStats):
                         " ON CONFLICT(key) DO NOTHING",
                         (
                             job_id, f"{job_key}:{channel.value}:", kind.value, kind.priority,
-                            last, upto, *wanted, channel.value,
+                            last, upto, *who_args, channel.value,
                         ),
                     )  # fmt: skip
                     added[channel] = max(0, cur.rowcount)
             yield added
             last = upto
+
+    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+        """Queue a correction row for every Telegram row of `source_job_key` sent with
+        message ids, carrying them; key `<job_key>:telegram:<subscriber id or address>`."""
+        cur = await self._conn.execute(
+            "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
+            " priority, message_ids) SELECT ?, ? || COALESCE(CAST(i.subscriber_id AS TEXT),"
+            " i.address), ?, i.channel, i.subscriber_id, i.address, ?, i.message_ids"
+            " FROM outbox_items i JOIN outbox_jobs j ON j.id = i.job_id WHERE j.key = ?"
+            " AND i.channel = 'telegram' AND i.status = 'sent' AND i.message_ids != ''"
+            " ORDER BY i.id ON CONFLICT(key) DO NOTHING",
+            (
+                job_id,
+                f"{job_key}:{Channel.TELEGRAM.value}:",
+                Kind.EDIT.value,
+                Kind.EDIT.priority,
+                source_job_key,
+            ),
+        )
+        return max(0, cur.rowcount)
+
+    async def find_job(self, key: str) -> tuple[int, str] | None:
+        """(id, payload) of the job with `key`, or None."""
+        async with self._conn.execute(
+            "SELECT id, payload FROM outbox_jobs WHERE key = ?", (key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    async def set_payload(self, job_id: int, payload: str) -> None:
+        """Replace a job's payload: its rows not sent yet go out with the new content."""
+        await self._conn.execute(
+            "UPDATE outbox_jobs SET payload = ? WHERE id = ?", (payload, job_id)
+        )
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""
@@ -195,7 +248,8 @@ class Outbox(OutboxStats):
                 "SELECT o.id, o.job_id, o.key, o.kind, o.channel, o.subscriber_id,"
                 " COALESCE(s.address, o.address), o.attempts, o.parts_done, o.plain,"
                 " o.subscriber_id IS NOT NULL AND (s.status IS NULL OR s.status NOT IN"
-                " ('active', 'pending') OR (s.status = 'pending' AND o.kind != 'confirm'))"
+                " ('active', 'pending') OR (s.status = 'pending' AND o.kind != 'confirm')),"
+                " o.message_ids, s.quiet, s.tz"
                 " FROM outbox_items o LEFT JOIN subscribers s ON s.id = o.subscriber_id"
                 " WHERE o.status = 'queued' AND o.next_attempt_at <= ?"
                 + (" AND o.channel = ?" if channel else "")
@@ -216,6 +270,9 @@ class Outbox(OutboxStats):
                     attempts=int(r[7]),
                     parts_done=int(r[8]),
                     plain=Degrade(int(r[9])),
+                    message_ids=ids_of(r[11]),
+                    quiet=None if r[12] is None else str(r[12]),
+                    tz=None if r[13] is None else str(r[13]),
                 )
                 for r in rows
                 if not r[10]
@@ -252,7 +309,8 @@ class Outbox(OutboxStats):
             await self._conn.executemany(
                 "UPDATE outbox_items SET status = ?, attempts = ?, parts_done = ?, plain = ?,"
                 " next_attempt_at = ?, last_error = ?, address = COALESCE(?, address),"
-                " sent_at = COALESCE(?, sent_at), lease_until = NULL WHERE id = ?",
+                " sent_at = COALESCE(?, sent_at), message_ids = COALESCE(?, message_ids),"
+                " lease_until = NULL WHERE id = ?",
                 (
                     (
                         u.status.value,
@@ -263,6 +321,7 @@ class Outbox(OutboxStats):
                         u.last_error,
                         u.address,
                         u.sent_at,
+                        None if u.message_ids is None else ids_text(u.message_ids),
                         u.id,
                     )
                     for u in updates

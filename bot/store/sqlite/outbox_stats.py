@@ -1,10 +1,11 @@
-"""What the outbox holds, read for reports: job progress, totals per status, failed rows."""
+"""What the outbox holds, read for reports: job progress, totals per status, failed rows,
+corrections."""
 
 from __future__ import annotations
 
 import aiosqlite
 
-from bot.models import FailedItem, JobProgress, OutboxStatus
+from bot.models import CorrectionCounts, FailedItem, JobProgress, OutboxStatus
 
 
 class OutboxStats:
@@ -71,3 +72,28 @@ class OutboxStats:
                 )
                 for r in await cur.fetchall()
             ]
+
+    async def correction_counts(self) -> CorrectionCounts:
+        """Correction jobs (posts corrected / withdrawn) and their rows sent / queued."""
+        async with self._conn.execute(CORRECTIONS_SQL) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return CorrectionCounts(
+            corrected=int(row[0] or 0),
+            withdrawn=int(row[1] or 0),
+            edited=int(row[2] or 0),
+            pending=int(row[3] or 0),
+        )
+
+
+# Correction jobs are keyed `edit:<post>:<revision>` / `withdraw:<post>:<revision>`; their
+# rows are read through the job index, not by a scan of every row for its kind.
+CORRECTIONS_SQL = (
+    "WITH jobs AS (SELECT id, key LIKE 'withdraw:%' AS gone FROM outbox_jobs"
+    " WHERE key LIKE 'edit:%' OR key LIKE 'withdraw:%')"
+    " SELECT (SELECT COUNT(*) FROM jobs WHERE NOT gone), (SELECT COUNT(*) FROM jobs WHERE gone),"
+    " (SELECT COUNT(*) FROM outbox_items WHERE job_id IN (SELECT id FROM jobs)"
+    " AND kind = 'edit' AND status = 'sent'),"
+    " (SELECT COUNT(*) FROM outbox_items WHERE job_id IN (SELECT id FROM jobs)"
+    " AND kind = 'edit' AND status IN ('queued', 'sending'))"
+)

@@ -7,17 +7,22 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from bot.models import Post
+from bot.models import Post, Revision
 from bot.store.postlog import (
     ANNOUNCED,
     BASELINE,
     PENDING,
+    TOPIC_POSTS,
     Index,
+    State,
+    count_topics,
     post_from_json,
     post_to_json,
+    revise,
     sort_out,
+    visible,
 )
-from bot.store.sqlite.db import transaction
+from bot.store.sqlite.db import iso, transaction
 from bot.store.sqlite.files import PostLogMarker
 
 MIGRATIONS = [
@@ -42,6 +47,16 @@ MIGRATIONS = [
     """,
     # The file version behind each recorded post, so a restart skips unchanged files.
     "CREATE TABLE post_files (path TEXT PRIMARY KEY, version TEXT NOT NULL)",
+    # Corrections: an announced post's revision counts up when what readers saw of it
+    # changed (or it was withdrawn); `revised` is the revision whose correction is queued.
+    """
+    ALTER TABLE posts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN revised INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN corrected_at TEXT;
+    CREATE INDEX posts_unrevised ON posts(id) WHERE revision > revised;
+    CREATE INDEX posts_corrected ON posts(corrected_at) WHERE corrected_at IS NOT NULL
+    """,
 ]
 
 _MATCH = "path = ? OR url = ? OR fingerprint = ?"
@@ -86,17 +101,24 @@ class PostLog:
         rename) match one seen before, or else when `moved` maps its path to the path of one
         (a rename the caller recognised by content); the stored row then follows it to its
         new name, and a moved post's old file version is forgotten.
+
+        An announced post whose visible content changed gets a new revision and
+        `corrected_at`; a withdrawn one seen again is back, with a new revision too.
         """
         moved = moved or {}
         async with transaction(self._conn):
             index = await self._index(posts, list(moved.values()))
             found, inserts = sort_out(posts, index, moved)
+            before = await self._states([row for row, _ in found])
             updates = [
-                (p.path, p.url, p.fingerprint, p.title, post_to_json(p), row) for row, p in found
-            ]
+                (p.path, p.url, p.fingerprint, p.title, post_to_json(p), added,
+                 iso(now) if corrected else None, row)
+                for row, p, added, corrected in revise(found, before)
+            ]  # fmt: skip
             await self._conn.executemany(
-                "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ? "
-                "WHERE id = ?",
+                "UPDATE posts SET path = ?, url = ?, fingerprint = ?, title = ?, data = ?,"
+                " revision = revision + ?, corrected_at = COALESCE(?, corrected_at),"
+                " withdrawn = 0 WHERE id = ?",
                 updates,
             )
             fresh = await self._insert(inserts, announced=announced, now=now)
@@ -113,6 +135,24 @@ class PostLog:
         if posts:
             self._mark()
         return fresh
+
+    async def _states(self, ids: Sequence[int]) -> dict[int, State]:
+        """id → (visible content, announced, withdrawn) of the rows about to be updated."""
+        states: dict[int, State] = {}
+        for start in range(0, len(ids), 500):  # SQLite's limit on parameters
+            chunk = ids[start : start + 500]
+            async with self._conn.execute(
+                "SELECT id, data, announced, withdrawn FROM posts"
+                f" WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ) as cur:
+                for r in await cur.fetchall():
+                    states[int(r[0])] = (
+                        visible(post_from_json(str(r[1]))),
+                        int(r[2]) == ANNOUNCED,
+                        bool(r[3]),
+                    )
+        return states
 
     async def _index(self, posts: Sequence[Post], paths: Sequence[str] = ()) -> Index:
         """path/url/fingerprint → id for the rows these posts (or these old `paths`) could match.
@@ -186,8 +226,8 @@ class PostLog:
     async def announced_since(self, since: datetime, until: datetime) -> list[Post]:
         """Posts announced in [since, until), oldest first: the digest's content."""
         async with self._conn.execute(
-            "SELECT data FROM posts WHERE announced = 1 AND first_seen_at >= ? "
-            "AND first_seen_at < ? ORDER BY published_at, id",
+            "SELECT data FROM posts WHERE announced = 1 AND withdrawn = 0"
+            " AND first_seen_at >= ? AND first_seen_at < ? ORDER BY published_at, id",
             (since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()),
         ) as cur:
             return [post_from_json(str(r[0])) for r in await cur.fetchall()]
@@ -195,9 +235,63 @@ class PostLog:
     async def latest(self, limit: int) -> list[Post]:
         """The newest posts by date, newest first (for /latest)."""
         async with self._conn.execute(
-            "SELECT data FROM posts ORDER BY published_at DESC, id DESC LIMIT ?", (limit,)
+            "SELECT data FROM posts WHERE withdrawn = 0 ORDER BY published_at DESC, id DESC"
+            " LIMIT ?",
+            (limit,),
         ) as cur:
             return [post_from_json(str(r[0])) for r in await cur.fetchall()]
+
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        """The announced post recorded from `path` is withdrawn: a new revision, once."""
+        cur = await self._conn.execute(
+            "UPDATE posts SET withdrawn = 1, revision = revision + 1"
+            " WHERE path = ? AND announced = ? AND withdrawn = 0",
+            (path, ANNOUNCED),
+        )
+        return cur.rowcount > 0
+
+    async def revisions(self) -> list[Revision]:
+        """Announced posts with a revision whose correction is not queued yet, oldest first."""
+        async with self._conn.execute(
+            "SELECT id, data, revision, withdrawn FROM posts"
+            " WHERE revision > revised AND announced = ? ORDER BY id",
+            (ANNOUNCED,),
+        ) as cur:
+            return [
+                Revision(
+                    post_id=int(r[0]),
+                    post=post_from_json(str(r[1])),
+                    revision=int(r[2]),
+                    withdrawn=bool(r[3]),
+                )
+                for r in await cur.fetchall()
+            ]
+
+    async def mark_revised(self, post_id: int, revision: int) -> None:
+        """The correction for `revision` is queued (an older revision number is ignored)."""
+        await self._conn.execute(
+            "UPDATE posts SET revised = ? WHERE id = ? AND revised < ?",
+            (revision, post_id, revision),
+        )
+
+    async def corrected_since(self, since: datetime, until: datetime) -> list[Post]:
+        """Posts (not withdrawn) corrected in [since, until), oldest first."""
+        async with self._conn.execute(
+            "SELECT data FROM posts WHERE corrected_at >= ? AND corrected_at < ?"
+            " AND withdrawn = 0 ORDER BY corrected_at, id",
+            (iso(since), iso(until)),
+        ) as cur:
+            return [post_from_json(str(r[0])) for r in await cur.fetchall()]
+
+    async def topic_counts(self, limit: int) -> list[tuple[str, int]]:
+        """Categories and tags of the newest posts (not withdrawn), most used first."""
+        async with self._conn.execute(
+            "SELECT data FROM posts WHERE withdrawn = 0"
+            " ORDER BY published_at DESC, id DESC LIMIT ?",
+            (TOPIC_POSTS,),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        return count_topics((post_from_json(str(r[0])) for r in reversed(rows)), limit)
 
     async def get_meta(self, key: str) -> str | None:
         async with self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:

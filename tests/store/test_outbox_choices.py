@@ -1,0 +1,235 @@
+"""The outbox and reader choices, on each backend: the topic filter of a fan-out, the message
+ids a sent row keeps, quiet hours read at claim time, and correction rows and their counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.models import (
+    Audience,
+    Channel,
+    ClaimedItem,
+    CorrectionCounts,
+    ItemUpdate,
+    Kind,
+    OutboxStatus,
+    PlannedItem,
+    Rendered,
+    TelegramMessage,
+)
+from bot.store import Store
+
+NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
+MESSAGE = Rendered(telegram=(TelegramMessage("sendMessage", "<b>hi</b>"),))
+SENT, QUEUED = OutboxStatus.SENT, OutboxStatus.QUEUED
+
+
+async def job(store: Store, key: str, kind: Kind = Kind.POST) -> int:
+    job_id, _ = await store.outbox.create_job(key, kind.value, MESSAGE.encode(), title=key, now=NOW)
+    return job_id
+
+
+async def fan_out(store: Store, key: str, topics: list[str] | None, kind: Kind = Kind.POST) -> int:
+    job_id = await job(store, key, kind)
+    channels = {Channel.TELEGRAM, Channel.EMAIL}
+    batches = store.outbox.fan_out(
+        job_id, key, kind, channels, Audience.EVERYONE, batch=2, topics=topics
+    )
+    return sum([sum(b.values()) async for b in batches])
+
+
+async def claim_all(store: Store) -> list[ClaimedItem]:
+    return await store.outbox.claim(1000, now=100.0, lease_s=60)
+
+
+async def test_a_fan_out_with_topics_reaches_readers_of_those_topics(store: Store) -> None:
+    """A post's notice goes to readers who chose none of the topics (everything) or one the
+    post carries; with no topic filter (breaking, broadcast) it goes to everyone."""
+    chosen = {
+        "1": [],
+        "2": ["weather"],
+        "3": ["roads", "schools"],
+        "4": ["100%_local"],  # LIKE's wildcards are only letters here
+        "5": ["weather", "floods"],
+    }
+    ids = {}
+    for chat, topics in chosen.items():
+        sub = await store.subscribers.upsert(Channel.TELEGRAM, chat)
+        await store.subscribers.set_topics(sub.id, topics)
+        ids[chat] = sub.id
+    mail = await store.subscribers.upsert(Channel.EMAIL, "a@example.com")
+    await store.subscribers.set_topics(mail.id, ["Weather"])
+
+    assert await fan_out(store, "post:1", ["weather", "politics"]) == 4
+    assert await fan_out(store, "post:2", ["schools"]) == 2
+    assert await fan_out(store, "post:3", ["100%_local"]) == 2
+    assert await fan_out(store, "post:4", ["100xxlocal"]) == 1  # % and _ match themselves
+    assert await fan_out(store, "post:5", []) == 1  # a post with no topics: "everything" only
+    assert await fan_out(store, "post:6", None, Kind.BREAKING) == 6
+    rows = await claim_all(store)
+    by_job: dict[str, set[str]] = {}
+    for row in rows:
+        by_job.setdefault(row.key.split(":")[1], set()).add(row.address)
+    assert by_job["1"] == {"1", "2", "5", "a@example.com"}
+    assert by_job["2"] == {"1", "3"}
+    assert by_job["3"] == {"1", "4"}
+
+
+async def test_message_ids_go_round_through_claim_and_apply(store: Store) -> None:
+    """The ids of the parts sent are kept with the row: a retry resumes with them, and an
+    update that leaves them out keeps them."""
+    sub = await store.subscribers.upsert(Channel.TELEGRAM, "42")
+    job_id = await job(store, "post:1")
+    item = PlannedItem(
+        key="post:1:telegram:42",
+        kind=Kind.POST,
+        channel=Channel.TELEGRAM,
+        subscriber_id=sub.id,
+        address="42",
+    )
+    await store.outbox.add_items(job_id, [item])
+    [row] = await claim_all(store)
+    assert row.message_ids == ()
+    await store.outbox.apply(
+        [ItemUpdate(id=row.id, status=QUEUED, attempts=1, parts_done=1, message_ids=(501,))]
+    )
+    [row] = await claim_all(store)
+    assert (row.parts_done, row.message_ids) == (1, (501,))
+    await store.outbox.apply(
+        [ItemUpdate(id=row.id, status=QUEUED, attempts=2, parts_done=1)]  # ids as they are
+    )
+    [row] = await claim_all(store)
+    assert row.message_ids == (501,)
+    await store.outbox.apply(
+        [ItemUpdate(id=row.id, status=SENT, attempts=2, parts_done=2, message_ids=(501, 502))]
+    )
+    edit_id = await job(store, "edit:1:1", Kind.EDIT)
+    assert await store.outbox.fan_out_edits(edit_id, "edit:1:1", "post:1") == 1
+    [edit] = await claim_all(store)
+    assert edit.message_ids == (501, 502)
+
+
+async def test_claim_carries_the_readers_quiet_hours_and_zone(store: Store) -> None:
+    """A claimed row says when its reader wants quiet, read as it is now; a row with no
+    subscriber (a channel post) has none."""
+    quiet = await store.subscribers.upsert(Channel.TELEGRAM, "1")
+    await store.subscribers.set_quiet(quiet.id, "22:00-07:00")
+    await store.subscribers.set_timezone(quiet.id, "Europe/Berlin")
+    await store.subscribers.upsert(Channel.TELEGRAM, "2")
+    await fan_out(store, "post:1", None)
+    job_id = await job(store, "post:2")
+    await store.outbox.add_items(
+        job_id,
+        [
+            PlannedItem(
+                key="post:2:telegram:@channel",
+                kind=Kind.POST,
+                channel=Channel.TELEGRAM,
+                subscriber_id=None,
+                address="@channel",
+            )
+        ],
+    )
+    await store.subscribers.set_quiet(quiet.id, "23:00-06:00")  # changed after planning
+    rows = {r.address: r for r in await claim_all(store)}
+    assert (rows["1"].quiet, rows["1"].tz) == ("23:00-06:00", "Europe/Berlin")
+    assert (rows["2"].quiet, rows["2"].tz) == (None, None)
+    assert (rows["@channel"].quiet, rows["@channel"].tz) == (None, None)
+
+
+async def test_fan_out_edits_copies_only_rows_sent_with_ids_once(store: Store) -> None:
+    """A correction queues one edit per chat that got the post (with its message ids), none
+    for rows not sent yet, failed, or email; planning it again adds nothing."""
+    chats = {}
+    for chat in ("1", "2", "3", "4"):
+        chats[chat] = await store.subscribers.upsert(Channel.TELEGRAM, chat)
+    await store.subscribers.upsert(Channel.EMAIL, "a@example.com")
+    await fan_out(store, "post:9", None)
+    job_id = await job(store, "post:9")
+    await store.outbox.add_items(
+        job_id,
+        [
+            PlannedItem(
+                key="post:9:telegram:@channel",
+                kind=Kind.POST,
+                channel=Channel.TELEGRAM,
+                subscriber_id=None,
+                address="@channel",
+            )
+        ],
+    )
+    rows = {r.address: r for r in await claim_all(store)}
+    done = {"1": (11,), "2": (21, 22), "@channel": (7,), "a@example.com": ()}
+    await store.outbox.apply(
+        [
+            ItemUpdate(id=rows[a].id, status=SENT, attempts=0, parts_done=len(m), message_ids=m)
+            for a, m in done.items()
+        ]
+        + [
+            ItemUpdate(id=rows["3"].id, status=OutboxStatus.FAILED, attempts=8, parts_done=0),
+            ItemUpdate(id=rows["4"].id, status=QUEUED, attempts=1, parts_done=0),
+        ]
+    )
+    edit_id = await job(store, "edit:9:1", Kind.EDIT)
+    assert await store.outbox.fan_out_edits(edit_id, "edit:9:1", "post:9") == 3
+    assert await store.outbox.fan_out_edits(edit_id, "edit:9:1", "post:9") == 0
+    edits = [r for r in await claim_all(store) if r.kind is Kind.EDIT]
+    assert {(r.key, r.address, r.message_ids) for r in edits} == {
+        (f"edit:9:1:telegram:{chats['1'].id}", "1", (11,)),
+        (f"edit:9:1:telegram:{chats['2'].id}", "2", (21, 22)),
+        ("edit:9:1:telegram:@channel", "@channel", (7,)),
+    }
+    assert {(r.job_id, r.channel, r.subscriber_id) for r in edits if r.address == "1"} == {
+        (edit_id, Channel.TELEGRAM, chats["1"].id)
+    }
+    assert await store.outbox.fan_out_edits(edit_id, "edit:9:1", "post:404") == 0
+
+
+async def test_corrections_come_before_posts_in_the_queue(store: Store) -> None:
+    """An edit row is claimed before an every-post notice queued earlier."""
+    await store.subscribers.upsert(Channel.TELEGRAM, "1")
+    await fan_out(store, "post:1", None)
+    [row] = await claim_all(store)
+    await store.outbox.apply(
+        [ItemUpdate(id=row.id, status=SENT, attempts=0, parts_done=1, message_ids=(5,))]
+    )
+    await fan_out(store, "post:2", None)
+    edit_id = await job(store, "edit:1:1", Kind.EDIT)
+    await store.outbox.fan_out_edits(edit_id, "edit:1:1", "post:1")
+    first = await store.outbox.claim(1, now=100.0, lease_s=60)
+    assert [r.kind for r in first] == [Kind.EDIT]
+
+
+async def test_find_job_and_set_payload(store: Store) -> None:
+    """The original job is found by its key, and its payload replaced for the rows to come."""
+    assert await store.outbox.find_job("post:1") is None
+    job_id = await job(store, "post:1")
+    assert await store.outbox.find_job("post:1") == (job_id, MESSAGE.encode())
+    await store.outbox.set_payload(job_id, "new")
+    assert await store.outbox.find_job("post:1") == (job_id, "new")
+    assert await store.outbox.payload(job_id) == "new"
+
+
+async def test_correction_counts(store: Store) -> None:
+    """/stats counts posts corrected and withdrawn, and their edits sent and still queued."""
+    assert await store.outbox.correction_counts() == CorrectionCounts()
+    for chat in ("1", "2", "3"):
+        await store.subscribers.upsert(Channel.TELEGRAM, chat)
+    await fan_out(store, "post:1", None)
+    rows = await claim_all(store)
+    await store.outbox.apply(
+        [
+            ItemUpdate(id=r.id, status=SENT, attempts=0, parts_done=1, message_ids=(n,))
+            for n, r in enumerate(rows, start=1)
+        ]
+    )
+    edit_id = await job(store, "edit:1:1", Kind.EDIT)
+    await store.outbox.fan_out_edits(edit_id, "edit:1:1", "post:1")
+    gone_id = await job(store, "withdraw:1:2", Kind.EDIT)
+    await store.outbox.fan_out_edits(gone_id, "withdraw:1:2", "post:1")
+    await job(store, "edit:2:1", Kind.EDIT)  # planned, nothing to edit
+    claimed = await store.outbox.claim(2, now=100.0, lease_s=60)  # two now sending
+    await store.outbox.apply([ItemUpdate(id=claimed[0].id, status=SENT, attempts=0, parts_done=1)])
+    assert await store.outbox.correction_counts() == CorrectionCounts(
+        corrected=2, withdrawn=1, edited=1, pending=5
+    )
