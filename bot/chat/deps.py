@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from telegram import Message, User
 
 from bot.chat.pacing import ReplyPacer
 from bot.models import TelegramMessage
+from bot.settings import Site
 from bot.store import Store
 
 
 class BotRenderer(Protocol):
     """What handlers need from bot.render.renderer.Renderer."""
+
+    site: Site  # the topics offer (`herald.topics`) and the site's time zone
 
     def text(self, template: str, **ctx: Any) -> str: ...
 
@@ -38,7 +42,7 @@ class BotDeps:
     renderer: BotRenderer
     publisher: BroadcastPublisher
     admin_ids: frozenset[int]  # Telegram user ids (HERALD_ADMIN_IDS)
-    digest_time: str  # the site's digest time, shown in /settings
+    digest_time: str  # the site's digest time (HERALD_DIGEST_TIME): a reader's default
     latest_count: int = 5
     pacer: ReplyPacer = field(default_factory=ReplyPacer)  # shared with the update processor
 
@@ -49,6 +53,15 @@ class BotDeps:
     def text(self, template: str, /, **ctx: Any) -> str:
         """A reply from templates/telegram/bot/."""
         return self.renderer.text(f"telegram/bot/{template}", **ctx)
+
+    @property
+    def site(self) -> Site:
+        return self.renderer.site
+
+    @property
+    def site_zone(self) -> ZoneInfo:
+        """The site's time zone (HERALD_TIMEZONE, else _config.yml): a reader's default."""
+        return self.renderer.site.tz
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.admin_ids

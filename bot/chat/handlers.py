@@ -31,6 +31,7 @@ from telegram.ext import (
 )
 
 from bot.chat import admin as admin_handlers
+from bot.chat import choices as choice_handlers
 from bot.chat import gate as gate_buttons
 from bot.chat.deps import BotDeps
 from bot.models import Channel, Status, Subscriber
@@ -59,6 +60,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any], deps: BotDe
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, h.migrated))
     application.add_handler(ChatMemberHandler(h.membership, ChatMemberHandler.MY_CHAT_MEMBER))
     admin_handlers.register(application, deps, only_new)
+    choice_handlers.register(application, deps, h, only_new)
     gate_buttons.register(application, deps)
     application.add_error_handler(h.on_error)
 
@@ -105,12 +107,14 @@ class Handlers:
         ]
         return InlineKeyboardMarkup(rows)
 
-    def settings_text(self, sub: Subscriber, chat: Chat) -> str:
+    async def settings_text(self, sub: Subscriber, chat: Chat) -> str:
         return self.deps.text(
             "settings.html",
             sub=sub,
+            topics=await choice_handlers.chosen_names(self.deps, sub.topics),
             group=_group(chat),
-            digest_time=self.deps.digest_time,
+            digest_time=sub.digest_at or self.deps.digest_time,
+            zone=sub.tz or self.deps.site_zone.key,
         )
 
     async def may_manage(self, context: Context, chat: Chat, user: User | None, msg: Any) -> bool:
@@ -153,7 +157,9 @@ class Handlers:
         if sub is None:
             await self.deps.reply(msg, self.deps.text("not_subscribed.html", group=_group(chat)))
             return
-        await self.deps.reply(msg, self.settings_text(sub, chat), reply_markup=self.keyboard(sub))
+        await self.deps.reply(
+            msg, await self.settings_text(sub, chat), reply_markup=self.keyboard(sub)
+        )
 
     async def toggle(self, update: Update, context: Context) -> None:
         """A settings button: flip one preference and edit the settings message in place."""
@@ -176,7 +182,7 @@ class Handlers:
         await self.subs.set_prefs(sub.id, **prefs)
         sub = await self.subs.get_by_id(sub.id) or sub
         await query.edit_message_text(
-            self.settings_text(sub, chat), parse_mode="HTML", reply_markup=self.keyboard(sub)
+            await self.settings_text(sub, chat), parse_mode="HTML", reply_markup=self.keyboard(sub)
         )
         await query.answer(self.deps.text("answer.txt", kind="saved"))
 

@@ -21,6 +21,7 @@ Reply = Callable[..., str]  # renders templates/telegram/bot/<name> with keyword
 
 ANSWER_KINDS = (
     "saved",
+    "topics_changed",
     "not_subscribed",
     "group_admin_only",
     "refusal",
@@ -82,7 +83,27 @@ def sample_replies(text: Reply) -> dict[str, str]:
     for group in (False, True):
         g = "group" if group else "private"
         out[f"welcome/{g}"] = text("welcome.html", group=group)
-        out[f"settings/{g}"] = text("settings.html", sub=sub, group=group, digest_time="08:00")
+        out[f"settings/{g}"] = text(
+            "settings.html",
+            sub=sub,
+            group=group,
+            digest_time="08:00",
+            zone="Europe/London",
+            topics=["A & <b>", "b"],
+        )
+        out[f"topics/{g}"] = text("topics.html", group=group, chosen=["A & <b>"], offered=True)
+        out[f"topics/{g}/none"] = text("topics.html", group=group, chosen=[], offered=False)
+        for kind in ("shown", "set", "off", "bad"):
+            zone, quiet = "Europe/London", None if kind == "off" else "22:00-07:00"
+            out[f"quiet/{g}/{kind}"] = text(
+                "quiet.html", kind=kind, quiet=quiet, zone=zone, group=group, given="<x>"
+            )
+        for kind in ("shown", "set", "default", "bad"):
+            own = dict(zone="Europe/London", own=kind == "set", group=group, given="<x>")
+            out[f"digest_time/{g}/{kind}"] = text(
+                "digest_time.html", kind=kind, at="18:30", daily=group, **own
+            )
+            out[f"timezone/{g}/{kind}"] = text("timezone.html", kind=kind, digest_at="18:30", **own)
         out[f"not_subscribed/{g}"] = text("not_subscribed.html", group=group)
         for was in (False, True):
             out[f"stop/{g}/{was}"] = text("stop.html", was_subscribed=was, group=group)
@@ -124,6 +145,9 @@ def sample_plain(text: Reply) -> dict[str, str]:
     for name in ("breaking", "daily", "every_post", "send", "cancel", "resend"):
         for on in (False, True):
             out[f"button/{name}/{on}"] = text("button.txt", name=name, on=on)
+    for on in (False, True):
+        out[f"button/topic/{on}"] = text("button.txt", name="topic", topic="A & <b>", on=on)
+        out[f"button/all_topics/{on}"] = text("button.txt", name="all_topics", on=on)
     for admin in (False, True):
         out[f"commands/{admin}"] = text("commands.txt", admin=admin)
     return out

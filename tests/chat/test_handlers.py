@@ -107,7 +107,10 @@ async def test_command_menu_is_set_for_everyone_and_admins(env: Env) -> None:
     assert len(calls) == 3  # everyone, then each of the two admins
     public = [c["command"] for c in json.loads(calls[0]["commands"])]
     admin = [c["command"] for c in json.loads(calls[1]["commands"])]
-    assert public == ["start", "settings", "latest", "stop", "help"]
+    assert public == [
+        *("start", "settings", "topics", "quiet", "digest", "timezone"),
+        *("latest", "stop", "help"),
+    ]
     assert admin == [*public, "broadcast", "stats"]
     scopes = [json.loads(c["scope"]) for c in calls[1:]]
     assert sorted(s["chat_id"] for s in scopes) == [ADMIN, OTHER_ADMIN]
