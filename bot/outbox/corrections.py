@@ -1,0 +1,268 @@
+"""Corrections: a post announced and then corrected (or withdrawn) has the Telegram messages
+already sent edited in place (or deleted), through the outbox like any other send.
+
+`plan_edits` and `withdraw_edits` are pure: what each message already sent becomes, part by
+part. The `Corrector` (the leader runs it) turns each revision the post log keeps into one
+correction job whose rows carry the message ids to edit; the revision is marked queued only
+after that, so a crash in between plans the same job again at the next start.
+
+Decisions (Telegram allows no more):
+- A correction never sends a new message: the new text is fitted into as many messages as
+  were sent. A longer one ends with an ellipsis in the last (its button leads on to the
+  post); a shorter one leaves parts it no longer needs, which are deleted (edited to the
+  "updated" line where Telegram no longer deletes them).
+- A text message cannot become a photo, nor a photo a text message: an image added to a
+  post sent without one is not shown; an image removed leaves the photo sent (its caption is
+  corrected); a new image replaces the photo (editMessageMedia).
+- A withdrawn post: every part is deleted (edited to the withdrawn notice past Telegram's 48
+  hours), and its rows not sent yet send nothing on Telegram. Email cannot be taken back:
+  emails already queued still go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.models import (
+    DELETE,
+    EDIT_CAPTION,
+    EDIT_MEDIA,
+    EDIT_TEXT,
+    KEEP,
+    Kind,
+    Rendered,
+    Revision,
+    TelegramMessage,
+)
+from bot.outbox import plan
+from bot.outbox.publish import Publisher
+from bot.render.renderer import fit_parts
+from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, split_html, visible_len
+
+log = logging.getLogger(__name__)
+
+# The corrector looks at the post log when woken (after each record or withdraw) and at
+# least this often, so a correction that failed is tried again.
+POLL_S = 60.0
+
+
+def _limit(k: int, message: TelegramMessage) -> int:
+    return CAPTION_LIMIT if k == 0 and message.photo else MESSAGE_LIMIT
+
+
+def shaped(old: Sequence[TelegramMessage], new: Sequence[TelegramMessage]) -> list[TelegramMessage]:
+    """`new` in the shape of the messages sent (`old`): at most as many parts, a photo only
+    where one was sent (the new image, else the one sent), the button on the last part.
+
+    The renderer's `corrected_messages` already gives this shape; this keeps `plan_edits`
+    right for any pair.
+    """
+    if not old or not new:
+        return []
+    photo = (new[0].photo or old[0].photo) if old[0].photo else None
+    first = CAPTION_LIMIT if photo else MESSAGE_LIMIT
+    texts = [m.text for m in new]
+    over = visible_len(texts[0]) > first or any(visible_len(t) > MESSAGE_LIMIT for t in texts)
+    if over:  # split for another shape (a caption sent as a text, or back): split anew
+        texts = split_html("\n".join(texts), limit=MESSAGE_LIMIT, first_limit=first)
+    texts = fit_parts(texts, len(old), first_limit=first)
+    out = [
+        TelegramMessage(
+            "sendPhoto" if photo and k == 0 else "sendMessage",
+            text,
+            photo if k == 0 else None,
+        )
+        for k, text in enumerate(texts)
+    ]
+    button = new[-1]
+    out[-1] = TelegramMessage(
+        out[-1].method, out[-1].text, out[-1].photo, button.button_text, button.button_url
+    )
+    return out
+
+
+def _looks_same(a: TelegramMessage, b: TelegramMessage) -> bool:
+    return (a.text, a.photo, a.button_text, a.button_url) == (
+        b.text,
+        b.photo,
+        b.button_text,
+        b.button_url,
+    )
+
+
+def plan_edits(old: Rendered, new: Rendered, *, rest: str = "…") -> tuple[TelegramMessage, ...]:
+    """What each Telegram message sent (`old`) becomes to show `new`: one per part sent.
+
+    KEEP where the part would not change (same text, photo and button); EDIT_TEXT for a
+    text; EDIT_CAPTION for a photo's caption, EDIT_MEDIA for a new image; a part the new
+    text no longer needs is deleted (DELETE with `rest`, the "updated" line, as the text
+    it is edited to where it cannot be deleted).
+    """
+    fitted = shaped(old.telegram, new.telegram)
+    out: list[TelegramMessage] = []
+    for k, before in enumerate(old.telegram):
+        if k >= len(fitted):
+            out.append(TelegramMessage(DELETE, rest, before.photo))
+            continue
+        after = fitted[k]
+        if _looks_same(before, after):
+            out.append(TelegramMessage(KEEP, after.text, after.photo))
+            continue
+        if before.photo:
+            method = EDIT_MEDIA if after.photo != before.photo else EDIT_CAPTION
+        else:
+            method = EDIT_TEXT
+        out.append(
+            TelegramMessage(method, after.text, after.photo, after.button_text, after.button_url)
+        )
+    return tuple(out)
+
+
+def withdraw_edits(old: Rendered, notice: str) -> tuple[TelegramMessage, ...]:
+    """Every part sent is deleted; `notice` (with the photo sent, so the caption is what
+    changes) is what it is edited to where Telegram no longer deletes it."""
+    return tuple(TelegramMessage(DELETE, notice, m.photo) for m in old.telegram)
+
+
+def changes(edits: Sequence[TelegramMessage]) -> int:
+    """How many of the planned parts make a Bot API call."""
+    return sum(1 for m in edits if m.method != KEEP)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What one revision came to: the job queued (None: nothing to edit) and its size."""
+
+    post_id: int
+    revision: int
+    withdrawn: bool
+    job_id: int | None = None
+    parts: int = 0  # parts that change, of those sent
+    rows: int = 0  # chats whose messages are edited
+
+
+class Corrector:
+    """Turns the post log's revisions into correction jobs; the leader runs one."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.store = publisher.store
+        self.renderer = publisher.renderer
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A post was recorded or withdrawn: look at the revisions now."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Correct at start (a crash left revisions queued) and whenever woken, until `stop`."""
+        relay = asyncio.ensure_future(stop.wait())
+        relay.add_done_callback(lambda _: self._wake.set())
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.correct_all(datetime.now(UTC))
+                except Exception:  # the store is away: the next turn reads the revisions again
+                    log.exception("corrections: reading the revisions failed; trying again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_S)
+        finally:
+            relay.cancel()
+
+    async def correct_all(self, now: datetime) -> list[Correction]:
+        """Queue the correction of every revision not queued yet, oldest first."""
+        done = []
+        for revision in await self.store.posts.revisions():
+            try:
+                done.append(await self.correct(revision, now))
+            except Exception:  # left unmarked: tried again at the next turn
+                log.exception(
+                    "corrections: post %d revision %d could not be queued; trying again",
+                    revision.post_id,
+                    revision.revision,
+                )
+        return done
+
+    async def correct(self, revision: Revision, now: datetime) -> Correction:
+        """Queue one revision's correction (or nothing when no message would change)."""
+        outbox, posts, post = self.store.outbox, self.store.posts, revision.post
+        post_id, number, withdrawn = revision.post_id, revision.revision, revision.withdrawn
+        what = "withdrawal" if withdrawn else "correction"
+        source_key = f"post:{post_id}"
+        source = await outbox.find_job(source_key)
+        if source is None:  # announced before jobs were keyed by post id, or not at all
+            await posts.mark_revised(post_id, number)
+            log.info("corrections: post %d %r: no announcement to edit", post_id, post.title)
+            return Correction(post_id, number, withdrawn)
+        source_id, payload = source
+        old = Rendered.decode(payload)
+        kind = plan.post_kind(post.breaking)
+        key = f"{'withdraw' if withdrawn else 'edit'}:{post_id}:{number}"
+        if withdrawn:
+            # Rows not sent yet send nothing on Telegram; queued email cannot be taken back.
+            corrected = Rendered(telegram=(), email=old.email)
+            edits = withdraw_edits(old, self.renderer.withdrawn_text(post))
+        else:
+            messages = self.renderer.corrected_messages(post, kind, old.telegram)
+            corrected = Rendered(telegram=messages, email=self.renderer.post_email(post, kind))
+            edits = self._edits(old, messages, kind, revision)
+            if not changes(edits):  # what the readers see stays as it is
+                corrected = Rendered(telegram=old.telegram, email=corrected.email)
+        planned = await outbox.find_job(key)
+        if planned is not None:  # a restart after the job was made: its plan stands
+            edits = Rendered.decode(planned[1]).telegram
+        if not changes(edits):
+            await outbox.set_payload(source_id, corrected.encode())
+            await posts.mark_revised(post_id, number)
+            log.info(
+                "corrections: post %d %r revision %d: no message would change; nothing sent",
+                post_id,
+                post.title,
+                number,
+            )
+            return Correction(post_id, number, withdrawn)
+        # The plan is kept before the announcement's payload changes: a crash in between
+        # finds it (the payload then already shows the corrected post).
+        job_id, _ = await outbox.create_job(
+            key, Kind.EDIT.value, Rendered(telegram=edits).encode(), title=post.title, now=now
+        )
+        await outbox.set_payload(source_id, corrected.encode())
+        rows = await outbox.fan_out_edits(job_id, key, source_key)
+        await outbox.mark_planned(job_id)
+        await posts.mark_revised(post_id, number)
+        if rows and self.publisher.metrics is not None:
+            self.publisher.metrics.job_queued("telegram", Kind.EDIT.value, rows)
+        await self.publisher.queued()
+        log.info(
+            "corrections: post %d %r %s (revision %d): job %d %s, %d of %d parts, %d chats",
+            post_id,
+            post.title,
+            what,
+            number,
+            job_id,
+            key,
+            changes(edits),
+            len(edits),
+            rows,
+        )
+        return Correction(post_id, number, withdrawn, job_id, changes(edits), rows)
+
+    def _edits(
+        self,
+        old: Rendered,
+        messages: tuple[TelegramMessage, ...],
+        kind: Kind,
+        revision: Revision,
+    ) -> tuple[TelegramMessage, ...]:
+        """The edits a correction makes; none when, the "updated" line aside, the messages
+        would read as they were sent (a change the alert does not show)."""
+        plain = self.renderer.corrected_messages(revision.post, kind, old.telegram, updated=False)
+        if not changes(plan_edits(old, Rendered(telegram=plain))):
+            return tuple(TelegramMessage(KEEP, m.text, m.photo) for m in old.telegram)
+        return plan_edits(old, Rendered(telegram=messages), rest=self.renderer.updated_line())

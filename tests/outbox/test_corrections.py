@@ -1,0 +1,223 @@
+"""Corrections planned: what each Telegram message already sent becomes (pure, as tables)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bot.models import (
+    DELETE,
+    EDIT_CAPTION,
+    EDIT_MEDIA,
+    EDIT_TEXT,
+    KEEP,
+    Kind,
+    Rendered,
+    TelegramMessage,
+)
+from bot.outbox.corrections import changes, plan_edits, withdraw_edits
+from bot.render.renderer import Renderer, fit_parts
+from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, visible_len, visible_text
+from bot.sources.jekyll.site import load_site
+from tests.support.delivery import make_post, make_settings
+
+URL = "https://news.example.org/a.html"
+PHOTO = "https://news.example.org/a.jpg"
+OTHER = "https://news.example.org/b.jpg"
+
+
+def text(body: str, *, button: bool = False) -> TelegramMessage:
+    return TelegramMessage(
+        "sendMessage", body, None, "Read" if button else None, URL if button else None
+    )
+
+
+def photo(caption: str, image: str = PHOTO, *, button: bool = True) -> TelegramMessage:
+    return TelegramMessage(
+        "sendPhoto", caption, image, "Read" if button else None, URL if button else None
+    )
+
+
+def sent(*messages: TelegramMessage) -> Rendered:
+    return Rendered(telegram=messages)
+
+
+CASES = [
+    pytest.param(
+        sent(text("<b>Old title</b>", button=True)),
+        sent(text("<b>New title</b>", button=True)),
+        [(EDIT_TEXT, "<b>New title</b>", None)],
+        id="title changed in a text alert",
+    ),
+    pytest.param(
+        sent(photo("<b>Old title</b>")),
+        sent(photo("<b>New title</b>")),
+        [(EDIT_CAPTION, "<b>New title</b>", PHOTO)],
+        id="title changed under a photo",
+    ),
+    pytest.param(
+        sent(photo("<b>Title</b>")),
+        sent(photo("<b>Title</b>", OTHER)),
+        [(EDIT_MEDIA, "<b>Title</b>", OTHER)],
+        id="image changed",
+    ),
+    pytest.param(
+        sent(text("<b>Title</b>", button=True)),
+        sent(photo("<b>Title</b>", OTHER)),
+        [(KEEP, "<b>Title</b>", None)],
+        id="image added to a text alert: a text stays a text",
+    ),
+    pytest.param(
+        sent(photo("<b>Title</b>")),
+        sent(text("<b>Title</b>", button=True)),
+        [(KEEP, "<b>Title</b>", PHOTO)],
+        id="image removed: the photo sent stays",
+    ),
+    pytest.param(
+        sent(photo("<b>Title</b>")),
+        sent(text("<b>Title</b> corrected", button=True)),
+        [(EDIT_CAPTION, "<b>Title</b> corrected", PHOTO)],
+        id="image removed and text changed: the caption is edited",
+    ),
+    pytest.param(
+        sent(text("one"), text("two", button=True)),
+        sent(text("one"), text("two", button=True)),
+        [(KEEP, "one", None), (KEEP, "two", None)],
+        id="no change: all kept",
+    ),
+    pytest.param(
+        sent(text("one"), text("two", button=True)),
+        sent(text("one"), text("two, corrected", button=True)),
+        [(KEEP, "one", None), (EDIT_TEXT, "two, corrected", None)],
+        id="only the second part changed",
+    ),
+    pytest.param(
+        sent(text("one"), text("two", button=True)),
+        sent(text("one and two", button=True)),
+        [(EDIT_TEXT, "one and two", None), (DELETE, "✏️ updated", None)],
+        id="fewer parts: the part left over is deleted",
+    ),
+    pytest.param(
+        sent(text("one", button=True)),
+        sent(text("one"), text("two", button=True)),
+        [(EDIT_TEXT, "one\ntwo…", None)],
+        id="more parts: fitted into the one sent, with an ellipsis",
+    ),
+    pytest.param(
+        sent(text("one", button=True)),
+        sent(text("one", button=False)),
+        [(EDIT_TEXT, "one", None)],
+        id="the button went: edited",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), CASES)
+def test_plan_edits_gives_one_message_per_part_sent(
+    old: Rendered, new: Rendered, expected: list[tuple[str, str, str | None]]
+) -> None:
+    """Each part sent becomes the call that shows the new rendering (or none: KEEP)."""
+    edits = plan_edits(old, new, rest="✏️ updated")
+    assert [(m.method, m.text, m.photo) for m in edits] == expected
+    assert len(edits) == len(old.telegram)
+
+
+def test_the_button_moves_to_the_new_last_part() -> None:
+    """A shorter correction carries the post's button on its last part (the one left)."""
+    edits = plan_edits(
+        sent(text("one"), text("two", button=True)), sent(text("one!", button=True)), rest="x"
+    )
+    assert (edits[0].button_text, edits[0].button_url) == ("Read", URL)
+    assert edits[1].method == DELETE
+
+
+def test_a_caption_sent_as_a_photo_is_fitted_to_the_caption_limit() -> None:
+    """A long text for a part sent as a photo is cut to Telegram's caption limit."""
+    long = "word " * 600  # ~3000 characters: fits a text message, not a caption
+    edits = plan_edits(sent(photo("short")), sent(text(long, button=True)))
+    assert edits[0].method == EDIT_CAPTION
+    assert visible_len(edits[0].text) <= CAPTION_LIMIT
+    assert edits[0].text.endswith("…")
+
+
+def test_withdraw_edits_delete_every_part_with_the_notice() -> None:
+    """A withdrawal deletes each part; the notice and the photo sent are there for the
+    fallback edit of a message too old to delete."""
+    edits = withdraw_edits(sent(photo("a"), text("b", button=True)), "withdrawn")
+    assert [(m.method, m.text, m.photo) for m in edits] == [
+        (DELETE, "withdrawn", PHOTO),
+        (DELETE, "withdrawn", None),
+    ]
+    assert edits[0].button_url is None  # the post is gone: no link to it
+
+
+FITS = [
+    (["a", "b"], 2, ["a", "b"]),
+    (["a", "b", "c"], 2, ["a", "b\nc…"]),
+    (["a"], 1, ["a"]),
+    ([], 1, []),
+]
+
+
+@pytest.mark.parametrize(("parts", "count", "expected"), FITS)
+def test_fit_parts_keeps_at_most_count_parts(
+    parts: list[str], count: int, expected: list[str]
+) -> None:
+    """Parts past `count` are folded into the last, which ends with an ellipsis."""
+    assert fit_parts(parts, count) == expected
+
+
+def test_fit_parts_keeps_the_last_within_the_limit() -> None:
+    """The folded last part is cut to fit one message, tags kept balanced."""
+    parts = ["<b>" + "x " * 2000 + "</b>", "<i>" + "y " * 2000 + "</i>"]
+    (one,) = fit_parts(parts, 1)
+    assert visible_len(one) <= MESSAGE_LIMIT and one.endswith("…")
+    assert one.count("<b>") == one.count("</b>")
+
+
+@pytest.fixture
+def renderer(tmp_path: object) -> Renderer:
+    settings = make_settings(tmp_path)  # type: ignore[arg-type]
+    return Renderer(load_site(settings), public_url=settings.public_base)
+
+
+def test_a_corrected_alert_reads_updated_in_the_shape_sent(renderer: Renderer) -> None:
+    """The corrected alert has the new title and the "updated" line, as many parts as
+    were sent and the photo sent, and editing it changes only what changed."""
+    post = make_post(1, image=PHOTO)
+    before = renderer.post_messages(post, Kind.POST)
+    fixed = replace(post, title="Post number one, corrected")
+    after = renderer.corrected_messages(fixed, Kind.POST, before)
+    assert len(after) == len(before) == 1
+    shown = visible_text(after[0].text)
+    assert "Updated" in shown and "Post number one, corrected" in shown
+    assert after[0].photo == PHOTO and after[0].button_url == post.url
+    edits = plan_edits(Rendered(telegram=before), Rendered(telegram=after))
+    assert [m.method for m in edits] == [EDIT_CAPTION]
+
+
+def test_an_unchanged_rendering_plans_no_call(renderer: Renderer) -> None:
+    """The same post rendered again as sent (no "updated" line) changes nothing."""
+    post = make_post(2)
+    before = renderer.post_messages(post, Kind.BREAKING)
+    again = renderer.corrected_messages(post, Kind.BREAKING, before, updated=False)
+    assert changes(plan_edits(Rendered(telegram=before), Rendered(telegram=again))) == 0
+
+
+def test_a_post_that_grew_keeps_its_message_count(renderer: Renderer) -> None:
+    """A correction that makes a one-message alert longer than a message still edits just
+    that one message, ending with an ellipsis."""
+    post = make_post(3)
+    before = renderer.post_messages(post, Kind.POST)
+    grown = replace(post, excerpt="Long text. " * 800)
+    assert len(renderer.post_messages(grown, Kind.POST)) > 1
+    after = renderer.corrected_messages(grown, Kind.POST, before)
+    assert len(after) == 1 and visible_len(after[0].text) <= MESSAGE_LIMIT
+    assert visible_text(after[0].text).endswith("…")
+
+
+def test_the_withdrawn_notice_names_the_site_not_the_post(renderer: Renderer) -> None:
+    """The notice a withdrawn post's old messages get says it was withdrawn."""
+    notice = renderer.withdrawn_text(make_post(4))
+    assert "withdrawn" in notice and "Post number 4" not in notice
