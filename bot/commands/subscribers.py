@@ -212,7 +212,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     a = actions.add_parser("remove", help="delete one subscriber")
     a.add_argument("channel", choices=[c.value for c in Channel])
     a.add_argument("address", help="Telegram chat id or email address")
-    a = actions.add_parser("import", help="import CSV: channel,address,breaking,daily")
+    a = actions.add_parser(
+        "import",
+        help="import CSV: channel,address,breaking,daily [,topics,quiet,digest_time,timezone]",
+    )
     a.add_argument("file", help="CSV file, or - for standard input")
     a.add_argument("--strict", action="store_true", help="exit 1 when any row is bad")
     actions.add_parser("export", help="write active subscribers as CSV to standard output")

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from bot.addresses import normalize_address, parse_channel
+from bot.choices import parse_quiet, parse_time, parse_zone, topics_of
 from bot.models import Channel, Subscriber
+from bot.store import ImportRow as ImportRow  # the store's row, re-exported
 
-HEADER = ("channel", "address", "breaking", "daily")
+# The first four are the file's from before reader choices; the rest are optional.
+BASIC = ("channel", "address", "breaking", "daily")
+CHOICES = ("topics", "quiet", "digest_time", "timezone")
+HEADER = BASIC + CHOICES
 REQUIRED = frozenset({"channel", "address"})
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
-
-
-class ImportRow(NamedTuple):
-    """One valid subscriber of the file; imported as confirmed (active)."""
-
-    channel: Channel
-    address: str
-    breaking: bool
-    daily: bool
+# A choice column's check, blank allowed (it clears the choice).
+_CHECKS: dict[str, Callable[[str], str]] = {
+    "quiet": parse_quiet,
+    "digest_time": parse_time,
+    "timezone": parse_zone,
+}
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,13 @@ def parse_bool(text: str, *, default: bool = True) -> bool:
 def _columns(record: list[str]) -> dict[str, int]:
     names = [name.strip().lower() for name in record]
     if names and names[0] in {c.value for c in Channel}:
-        raise CsvHeaderError(f"line 1: the first line must be the header {','.join(HEADER)}")
+        raise CsvHeaderError(f"line 1: the first line must be the header {','.join(BASIC)}")
     unknown = [n for n in names if n not in HEADER]
     missing = REQUIRED - set(names)
     if unknown or missing or len(set(names)) != len(names):
         raise CsvHeaderError(
-            f"line 1: header {','.join(record)!r} does not match {','.join(HEADER)}"
+            f"line 1: header {','.join(record)!r} does not match {','.join(BASIC)}"
+            f" (with optional columns {','.join(CHOICES)})"
         )
     return {name: i for i, name in enumerate(names)}
 
@@ -75,7 +77,32 @@ def _row(record: list[str], columns: dict[str, int]) -> ImportRow:
         name: parse_bool(record[columns[name]]) if name in columns else True
         for name in ("breaking", "daily")
     }
-    return ImportRow(channel, address, flags["breaking"], flags["daily"])
+    choice = {name: _choice(name, record, columns) for name in _CHECKS}
+    topics = topics_of(record[columns["topics"]]) if "topics" in columns else None
+    return ImportRow(
+        channel,
+        address,
+        flags["breaking"],
+        flags["daily"],
+        topics=topics,
+        quiet=choice["quiet"],
+        digest_at=choice["digest_time"],
+        tz=choice["timezone"],
+    )
+
+
+def _choice(name: str, record: list[str], columns: dict[str, int]) -> str | None:
+    """A choice column's value checked: None when the file has no such column (the known
+    subscriber's choice stays), "" when blank (cleared: the site's default)."""
+    if name not in columns:
+        return None
+    text = record[columns[name]].strip()
+    if not text:
+        return ""
+    try:
+        return _CHECKS[name](text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def parse_csv(lines: Iterable[str]) -> Iterator[ImportRow | RowError]:
@@ -83,6 +110,8 @@ def parse_csv(lines: Iterable[str]) -> Iterator[ImportRow | RowError]:
 
     Raises CsvHeaderError when the first non-blank line is not the expected header.
     Blank lines are skipped; a missing `breaking`/`daily` column or blank value means yes.
+    A missing choice column (topics `a;b`, quiet, digest_time, timezone) leaves a known
+    subscriber's choice as it is; a blank value clears it.
     """
     reader = csv.reader(lines)
     columns: dict[str, int] | None = None
@@ -99,7 +128,7 @@ def parse_csv(lines: Iterable[str]) -> Iterator[ImportRow | RowError]:
         except ValueError as exc:
             yield RowError(line, str(exc))
     if columns is None:
-        raise CsvHeaderError(f"the file is empty; the first line must be {','.join(HEADER)}")
+        raise CsvHeaderError(f"the file is empty; the first line must be {','.join(BASIC)}")
 
 
 def _line(fields: Iterable[str]) -> str:
@@ -114,12 +143,16 @@ def header_line() -> str:
 
 
 def subscriber_line(sub: Subscriber) -> str:
-    """One subscriber as a CSV line, newline-terminated."""
+    """One subscriber as a CSV line (every column of HEADER), newline-terminated."""
     return _line(
         (
             sub.channel.value,
             sub.address,
             "true" if sub.breaking else "false",
             "true" if sub.daily else "false",
+            ";".join(sub.topics),
+            sub.quiet or "",
+            sub.digest_at or "",
+            sub.tz or "",
         )
     )

@@ -23,6 +23,8 @@ from bot.outbox import plan
 from bot.store import open_store
 
 HEADER = "channel,address,breaking,daily\n"
+# What export writes: the four columns above, then the reader choices.
+FULL = "channel,address,breaking,daily,topics,quiet,digest_time,timezone\n"
 
 
 @pytest.fixture
@@ -154,7 +156,7 @@ def test_add_list_remove_and_export(db: Path, capsys: pytest.CaptureFixture[str]
     code, out, _ = herald(capsys, "list", "--channel", "telegram")
     assert "-1001" in out and "Zoe" not in out
     code, out, _ = herald(capsys, "export")
-    assert out == HEADER + "email,Zoe@example.com,true,false\ntelegram,-1001,true,true\n"
+    assert out == FULL + "email,Zoe@example.com,true,false,,,,\ntelegram,-1001,true,true,,,,\n"
     assert herald(capsys, "remove", "email", "Zoe@EXAMPLE.com")[0] == 0
     code, _, err = herald(capsys, "remove", "email", "Zoe@example.com")
     assert code == 1 and "no email subscriber" in err
@@ -165,7 +167,7 @@ def test_export_then_import_round_trips(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An exported file imports back to the same subscribers, leaving unsubscribed ones out."""
-    rows = HEADER + "".join(f"telegram,{i},{i % 2 == 0},{i % 3 == 0}\n" for i in range(1, 50))
+    rows = FULL + "".join(f"telegram,{i},{i % 2 == 0},{i % 3 == 0},,,,\n" for i in range(1, 50))
     source = tmp_path / "s.csv"
     source.write_text(rows.lower(), encoding="utf-8")
     assert herald(capsys, "import", str(source))[0] == 0
@@ -182,6 +184,90 @@ def test_export_then_import_round_trips(
     code, out, _ = herald(capsys, "import", str(source))
     assert code == 0 and "1 left out" in out
     assert stored(db)[0][2] == "unsubscribed"
+
+
+def test_choice_columns_are_checked_and_normalised() -> None:
+    """Topics split on `;` and casefold, times and zones are normalised, blank clears, and a
+    bad value names its line and column; a file without the columns leaves them as None."""
+    text = (
+        "channel,address,topics,quiet,digest_time,timezone\n"
+        + "telegram,1,Python; Release Notes ;python,22:00-7:00,7:5,europe/berlin\n"
+        + "telegram,2,,,,\n"
+        + "telegram,3,,22:00-22:00,,\n"
+        + "telegram,4,,,25:00,\n"
+        + "telegram,5,,,,CET\n"
+    )
+    items = list(parse_csv(text.splitlines(keepends=True)))
+    assert items[:2] == [
+        ImportRow(
+            Channel.TELEGRAM, "1", True, True,
+            ("python", "release notes"), "22:00-07:00", "07:05", "Europe/Berlin",
+        ),
+        ImportRow(Channel.TELEGRAM, "2", True, True, (), "", "", ""),
+    ]  # fmt: skip
+    errors = [str(e) for e in items[2:]]
+    assert errors[0].startswith("line 4: quiet: '22:00-22:00' starts where it ends")
+    assert errors[1].startswith("line 5: digest_time: '25:00' is not a time of day")
+    assert errors[2].startswith("line 6: timezone: 'CET' is not a time zone name")
+    [old_style] = parse_csv([HEADER, "telegram,7,yes,no\n"])
+    assert old_style == ImportRow(Channel.TELEGRAM, "7", True, False, None, None, None, None)
+
+
+def test_choices_round_trip_through_export_and_import(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export with reader choices imports into a new database as the same subscribers."""
+    rows = FULL + (
+        "email,a@example.com,true,false,news;release notes,22:00-07:00,18:30,Europe/Berlin\n"
+        "telegram,5,false,true,,,06:00,\n"
+        'telegram,6,true,true,"a, b;c",,,Asia/Tokyo\n'
+    )
+    source = tmp_path / "in.csv"
+    source.write_text(rows, encoding="utf-8")
+    assert herald(capsys, "import", str(source))[0] == 0
+    code, exported, _ = herald(capsys, "export")
+    assert code == 0 and exported == rows
+    again = tmp_path / "again.csv"
+    again.write_text(exported, encoding="utf-8")
+    before = asyncio.run(_choices(db))
+    fresh = tmp_path / "data" / "fresh.db"
+    monkeypatch.setenv("HERALD_DATABASE_URL", f"sqlite:///{fresh}")
+    assert herald(capsys, "import", str(again))[0] == 0
+    assert asyncio.run(_choices(fresh)) == before
+    assert before[0] == (
+        "a@example.com",
+        ("news", "release notes"),
+        "22:00-07:00",
+        "18:30",
+        "Europe/Berlin",
+    )
+
+
+async def _choices(
+    db: Path,
+) -> list[tuple[str, tuple[str, ...], str | None, str | None, str | None]]:
+    async with open_store(db) as store:
+        return [
+            (s.address, s.topics, s.quiet, s.digest_at, s.tz) async for s in store.subscribers.all()
+        ]
+
+
+def test_import_without_choice_columns_keeps_a_readers_choices(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An old four-column list changes preferences only; a blank choice column clears one."""
+    first = tmp_path / "first.csv"
+    first.write_text(FULL + "telegram,9,true,true,news,23:00-06:00,08:15,UTC\n", encoding="utf-8")
+    assert herald(capsys, "import", str(first))[0] == 0
+    old = tmp_path / "old.csv"
+    old.write_text(HEADER + "telegram,9,false,true\n", encoding="utf-8")
+    assert herald(capsys, "import", str(old))[0] == 0
+    assert asyncio.run(_choices(db)) == [("9", ("news",), "23:00-06:00", "08:15", "UTC")]
+    clear = tmp_path / "clear.csv"
+    clear.write_text("channel,address,quiet\ntelegram,9,\n", encoding="utf-8")
+    assert herald(capsys, "import", str(clear))[0] == 0
+    assert asyncio.run(_choices(db)) == [("9", ("news",), None, "08:15", "UTC")]
+    assert herald(capsys, "export")[1].endswith("telegram,9,true,true,news,,08:15,UTC\n")
 
 
 def test_stats_shows_subscribers_and_deliveries(
