@@ -22,10 +22,12 @@ from starlette.routing import BaseRoute, Route
 from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.models import Channel, Status, Subscriber
+from bot.outbox.topics import topic_offer
 from bot.render.renderer import Renderer
 from bot.settings import Settings, Site
 from bot.store import Store
 from bot.tokens import Purpose, TokenError, Tokens
+from bot.web import preferences as prefs_form
 from bot.web.guard import SecurityHeaders, breaks_headers, normalize_email
 from bot.web.limits import SubscribeLimiter
 from bot.web.server import bind, serve
@@ -35,6 +37,8 @@ __all__ = ["ConfirmationSender", "Refusal", "bind", "create_app", "serve"]
 log = logging.getLogger(__name__)
 
 _MAX_FIELD_BYTES = 16 * 1024
+_MAX_FIELDS = 20
+_MAX_PREFERENCE_FIELDS = 100  # a checkbox per topic on offer (and per topic chosen before)
 
 
 class ConfirmationSender(Protocol):
@@ -103,8 +107,10 @@ class _Pages:
             raise Refusal(404, "unknown_subscriber")
         return found
 
-    async def form(self, request: Request) -> FormData:
-        form = await request.form(max_files=0, max_fields=20, max_part_size=_MAX_FIELD_BYTES)
+    async def form(self, request: Request, max_fields: int = _MAX_FIELDS) -> FormData:
+        form = await request.form(
+            max_files=0, max_fields=max_fields, max_part_size=_MAX_FIELD_BYTES
+        )
         for value in form.values():
             if not isinstance(value, str) or breaks_headers(value):
                 raise Refusal(400, "bad_input")
@@ -187,26 +193,51 @@ class _Pages:
 
     async def preferences_page(self, request: Request) -> Response:
         subscriber = await self.subscriber(Purpose.PREFERENCES, request)
-        return self.preferences_shown(subscriber, saved=False)
+        offer = await topic_offer(self.renderer.site, self.store.posts)
+        return self.preferences_shown(subscriber, prefs_form.shown(subscriber, offer))
 
     async def preferences(self, request: Request) -> Response:
+        """Save the submitted choices, all of them or (a field is wrong) none."""
         subscriber = await self.subscriber(Purpose.PREFERENCES, request)
-        form = await self.form(request)
-        await self.store.subscribers.set_prefs(
+        form = await self.form(request, _MAX_PREFERENCE_FIELDS)
+        offer = await topic_offer(self.renderer.site, self.store.posts)
+        fields = {name: str(value) for name, value in form.multi_items() if name != "topic"}
+        ticked = [str(v) for v in form.getlist("topic")]
+        sent_back, picked, problems = prefs_form.read(fields, ticked, subscriber, offer)
+        if picked is None:
+            return self.preferences_shown(subscriber, sent_back, problems=problems, code=400)
+        subs = self.store.subscribers
+        await subs.set_prefs(
             subscriber.id,
-            breaking="breaking" in form,
-            daily="daily" in form,
-            every_post="every_post" in form,
+            breaking=picked.breaking,
+            daily=picked.daily,
+            every_post=picked.every_post,
         )
-        return self.preferences_shown(
-            await self.subscriber(Purpose.PREFERENCES, request), saved=True
-        )
+        await subs.set_topics(subscriber.id, picked.topics)
+        await subs.set_digest_time(subscriber.id, picked.digest_at)
+        await subs.set_timezone(subscriber.id, picked.tz)
+        saved = await self.subscriber(Purpose.PREFERENCES, request)
+        return self.preferences_shown(saved, prefs_form.shown(saved, offer), saved=True)
 
-    def preferences_shown(self, subscriber: Subscriber, *, saved: bool) -> HTMLResponse:
+    def preferences_shown(
+        self,
+        subscriber: Subscriber,
+        form: prefs_form.PrefsForm,
+        *,
+        saved: bool = False,
+        problems: tuple[str, ...] = (),
+        code: int = 200,
+    ) -> HTMLResponse:
         return self.page(
             "preferences.html",
+            code,
             subscriber=subscriber,
+            form=form,
             saved=saved,
+            problems=problems,
+            site_digest_time=self.settings.digest_time,
+            site_zone=self.renderer.site.tz.key,
+            zones=prefs_form.COMMON_ZONES,
             active=subscriber.status is Status.ACTIVE,
             unsubscribe_url=self.link(Purpose.UNSUBSCRIBE, subscriber.id),
         )
