@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from bot.choices import topic_key
@@ -35,3 +35,13 @@ def topics_sql(matches: str) -> str:
     """Who wants a post of some topics, as a condition on `subscribers`: those who chose no
     topic, or whose topics `matches` (the backend's test against `topic_patterns`)."""
     return f"(topics = '' OR {matches})"
+
+
+def ids_text(ids: Sequence[int]) -> str:
+    """Telegram message ids as `outbox_items.message_ids` holds them: "501,502", in part order."""
+    return ",".join(str(i) for i in ids)
+
+
+def ids_of(text: str | None) -> tuple[int, ...]:
+    """The message ids of a stored `message_ids`."""
+    return tuple(int(i) for i in (text or "").split(",") if i)

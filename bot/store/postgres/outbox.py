@@ -28,9 +28,17 @@ from bot.models import (
     PlannedItem,
 )
 from bot.store.postgres.db import CLAIM_LOCK, DB_NOW, Pool, affected, transaction
+from bot.store.postgres.digest_fan_out import DigestFanOut
 from bot.store.postgres.outbox_stats import OutboxStats
 from bot.store.postgres.processes import held_by_the_dead
-from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH
+from bot.store.rules import (
+    AUDIENCE_SQL,
+    FAN_OUT_BATCH,
+    ids_of,
+    ids_text,
+    topic_patterns,
+    topics_sql,
+)
 
 # Fan-out batches inserted at once (each on its own pooled connection).
 FAN_OUT_PARALLEL = 2
@@ -84,6 +92,8 @@ MIGRATIONS = [
     CREATE INDEX outbox_items_chat_sent ON outbox_items(address, sent_epoch)
         WHERE channel = 'telegram' AND sent_epoch IS NOT NULL
     """,
+    # Telegram message ids of the parts sent ("1,2"): a correction edits them in place.
+    "ALTER TABLE outbox_items ADD COLUMN message_ids TEXT NOT NULL DEFAULT ''",
 ]
 
 INSERT_CHUNK = 10_000  # rows per INSERT … SELECT FROM unnest(…)
@@ -125,7 +135,8 @@ _CLAIM = (
     "SELECT o.id, o.job_id, o.key, o.kind, o.channel, o.subscriber_id,"
     " COALESCE(s.address, o.address), o.attempts, o.parts_done, o.plain,"
     " o.subscriber_id IS NOT NULL AND (s.status IS NULL OR s.status NOT IN"
-    " ('active', 'pending') OR (s.status = 'pending' AND o.kind != 'confirm'))"
+    " ('active', 'pending') OR (s.status = 'pending' AND o.kind != 'confirm')),"
+    " o.message_ids, s.quiet, s.tz"
     " FROM outbox_items o LEFT JOIN subscribers s ON s.id = o.subscriber_id"
     " WHERE o.status = 'queued' AND o.next_attempt_at <= $2 AND " + _CHAT_FREE
 )
@@ -176,10 +187,13 @@ def _claimed(r: Record) -> ClaimedItem:
         attempts=r[7],
         parts_done=r[8],
         plain=Degrade(r[9]),
+        message_ids=ids_of(r[11]),
+        quiet=r[12],
+        tz=r[13],
     )
 
 
-class Outbox(OutboxStats):
+class Outbox(OutboxStats, DigestFanOut):
     """The `outbox_jobs` and `outbox_items` tables: jobs planned, rows claimed and marked."""
 
     def __init__(self, pool: Pool, process_id: str) -> None:
@@ -229,13 +243,24 @@ class Outbox(OutboxStats):
         audience: Audience,
         *,
         batch: int = FAN_OUT_BATCH,
+        topics: Collection[str] | None = None,
     ) -> AsyncIterator[dict[Channel, int]]:
         """Queue a row per active subscriber of `audience` on `channels`, planned in SQL; the
         rows added per channel after each batch of subscribers (see the Protocol)."""
         wanted = sorted(c.value for c in channels)
         if not wanted:
             return
-        who = f"status = 'active' AND {AUDIENCE_SQL[audience]} AND channel = ANY($2::text[])"
+        patterns = None if topics is None else topic_patterns(topics)
+        extra: list[object] = [] if patterns is None else [patterns]
+
+        def who(at: int) -> str:
+            """The subscribers wanted; `at`: the number of the topic patterns' parameter
+            (last: without a topic filter the statements are the same as before it)."""
+            sql = f"status = 'active' AND {AUDIENCE_SQL[audience]} AND channel = ANY($2::text[])"
+            if patterns is None:
+                return sql
+            # The backslash is LIKE's escape by default here, as topic_patterns writes it.
+            return f"{sql} AND {topics_sql(f'topics LIKE ANY(${at}::text[])')}"
 
         async def insert(after: int, upto: int) -> dict[Channel, int]:
             async with transaction(self._pool) as conn:
@@ -246,9 +271,10 @@ class Outbox(OutboxStats):
                     "WITH added AS (INSERT INTO outbox_items(job_id, key, kind, channel,"
                     " subscriber_id, address, priority) SELECT $3, $4 || channel || ':' || id,"
                     f" $5, channel, id, address, $6 FROM subscribers WHERE id > $1 AND id <= $7"
-                    f" AND {who} ORDER BY id ON CONFLICT (key) DO NOTHING RETURNING channel)"
+                    f" AND {who(8)} ORDER BY id ON CONFLICT (key) DO NOTHING RETURNING channel)"
                     " SELECT channel, count(*) FROM added GROUP BY channel",
                     after, wanted, job_id, f"{job_key}:", kind.value, kind.priority, upto,
+                    *extra,
                 )  # fmt: skip
             added = {channel: 0 for channel in channels}
             added.update({_CHANNEL[r[0]]: int(r[1]) for r in counted})
@@ -261,11 +287,12 @@ class Outbox(OutboxStats):
         try:
             while True:
                 upto = await self._pool.fetchval(
-                    f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > $1 AND {who}"
+                    f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > $1 AND {who(4)}"
                     " ORDER BY id LIMIT $3) AS batch",
                     last,
                     wanted,
                     batch,
+                    *extra,
                 )
                 if upto is None:
                     break
@@ -279,6 +306,35 @@ class Outbox(OutboxStats):
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+        """Queue a correction row for every Telegram row of `source_job_key` sent with
+        message ids, carrying them; key `<job_key>:telegram:<subscriber id or address>`."""
+        status = await self._pool.execute(
+            "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
+            " priority, message_ids) SELECT $1, $2 || COALESCE(i.subscriber_id::text,"
+            " i.address), $3, i.channel, i.subscriber_id, i.address, $4, i.message_ids"
+            " FROM outbox_items i JOIN outbox_jobs j ON j.id = i.job_id WHERE j.key = $5"
+            " AND i.channel = 'telegram' AND i.status = 'sent' AND i.message_ids != ''"
+            " ORDER BY i.id ON CONFLICT (key) DO NOTHING",
+            job_id,
+            f"{job_key}:{Channel.TELEGRAM.value}:",
+            Kind.EDIT.value,
+            Kind.EDIT.priority,
+            source_job_key,
+        )
+        return affected(status)
+
+    async def find_job(self, key: str) -> tuple[int, str] | None:
+        """(id, payload) of the job with `key`, or None."""
+        row = await self._pool.fetchrow("SELECT id, payload FROM outbox_jobs WHERE key = $1", key)
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    async def set_payload(self, job_id: int, payload: str) -> None:
+        """Replace a job's payload: its rows not sent yet go out with the new content."""
+        await self._pool.execute(
+            "UPDATE outbox_jobs SET payload = $2 WHERE id = $1", job_id, payload
+        )
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""
@@ -389,12 +445,13 @@ class Outbox(OutboxStats):
                 " parts_done = u.parts_done, plain = u.plain, next_attempt_at = u.next_at,"
                 " last_error = u.error, address = COALESCE(u.address, o.address),"
                 " sent_at = COALESCE(u.sent_at, o.sent_at), lease_until = NULL,"
+                " message_ids = COALESCE(u.message_ids, o.message_ids),"
                 " sent_epoch = CASE WHEN u.status = 'sent' OR u.parts_done > o.parts_done"
                 f" THEN {DB_NOW} ELSE o.sent_epoch END"
                 " FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::integer[],"
-                " $5::smallint[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[])"
-                " AS u(id, status, attempts, parts_done, plain, next_at, error, address,"
-                " sent_at) WHERE o.id = u.id",
+                " $5::smallint[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[],"
+                " $10::text[]) AS u(id, status, attempts, parts_done, plain, next_at, error,"
+                " address, sent_at, message_ids) WHERE o.id = u.id",
                 [u.id for u in updates],
                 [u.status.value for u in updates],
                 [u.attempts for u in updates],
@@ -404,6 +461,7 @@ class Outbox(OutboxStats):
                 [u.last_error for u in updates],
                 [u.address for u in updates],
                 [_sent_at(u.sent_at) for u in updates],
+                [None if u.message_ids is None else ids_text(u.message_ids) for u in updates],
             )
             sent = [u.id for u in updates if u.status is OutboxStatus.SENT]
             if sent:

@@ -1,10 +1,11 @@
-"""What the outbox holds, read for reports: job progress, totals per status, failed rows."""
+"""What the outbox holds, read for reports: job progress, totals per status, failed rows,
+corrections."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.models import FailedItem, JobProgress, OutboxStatus
+from bot.models import CorrectionCounts, FailedItem, JobProgress, OutboxStatus
 from bot.store.postgres.db import Pool
 
 
@@ -79,3 +80,23 @@ class OutboxStats:
             )
             for r in rows
         ]
+
+    async def correction_counts(self) -> CorrectionCounts:
+        """Correction jobs (posts corrected / withdrawn) and their rows sent / queued.
+
+        Jobs are keyed `edit:<post>:<revision>` / `withdraw:<post>:<revision>`; their rows
+        are read through the job index, not by a scan of every row for its kind.
+        """
+        row = await self._pool.fetchrow(
+            "WITH jobs AS (SELECT id, key LIKE 'withdraw:%' AS gone FROM outbox_jobs"
+            " WHERE key LIKE 'edit:%' OR key LIKE 'withdraw:%')"
+            " SELECT (SELECT count(*) FROM jobs WHERE NOT gone),"
+            " (SELECT count(*) FROM jobs WHERE gone),"
+            " count(*) FILTER (WHERE i.status = 'sent'),"
+            " count(*) FILTER (WHERE i.status IN ('queued', 'sending'))"
+            " FROM outbox_items i WHERE i.job_id IN (SELECT id FROM jobs) AND i.kind = 'edit'"
+        )
+        assert row is not None
+        return CorrectionCounts(
+            corrected=int(row[0]), withdrawn=int(row[1]), edited=int(row[2]), pending=int(row[3])
+        )

@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from bot.models import Post
-from bot.store.postgres.db import Conn, Pool, transaction
+from bot.models import Post, Revision
+from bot.store.postgres.db import Conn, Pool, affected, transaction
 from bot.store.postlog import (
     ANNOUNCED,
     BASELINE,
     PENDING,
+    TOPIC_POSTS,
     Index,
+    State,
+    count_topics,
     post_from_json,
     post_to_json,
+    revise,
     sort_out,
+    visible,
 )
 
 MIGRATIONS = [
@@ -38,6 +43,16 @@ MIGRATIONS = [
     CREATE INDEX posts_pending ON posts(id) WHERE announced = 2;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE post_files (path TEXT PRIMARY KEY, version TEXT NOT NULL)
+    """,
+    # Corrections (as on SQLite): an announced post's revision counts up when what readers
+    # saw of it changed (or it was withdrawn); `revised` is the one whose correction is queued.
+    """
+    ALTER TABLE posts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0,
+        ADD COLUMN revised INTEGER NOT NULL DEFAULT 0,
+        ADD COLUMN withdrawn BOOLEAN NOT NULL DEFAULT FALSE,
+        ADD COLUMN corrected_at TIMESTAMPTZ;
+    CREATE INDEX posts_unrevised ON posts(id) WHERE revision > revised;
+    CREATE INDEX posts_corrected ON posts(corrected_at) WHERE corrected_at IS NOT NULL
     """,
 ]
 
@@ -68,24 +83,36 @@ class PostLog:
         """Remember posts in one transaction; returns (id, post) of those never seen before.
 
         As on SQLite (see `bot.store.sqlite.posts.PostLog.record`): new posts are pending
-        announcement (or the silent baseline), known ones follow their edits and renames.
+        announcement (or the silent baseline), known ones follow their edits and renames,
+        and an announced post whose visible content changed (or that is back after being
+        withdrawn) gets a new revision.
         """
         moved = moved or {}
         async with transaction(self._pool) as conn:
             index = await _index(conn, posts, list(moved.values()))
             found, inserts = sort_out(posts, index, moved)
             if found:
+                # One update per row: a row matched twice in a batch gets its last version.
+                last: dict[int, tuple[Post, int, bool]] = {}
+                for row, post, added, corrected in revise(found, await _states(conn, found)):
+                    _, before, was = last.get(row, (post, 0, False))
+                    last[row] = (post, before + added, was or corrected)
                 await conn.execute(
                     "UPDATE posts p SET path = u.path, url = u.url, fingerprint = u.fp,"
-                    " title = u.title, data = u.data FROM unnest($1::bigint[], $2::text[],"
-                    " $3::text[], $4::text[], $5::text[], $6::text[])"
-                    " AS u(id, path, url, fp, title, data) WHERE p.id = u.id",
-                    [row for row, _ in found],
-                    [p.path for _, p in found],
-                    [p.url for _, p in found],
-                    [p.fingerprint for _, p in found],
-                    [p.title for _, p in found],
-                    [post_to_json(p) for _, p in found],
+                    " title = u.title, data = u.data, revision = p.revision + u.added,"
+                    " corrected_at = CASE WHEN u.corrected THEN $9 ELSE p.corrected_at END,"
+                    " withdrawn = FALSE FROM unnest($1::bigint[], $2::text[], $3::text[],"
+                    " $4::text[], $5::text[], $6::text[], $7::integer[], $8::boolean[])"
+                    " AS u(id, path, url, fp, title, data, added, corrected) WHERE p.id = u.id",
+                    list(last),
+                    [p.path for p, _, _ in last.values()],
+                    [p.url for p, _, _ in last.values()],
+                    [p.fingerprint for p, _, _ in last.values()],
+                    [p.title for p, _, _ in last.values()],
+                    [post_to_json(p) for p, _, _ in last.values()],
+                    [n for _, n, _ in last.values()],
+                    [c for _, _, c in last.values()],
+                    now,
                 )
             fresh = await _insert(conn, inserts, announced=announced, now=now)
             if versions:
@@ -126,8 +153,8 @@ class PostLog:
     async def announced_since(self, since: datetime, until: datetime) -> list[Post]:
         """Posts announced in [since, until), oldest first: the digest's content."""
         rows = await self._pool.fetch(
-            "SELECT data FROM posts WHERE announced = $1 AND first_seen_at >= $2"
-            " AND first_seen_at < $3 ORDER BY published_at, id",
+            "SELECT data FROM posts WHERE announced = $1 AND NOT withdrawn"
+            " AND first_seen_at >= $2 AND first_seen_at < $3 ORDER BY published_at, id",
             ANNOUNCED,
             since,
             until,
@@ -137,9 +164,63 @@ class PostLog:
     async def latest(self, limit: int) -> list[Post]:
         """The newest posts by date, newest first (for /latest)."""
         rows = await self._pool.fetch(
-            "SELECT data FROM posts ORDER BY published_at DESC, id DESC LIMIT $1", limit
+            "SELECT data FROM posts WHERE NOT withdrawn ORDER BY published_at DESC, id DESC"
+            " LIMIT $1",
+            limit,
         )
         return [post_from_json(r[0]) for r in rows]
+
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        """The announced post recorded from `path` is withdrawn: a new revision, once."""
+        status = await self._pool.execute(
+            "UPDATE posts SET withdrawn = TRUE, revision = revision + 1"
+            " WHERE path = $1 AND announced = $2 AND NOT withdrawn",
+            path,
+            ANNOUNCED,
+        )
+        return affected(status) > 0
+
+    async def revisions(self) -> list[Revision]:
+        """Announced posts with a revision whose correction is not queued yet, oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT id, data, revision, withdrawn FROM posts"
+            " WHERE revision > revised AND announced = $1 ORDER BY id",
+            ANNOUNCED,
+        )
+        return [
+            Revision(
+                post_id=int(r[0]),
+                post=post_from_json(r[1]),
+                revision=int(r[2]),
+                withdrawn=bool(r[3]),
+            )
+            for r in rows
+        ]
+
+    async def mark_revised(self, post_id: int, revision: int) -> None:
+        """The correction for `revision` is queued (an older revision number is ignored)."""
+        await self._pool.execute(
+            "UPDATE posts SET revised = $2 WHERE id = $1 AND revised < $2", post_id, revision
+        )
+
+    async def corrected_since(self, since: datetime, until: datetime) -> list[Post]:
+        """Posts (not withdrawn) corrected in [since, until), oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT data FROM posts WHERE corrected_at >= $1 AND corrected_at < $2"
+            " AND NOT withdrawn ORDER BY corrected_at, id",
+            since,
+            until,
+        )
+        return [post_from_json(r[0]) for r in rows]
+
+    async def topic_counts(self, limit: int) -> list[tuple[str, int]]:
+        """Categories and tags of the newest posts (not withdrawn), most used first."""
+        rows = await self._pool.fetch(
+            "SELECT data FROM posts WHERE NOT withdrawn"
+            " ORDER BY published_at DESC, id DESC LIMIT $1",
+            TOPIC_POSTS,
+        )
+        return count_topics((post_from_json(r[0]) for r in reversed(rows)), limit)
 
     async def get_meta(self, key: str) -> str | None:
         value = await self._pool.fetchval("SELECT value FROM meta WHERE key = $1", key)
@@ -152,6 +233,17 @@ class PostLog:
             key,
             value,
         )
+
+
+async def _states(conn: Conn, found: Sequence[tuple[int, Post]]) -> dict[int, State]:
+    """id → (visible content, announced, withdrawn) of the rows about to be updated."""
+    rows = await conn.fetch(
+        "SELECT id, data, announced, withdrawn FROM posts WHERE id = ANY($1::bigint[])",
+        sorted({row for row, _ in found}),
+    )
+    return {
+        int(r[0]): (visible(post_from_json(r[1])), int(r[2]) == ANNOUNCED, bool(r[3])) for r in rows
+    }
 
 
 async def _index(conn: Conn, posts: Sequence[Post], paths: Sequence[str]) -> Index:

@@ -22,7 +22,14 @@ from bot.models import (
     OutboxStatus,
     PlannedItem,
 )
-from bot.store.rules import AUDIENCE_SQL, FAN_OUT_BATCH, topic_patterns, topics_sql
+from bot.store.rules import (
+    AUDIENCE_SQL,
+    FAN_OUT_BATCH,
+    ids_of,
+    ids_text,
+    topic_patterns,
+    topics_sql,
+)
 from bot.store.sqlite.db import iso, transaction
 from bot.store.sqlite.digest_fan_out import DigestFanOut
 from bot.store.sqlite.outbox_stats import OutboxStats
@@ -64,15 +71,6 @@ MIGRATIONS = [
     # Telegram message ids of the parts sent ("1,2"): a correction edits them in place.
     "ALTER TABLE outbox_items ADD COLUMN message_ids TEXT NOT NULL DEFAULT ''",
 ]
-
-
-def ids_text(ids: Sequence[int]) -> str:
-    """Message ids as stored: comma-separated, in part order."""
-    return ",".join(str(i) for i in ids)
-
-
-def ids_of(text: str | None) -> tuple[int, ...]:
-    return tuple(int(i) for i in (text or "").split(",") if i)
 
 
 class Outbox(OutboxStats, DigestFanOut):
