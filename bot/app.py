@@ -163,6 +163,7 @@ async def run(settings: Settings, *, fresh: bool = False, worker: bool = False) 
                 bot=bot_app.bot if bot_app else None,
                 metrics=metrics,
                 tokens=tokens,
+                site_tz=site.tz,  # readers' quiet hours without a zone of their own
             )
         )
         publisher.wake = delivery.notify

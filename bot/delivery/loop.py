@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from bot.delivery.inflight import InFlight
 from bot.delivery.outcomes import Outcomes, RetryPolicy, Verdict, classify, release
@@ -99,8 +100,10 @@ class Delivery:
         metrics: Metrics | None = None,
         return_path_domain: str | None = None,
         book_sends: BookSends | None = None,
+        site_tz: ZoneInfo | None = None,
     ) -> None:
-        """`book_sends`: where a pacer of the shared budget books its windows."""
+        """`book_sends`: where a pacer of the shared budget books its windows; `site_tz`:
+        the zone of quiet hours for readers who set none (UTC if not given)."""
         self.store = store
         self.config = config = config or DeliveryConfig()
         self.outcomes = Outcomes(metrics=metrics)
@@ -119,6 +122,7 @@ class Delivery:
             closing=lambda: self._closing,
             inflight=self._inflight,
             book_sends=book_sends,
+            site_tz=site_tz,
         )
         self.mail = MailSender(
             store,

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from bot.errors import (
     ChatMigratedError,
+    DeleteRefusedError,
     ImageError,
     PermanentError,
     RelayError,
@@ -83,6 +84,11 @@ def classify(
                 return Verdict(action=Action.BOUNCE, error=error)
             return Verdict(action=Action.DEACTIVATE, status=Status.BLOCKED, error=error)
         if channel is Channel.TELEGRAM:
+            if isinstance(exc, DeleteRefusedError):
+                # Too old to delete: edit it to say it was withdrawn (once; then it is parked).
+                if flags & Degrade.NO_DELETE:
+                    return Verdict(action=Action.FAIL, error=error)
+                return Verdict(action=Action.DEGRADE, flags=flags | Degrade.NO_DELETE, error=error)
             if isinstance(exc, ImageError) and not flags & Degrade.NO_PHOTO:
                 return Verdict(action=Action.DEGRADE, flags=flags | Degrade.NO_PHOTO, error=error)
             if not isinstance(exc, ImageError) and not flags & Degrade.PLAIN:
@@ -112,7 +118,15 @@ class Outcomes:
         self.metrics = metrics
         self.sent_total = 0
 
-    def sent(self, item: ClaimedItem, *, parts: int, address: str) -> ItemUpdate:
+    def sent(
+        self,
+        item: ClaimedItem,
+        *,
+        parts: int,
+        address: str,
+        message_ids: tuple[int, ...] | None = None,
+    ) -> ItemUpdate:
+        """`message_ids`: the Telegram ids of every part sent so far (None: as they were)."""
         self.sent_total += 1
         if self.metrics is not None:
             self.metrics.sent(item.channel)
@@ -123,24 +137,50 @@ class Outcomes:
             parts_done=parts,
             address=address if address != item.address else None,
             sent_at=datetime.now(UTC).isoformat(),
+            message_ids=message_ids,
         )
 
     def ended(
-        self, item: ClaimedItem, verdict: Verdict, *, parts: int, flags: Degrade, address: str
+        self,
+        item: ClaimedItem,
+        verdict: Verdict,
+        *,
+        parts: int,
+        flags: Degrade,
+        address: str,
+        message_ids: tuple[int, ...] | None = None,
     ) -> ItemUpdate:
         """A verdict that needs nothing more of the sender: the row is retried or parked."""
+        ids = message_ids
         if verdict.action is Action.PAUSE:
             self.count_failure(item, "paused")
             at = verdict.retry_at
             return release(
-                item, parts=parts, flags=flags, address=address, at=at, error=verdict.error
+                item,
+                parts=parts,
+                flags=flags,
+                address=address,
+                at=at,
+                error=verdict.error,
+                message_ids=ids,
             )
         if verdict.action in (Action.RETRY, Action.THROTTLE):
-            return self.retry(item, verdict, parts=parts, flags=flags, address=address)
-        return self.fail(item, verdict.error or "", parts=parts, flags=flags, address=address)
+            return self.retry(
+                item, verdict, parts=parts, flags=flags, address=address, message_ids=ids
+            )
+        return self.fail(
+            item, verdict.error or "", parts=parts, flags=flags, address=address, message_ids=ids
+        )
 
     def retry(
-        self, item: ClaimedItem, verdict: Verdict, *, parts: int, flags: Degrade, address: str
+        self,
+        item: ClaimedItem,
+        verdict: Verdict,
+        *,
+        parts: int,
+        flags: Degrade,
+        address: str,
+        message_ids: tuple[int, ...] | None = None,
     ) -> ItemUpdate:
         attempts = item.attempts + 1
         self.count_failure(item, "transient")
@@ -160,10 +200,18 @@ class Outcomes:
             next_attempt_at=verdict.retry_at,
             last_error=verdict.error,
             address=address if address != item.address else None,
+            message_ids=message_ids,
         )
 
     def fail(
-        self, item: ClaimedItem, error: str, *, parts: int, flags: Degrade, address: str
+        self,
+        item: ClaimedItem,
+        error: str,
+        *,
+        parts: int,
+        flags: Degrade,
+        address: str,
+        message_ids: tuple[int, ...] | None = None,
     ) -> ItemUpdate:
         log.warning("delivery: %s parked as failed: %s", item.key, error)
         self.count_failure(item, "permanent")
@@ -175,6 +223,7 @@ class Outcomes:
             plain=flags,
             last_error=error,
             address=address if address != item.address else None,
+            message_ids=message_ids,
         )
 
     def cancelled(
@@ -203,9 +252,10 @@ def release(
     address: str | None = None,
     at: float = 0.0,
     error: str | None = None,
+    message_ids: tuple[int, ...] | None = None,
 ) -> ItemUpdate:
     """Back to the queue as it was (not an attempt): stopping, waiting for a busy chat, or
-    for a paused channel (`error` says why)."""
+    for a paused channel (`error` says why). `message_ids`: of the parts sent so far."""
     return ItemUpdate(
         id=item.id,
         status=OutboxStatus.QUEUED,
@@ -215,4 +265,5 @@ def release(
         next_attempt_at=at,
         last_error=error,
         address=address if address is not None and address != item.address else None,
+        message_ids=message_ids,
     )

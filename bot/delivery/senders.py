@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from bot.delivery.bulkmail import BulkMail
 from bot.delivery.fallback import degrade
@@ -19,15 +20,19 @@ from bot.delivery.inflight import InFlight
 from bot.delivery.mail import outgoing, personalize
 from bot.delivery.outcomes import Action, Outcomes, RetryPolicy, Verdict, classify, release
 from bot.delivery.pacing import ChannelPause, Pacer
+from bot.delivery.quiet import silent
 from bot.models import (
+    KEEP,
     Channel,
     ClaimedItem,
     Degrade,
     EmailMessage,
     ItemUpdate,
+    Kind,
     OutgoingMail,
     Rendered,
     Status,
+    TelegramMessage,
 )
 from bot.store import Store
 from bot.tokens import Purpose, Tokens
@@ -49,11 +54,24 @@ BookSends = Callable[[int, float], Awaitable[float]]
 
 
 async def deactivate(
-    store: Store, outcomes: Outcomes, item: ClaimedItem, error: str, status: Status, flags: Degrade
+    store: Store,
+    outcomes: Outcomes,
+    item: ClaimedItem,
+    error: str,
+    status: Status,
+    flags: Degrade,
+    message_ids: tuple[int, ...] | None = None,
 ) -> ItemUpdate:
     """The recipient is gone for good: mark the subscriber and cancel its queued rows."""
     if item.subscriber_id is None:  # the channel: nobody to mark, report it
-        return outcomes.fail(item, error, parts=item.parts_done, flags=flags, address=item.address)
+        return outcomes.fail(
+            item,
+            error,
+            parts=item.parts_done,
+            flags=flags,
+            address=item.address,
+            message_ids=message_ids,
+        )
     await store.subscribers.set_status(item.subscriber_id, status)
     cancelled = await store.outbox.cancel_subscriber(item.subscriber_id, status.value)
     log.info(
@@ -67,8 +85,56 @@ async def deactivate(
     return outcomes.cancelled(item, error, status=status, flags=flags)
 
 
+class _Turn:
+    """One row's progress in this turn: where it is, and the ids of the parts it sent."""
+
+    def __init__(self, item: ClaimedItem) -> None:
+        self.item = item
+        self.parts, self.flags, self.address = item.parts_done, item.plain, item.address
+        self.edit = item.kind is Kind.EDIT
+        self.new_ids: list[int] = []
+
+    @property
+    def message_ids(self) -> tuple[int, ...] | None:
+        """For the ItemUpdate: the ids of every part sent so far; None if none was sent
+        now, and always for a correction (its ids are those it edits, kept as they are)."""
+        if self.edit or not self.new_ids:
+            return None
+        return self.item.message_ids + tuple(self.new_ids)
+
+    def target(self, message: TelegramMessage) -> tuple[bool, int | None]:
+        """(whether a call is needed, the message id it acts on) for the current part."""
+        if not self.edit:
+            return True, None
+        ids = self.item.message_ids
+        # Unchanged parts, and parts the reader never got (no id kept), need nothing.
+        if message.method == KEEP or self.parts >= len(ids):
+            return False, None
+        return True, ids[self.parts]
+
+    def done(self, message_id: int | None) -> None:
+        """The current part went out (`message_id`: 0 when the transport has none)."""
+        if not self.edit:
+            self.new_ids.append(message_id or 0)
+        self.parts, self.flags = self.parts + 1, Degrade.NONE
+
+    def release(self, *, at: float = 0.0) -> ItemUpdate:
+        return release(
+            self.item,
+            parts=self.parts,
+            flags=self.flags,
+            address=self.address,
+            at=at,
+            message_ids=self.message_ids,
+        )
+
+
 class TelegramSender:
-    """Sends a row's Telegram messages to one chat, paced, acting on each verdict."""
+    """Sends a row's Telegram messages to one chat, paced, acting on each verdict.
+
+    A correction row (kind edit) edits or deletes the messages its recipient got instead:
+    part k acts on the row's k-th message id, parts marked keep make no call.
+    """
 
     def __init__(
         self,
@@ -81,7 +147,10 @@ class TelegramSender:
         closing: Callable[[], bool],
         inflight: InFlight,
         book_sends: BookSends | None = None,
+        site_tz: ZoneInfo | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`site_tz`: quiet hours of readers without a zone of their own are in it."""
         self.store = store
         self.transport = transport
         self.pacer = pacer  # None: the outbox transport, which needs no pacing
@@ -92,68 +161,92 @@ class TelegramSender:
         self.book_sends = book_sends  # for a pacer of the shared budget
         self._booking = asyncio.Lock()  # one window booked at a time, for all workers
         self._booking_failed = False
+        self.site_tz = site_tz or ZoneInfo("UTC")
+        self.clock = clock
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Send the row's remaining parts, paced; the ItemUpdate to write back."""
-        parts, flags, address, migrations = item.parts_done, item.plain, item.address, 0
-        while parts < len(rendered.telegram):
-            message = degrade(rendered.telegram[parts], flags)
-            granted, slot_at = await self._pace(address)
+        turn, migrations = _Turn(item), 0
+        quiet = silent(item, self.clock(), self.site_tz)
+        while turn.parts < len(rendered.telegram):
+            message = degrade(rendered.telegram[turn.parts], turn.flags)
+            needed, message_id = turn.target(message)
+            if not needed:  # no call, so no pacing either
+                turn.done(message_id)
+                continue
+            granted, slot_at = await self._pace(turn.address)
             if not granted or self.closing():
                 # Busy chat or paused sender: back to the queue until then. Stopping: as is.
-                at = 0.0 if granted else slot_at
-                return release(item, parts=parts, flags=flags, address=address, at=at)
+                return turn.release(at=0.0 if granted else slot_at)
             error: BaseException | None = None
+            answer: list[int | None] = []
             try:
-                answered = await self.inflight.run(partial(self.transport.send, address, message))
+                send = partial(self._send, answer, turn.address, message, message_id, quiet)
+                answered = await self.inflight.run(send)
             except Exception as exc:  # every failure is classified below, none escapes
                 error = exc
             else:
                 if not answered:  # cut short on stop: it may still arrive; the row as it was
-                    return release(item, parts=parts, flags=flags, address=address)
+                    return turn.release()
             now = time.time()
             verdict = classify(
                 error,
                 channel=Channel.TELEGRAM,
                 attempts=item.attempts,
-                flags=flags,
+                flags=turn.flags,
                 now=now,
                 policy=self.policy,
             )
             if verdict.action is Action.SENT:
-                parts, flags = parts + 1, Degrade.NONE
+                turn.done(answer[0] if answer else None)
                 continue
             if verdict.action is Action.MIGRATE:
                 migrations += 1
                 if migrations > MAX_MIGRATIONS:
                     return self.outcomes.fail(
-                        item, "chat migrated in a loop", parts=parts, flags=flags, address=address
+                        item,
+                        "chat migrated in a loop",
+                        parts=turn.parts,
+                        flags=turn.flags,
+                        address=turn.address,
+                        message_ids=turn.message_ids,
                     )
                 assert verdict.address is not None
-                log.info("delivery: chat %s moved to %s; resending", address, verdict.address)
+                log.info("delivery: chat %s moved to %s; resending", turn.address, verdict.address)
                 if item.subscriber_id is not None:
                     await self.store.subscribers.change_address(item.subscriber_id, verdict.address)
-                address = verdict.address
+                turn.address = verdict.address
                 continue
             if verdict.action is Action.DEGRADE:
-                how = "text" if verdict.flags & ~flags & Degrade.NO_PHOTO else "plain text"
-                log.warning("delivery: Telegram refused %s (%s); sending %s", item.key, error, how)
-                flags = verdict.flags
+                log.warning(
+                    "delivery: Telegram refused %s (%s); %s",
+                    item.key,
+                    error,
+                    _degraded(verdict.flags & ~turn.flags),
+                )
+                turn.flags = verdict.flags
                 continue
-            return await self._settle(item, verdict, parts, flags, address, slot_at, now)
-        return self.outcomes.sent(item, parts=parts, address=address)
+            return await self._settle(turn, verdict, slot_at, now)
+        return self.outcomes.sent(
+            item, parts=turn.parts, address=turn.address, message_ids=turn.message_ids
+        )
+
+    async def _send(
+        self,
+        answer: list[int | None],
+        chat: str,
+        message: TelegramMessage,
+        message_id: int | None,
+        quiet: bool,
+    ) -> None:
+        """One transport call; the message id it answers goes into `answer`."""
+        answer.append(await self.transport.send(chat, message, message_id=message_id, silent=quiet))
 
     async def _settle(
-        self,
-        item: ClaimedItem,
-        verdict: Verdict,
-        parts: int,
-        flags: Degrade,
-        address: str,
-        slot_at: float,
-        now: float,
+        self, turn: _Turn, verdict: Verdict, slot_at: float, now: float
     ) -> ItemUpdate:
         """The row ends this turn: throttled, retried, parked, or its chat is gone."""
+        item, parts, flags, address = turn.item, turn.parts, turn.flags, turn.address
         error = verdict.error or ""
         if verdict.action is Action.THROTTLE and self.pacer is not None:
             wait_s = verdict.retry_at - now
@@ -165,12 +258,16 @@ class TelegramSender:
                 wait_s,
             )
             self.outcomes.count_failure(item, "throttled")
-            return release(item, parts=parts, flags=flags, address=address, at=verdict.retry_at)
+            return turn.release(at=verdict.retry_at)
         if verdict.action is Action.DEACTIVATE:
             assert verdict.status is not None
             gone = replace(item, parts_done=parts, address=address)
-            return await deactivate(self.store, self.outcomes, gone, error, verdict.status, flags)
-        return self.outcomes.ended(item, verdict, parts=parts, flags=flags, address=address)
+            return await deactivate(
+                self.store, self.outcomes, gone, error, verdict.status, flags, turn.message_ids
+            )
+        return self.outcomes.ended(
+            item, verdict, parts=parts, flags=flags, address=address, message_ids=turn.message_ids
+        )
 
     async def _pace(self, chat: str) -> tuple[bool, float]:
         """Wait for a slot for `chat`: (True, its time), or (False, when to try again)."""
@@ -215,6 +312,15 @@ class TelegramSender:
             self._booking_failed = False
             pacer.supply(start, count)
             return True
+
+
+def _degraded(flags: Degrade) -> str:
+    """What the sender does next, for the log line."""
+    if flags & Degrade.NO_DELETE:
+        return "editing it to say it was withdrawn"
+    if flags & Degrade.NO_PHOTO:
+        return "sending text"
+    return "sending plain text"
 
 
 class MailSender:

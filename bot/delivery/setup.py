@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from zoneinfo import ZoneInfo
 
 from bot.delivery.dkim import SignedMail, Signer, key_from_settings
 from bot.delivery.loop import Delivery, DeliveryConfig
 from bot.delivery.pacing import Pacer, is_paid
 from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.settings import Settings, zone
 from bot.store import Store, secret_for
 from bot.tokens import Tokens
 from bot.transports import MailTransport, TelegramTransport
@@ -30,12 +31,15 @@ async def open_delivery(
     config: DeliveryConfig | None = None,
     metrics: Metrics | None = None,
     tokens: Tokens | None = None,
+    site_tz: ZoneInfo | None = None,
 ) -> AsyncIterator[Delivery]:
     """A Delivery with the transports `settings` call for; `bot` is an initialised telegram.Bot.
 
     Without HERALD_TELEGRAM_TOKEN or HERALD_SMTP_URL the files transport stands in; without
     `tokens`, they are made from the secret key. With HERALD_DKIM_KEY_FILE every email is
-    signed (a bad key is a ConfigError here, before anything is sent).
+    signed (a bad key is a ConfigError here, before anything is sent). `site_tz` (the
+    site's zone, `Site.tz`) places the quiet hours of readers who chose no zone; without
+    it, HERALD_TIMEZONE or UTC.
     """
     dkim_key = key_from_settings(settings)
     async with AsyncExitStack() as stack:
@@ -83,4 +87,5 @@ async def open_delivery(
             # VERP only where a listener takes the reports; else bounces go to the From address.
             return_path_domain=settings.return_path_domain if settings.bounce_listen else None,
             book_sends=store.cluster.book_sends,
+            site_tz=site_tz or zone(settings.timezone or "UTC"),
         )
