@@ -1,7 +1,12 @@
-"""Pure time maths: when the daily digest is due, and how long to wait before a retry."""
+"""Pure time maths: when each reader's daily digest is due, and how long to wait before a retry.
+
+A digest slot is a local time in a zone; every function takes the instant `now` (aware), so
+the scheduler and its tests pass time in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -46,6 +51,47 @@ def due_digest_day(
         if due <= now:
             return day if now - due <= catch_up else None
     return None
+
+
+def digest_to_send(
+    now: datetime,
+    at: time,
+    tz: ZoneInfo,
+    last_day: date | None,
+    *,
+    catch_up: timedelta = CATCH_UP,
+) -> date | None:
+    """The local day whose digest a reader gets at `now`, given the day of their last one
+    (None: never had one): the day due, unless that one is done already."""
+    day = due_digest_day(now, at, tz, catch_up=catch_up)
+    if day is None or (last_day is not None and day <= last_day):
+        return None
+    return day
+
+
+def digest_window(
+    day: date, at: time, tz: ZoneInfo, since: datetime | None
+) -> tuple[datetime, datetime]:
+    """[since, until) of `day`'s digest: until its digest instant, from where the reader's
+    previous window ended (None: the previous day's digest instant).
+
+    The same arguments give the same window, so a digest planned again after a restart is
+    the same digest. A window that ended later (a digest sent by hand since) stays empty.
+    """
+    until = digest_due_at(day, at, tz)
+    start = since if since is not None else digest_due_at(day - timedelta(days=1), at, tz)
+    return start, max(until, start)
+
+
+def next_wake(
+    now: datetime, slots: Iterable[tuple[time, ZoneInfo]], *, longest: timedelta
+) -> datetime:
+    """When the scheduler should look again: the first digest instant of any slot after
+    `now`, and no later than `longest` from now (slots change as readers choose)."""
+    wake = now + longest
+    for at, tz in set(slots):
+        wake = min(wake, next_digest_at(now, at, tz))
+    return wake
 
 
 def backoff(attempt: int, *, base_s: float = 5.0, cap_s: float = 3600.0) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -145,14 +145,22 @@ class Renderer:
         html = self.text(name, post=post, kind=str(kind), body=body)
         return self._messages(html, photo=post.image, button_url=post.url)
 
-    def digest_messages(self, posts: Sequence[Post], day: date) -> tuple[TelegramMessage, ...]:
-        """The daily digest as one Telegram message; the overflow becomes "and N more"."""
+    def digest_messages(
+        self, posts: Sequence[Post], day: date, updated: Collection[str] = frozenset()
+    ) -> tuple[TelegramMessage, ...]:
+        """The daily digest as one Telegram message; the overflow becomes "and N more".
+
+        `updated`: paths of the posts corrected since they were announced (marked so)."""
         if not posts:
             return ()
         count = min(len(posts), DIGEST_TELEGRAM_MAX_POSTS)
         while True:
             html = self.text(
-                "telegram/digest.html", posts=posts[:count], more=len(posts) - count, day=day
+                "telegram/digest.html",
+                posts=posts[:count],
+                more=len(posts) - count,
+                day=day,
+                updated=updated,
             )
             if visible_len(html) <= MESSAGE_LIMIT or count == 0:
                 break
@@ -196,12 +204,22 @@ class Renderer:
         """A breaking alert or every-post notice as an email."""
         return self._email("alert", kind=str(kind), **self._post_ctx(post))
 
-    def digest_email(self, posts: Sequence[Post], day: date) -> EmailMessage:
-        """The daily digest email, kept under Gmail's clipping size with "and N more"."""
+    def digest_email(
+        self, posts: Sequence[Post], day: date, updated: Collection[str] = frozenset()
+    ) -> EmailMessage:
+        """The daily digest email, kept under Gmail's clipping size with "and N more";
+        the posts whose path is in `updated` are marked as corrected."""
         items = []
         for p in posts:
             html, text = email_markup.summary(p.excerpt, limit=EXCERPT_CHARS, **_reading(p))
-            items.append({"post": p, "summary_html": Markup(html), "summary": text})
+            items.append(
+                {
+                    "post": p,
+                    "summary_html": Markup(html),
+                    "summary": text,
+                    "updated": p.path in updated,
+                }
+            )
         count = min(len(items), DIGEST_EMAIL_MAX_POSTS)
         while True:
             msg = self._email("digest", items=items[:count], more=len(items) - count, day=day)
