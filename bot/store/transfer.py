@@ -41,6 +41,12 @@ class SubscriberRecord:
     hard_bounce_reports: int
     soft_bounce_reports: int
     complaints: int
+    # Reader choices, and where the reader's own digest stands (issue 15).
+    quiet: str | None = None
+    digest_at: str | None = None
+    tz: str | None = None
+    digest_day: str | None = None
+    digest_until: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +63,11 @@ class PostRecord:
     first_seen_at: datetime
     state: int
     data: str  # the post as JSON
+    # Corrections (issue 15): the revision counted, the one whose correction is queued.
+    revision: int = 0
+    revised: int = 0
+    withdrawn: bool = False
+    corrected_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +101,7 @@ class ItemRecord:
     next_attempt_at: float
     last_error: str | None
     sent_at: datetime | None
+    message_ids: str = ""  # Telegram ids of the parts sent, "1,2": a correction edits them
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from bot.cli import main
 from bot.commands.migrate import migrate
 from bot.models import (
     Channel,
+    DigestGroup,
     EmailMessage,
     ItemUpdate,
     Kind,
@@ -30,7 +31,7 @@ from bot.models import (
 from bot.outbox import plan
 from bot.outbox.plan import Recipient
 from bot.settings import Settings, secret_key
-from bot.store import Store, open_store, secret_for
+from bot.store import ImportRow, Store, open_store, secret_for
 from bot.tokens import Purpose, Tokens
 
 NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
@@ -80,6 +81,16 @@ async def fill(store: Store) -> None:
         )
     gone = await subs.upsert(EMAIL, "gone@example.com")
     await subs.record_report(gone.id, ReportKind.HARD, sent_at=None, now=NOW, soft_limit=3)
+    # Reader choices, and their own digests: the site-default readers had the 14th's.
+    await subs.import_rows(
+        [ImportRow(TG, "3", True, True, ("news",), "22:00-07:00", "19:30", "UTC")]
+    )
+    await subs.set_topics(reader.id, ["Release Notes"])
+    await subs.set_timezone(reader.id, "Europe/Berlin")
+    await store.outbox.fan_out_digest(
+        None, "digest:14", [TG, EMAIL], slot=(None, None), day="2026-01-14",
+        group=DigestGroup(topics=(), since=None, readers=0), until=NOW,
+    ).__anext__()  # fmt: skip
 
     await store.posts.record([post(1), post(2)], announced=False, now=NOW)  # the baseline
     await store.posts.set_meta("watcher.baseline_done", NOW.isoformat())
@@ -87,6 +98,16 @@ async def fill(store: Store) -> None:
         [post(3)], announced=True, now=NOW, versions={post(3).path: "v3"}
     )
     await store.posts.mark_announced(three)
+    # Post 3 corrected twice (the first correction queued), post 4 announced and withdrawn.
+    retitled = replace(post(3), title="Post 3, corrected")
+    await store.posts.record([retitled], announced=True, now=NOW + timedelta(hours=1))
+    await store.posts.mark_revised(three, 1)
+    await store.posts.record(
+        [replace(retitled, title="Post 3, again")], announced=True, now=NOW + timedelta(hours=2)
+    )
+    [(four, _)] = await store.posts.record([post(4)], announced=True, now=NOW)
+    await store.posts.mark_announced(four)
+    assert await store.posts.withdraw(post(4).path, now=NOW)
     await store.digests.record(
         "2026-01-14", since=NOW - timedelta(days=1), until=NOW, posts=1, job_id=None, now=NOW
     )
@@ -95,7 +116,14 @@ async def fill(store: Store) -> None:
         claimed = await store.outbox.claim(count, now=time.time(), lease_s=600, channel=TG)
         sent = NOW.isoformat()
         updates = [
-            ItemUpdate(id=i.id, status=OutboxStatus.SENT, attempts=0, parts_done=1, sent_at=sent)
+            ItemUpdate(
+                id=i.id,
+                status=OutboxStatus.SENT,
+                attempts=0,
+                parts_done=1,
+                sent_at=sent,
+                message_ids=(1000 + i.id,),
+            )
             for i in claimed
         ]
         await store.outbox.apply(updates)
@@ -113,10 +141,33 @@ async def fill(store: Store) -> None:
 async def snapshot(store: Store) -> dict[str, Any]:
     """What a reader or an operator would see of a database."""
     subscribers = [
-        (s.id, s.channel, s.address, s.status, s.breaking, s.daily, s.every_post, s.created_at)
+        (
+            s.id,
+            s.channel,
+            s.address,
+            s.status,
+            s.breaking,
+            s.daily,
+            s.every_post,
+            s.created_at,
+            s.topics,
+            s.quiet,
+            s.digest_at,
+            s.tz,
+        )
         async for s in store.subscribers.all()
     ]
+    slots = sorted(await store.subscribers.digest_slots(), key=repr)
     return {
+        "digest groups": [await store.subscribers.digest_groups(s, "2026-01-15") for s in slots],
+        # Every column as the transfer sees it (revised, digest_day, message_ids, ...).
+        "subscriber records": [r async for r in store.transfer.export_subscribers()],
+        "post records": [r async for r in store.transfer.export_posts()],
+        "row records": sorted(
+            [r async for r in store.transfer.export_items()], key=lambda r: r.key
+        ),
+        "revisions": await store.posts.revisions(),
+        "corrected": await store.posts.corrected_since(NOW, NOW + timedelta(1)),
         "subscribers": subscribers,
         "counts": await store.subscribers.counts(),
         "preferences": await store.subscribers.preference_counts(),
@@ -150,11 +201,11 @@ async def test_a_sqlite_database_copied_into_postgresql_twice_is_copied_once(
         before = await snapshot(source)
         totals = await source.outbox.totals()
     first = await copy(postgres_url, sqlite)
-    assert "45 of 45 subscribers" in first and "3 of 3 posts" in first
+    assert "45 of 45 subscribers" in first and "4 of 4 posts" in first
     assert "1 of 1 unfinished jobs with 41 of 41 outbox rows" in first
     assert "39 messages wait to be sent" in first  # 29 queued and 10 that were sending
     again = await copy(postgres_url, sqlite)
-    assert "0 of 45 subscribers" in again and "0 of 3 posts" in again
+    assert "0 of 45 subscribers" in again and "0 of 4 posts" in again
     assert "0 of 1 unfinished jobs with 0 of 41 outbox rows" in again and "0 of 1 digests" in again
     async with open_store(postgres_url) as target:
         assert await snapshot(target) == before  # ids too: links in sent emails still work

@@ -22,10 +22,12 @@ STREAM_CHUNK = 1000
 _SUBSCRIBER_COLUMNS = (
     "channel, address, breaking, daily, every_post, topics, status, created_at, updated_at,"
     " confirmed_at, left_at, hard_bounces, soft_bounces, soft_bounce_sent_at,"
-    " hard_bounce_reports, soft_bounce_reports, complaints"
+    " hard_bounce_reports, soft_bounce_reports, complaints, quiet, digest_at, tz, digest_day,"
+    " digest_until"
 )
 _POST_COLUMNS = (
-    "path, url, fingerprint, title, published_at, breaking, first_seen_at, announced, data"
+    "path, url, fingerprint, title, published_at, breaking, first_seen_at, announced, data,"
+    " revision, revised, withdrawn, corrected_at"
 )
 
 
@@ -106,6 +108,11 @@ class PostgresTransfer:
                 hard_bounce_reports=r[15],
                 soft_bounce_reports=r[16],
                 complaints=r[17],
+                quiet=r[18],
+                digest_at=r[19],
+                tz=r[20],
+                digest_day=r[21],
+                digest_until=r[22],
             )
 
         return self._stream(f"SELECT id, {_SUBSCRIBER_COLUMNS} FROM subscribers ORDER BY id", build)
@@ -131,6 +138,11 @@ class PostgresTransfer:
                 s.hard_bounce_reports,
                 s.soft_bounce_reports,
                 s.complaints,
+                s.quiet,
+                s.digest_at,
+                s.tz,
+                s.digest_day,
+                s.digest_until,
             )
 
         return await self._import(
@@ -139,7 +151,8 @@ class PostgresTransfer:
             " every_post BOOLEAN, topics TEXT, status TEXT, created_at TIMESTAMPTZ,"
             " updated_at TIMESTAMPTZ, confirmed_at TIMESTAMPTZ, left_at TIMESTAMPTZ,"
             " hard_bounces INTEGER, soft_bounces INTEGER, soft_bounce_sent_at TIMESTAMPTZ,"
-            " hard_bounce_reports INTEGER, soft_bounce_reports INTEGER, complaints INTEGER",
+            " hard_bounce_reports INTEGER, soft_bounce_reports INTEGER, complaints INTEGER,"
+            " quiet TEXT, digest_at TEXT, tz TEXT, digest_day TEXT, digest_until TIMESTAMPTZ",
             _tuples(records, row),
             f"INSERT INTO subscribers(id, {_SUBSCRIBER_COLUMNS})"
             f" SELECT {_free_id('subscribers')}, {_SUBSCRIBER_COLUMNS} FROM {{t}} t"
@@ -160,6 +173,10 @@ class PostgresTransfer:
                 first_seen_at=r[7],
                 state=r[8],
                 data=r[9],
+                revision=r[10],
+                revised=r[11],
+                withdrawn=r[12],
+                corrected_at=r[13],
             )
 
         return self._stream(f"SELECT id, {_POST_COLUMNS} FROM posts ORDER BY id", build)
@@ -177,13 +194,18 @@ class PostgresTransfer:
                 p.first_seen_at,
                 p.state,
                 p.data,
+                p.revision,
+                p.revised,
+                p.withdrawn,
+                p.corrected_at,
             )
 
         return await self._import(
             "posts",
             "id BIGINT, path TEXT, url TEXT, fingerprint TEXT, title TEXT,"
             " published_at TIMESTAMPTZ, breaking BOOLEAN, first_seen_at TIMESTAMPTZ,"
-            " announced SMALLINT, data TEXT",
+            " announced SMALLINT, data TEXT, revision INTEGER, revised INTEGER,"
+            " withdrawn BOOLEAN, corrected_at TIMESTAMPTZ",
             _tuples(records, row),
             f"INSERT INTO posts(id, {_POST_COLUMNS})"
             f" SELECT {_free_id('posts')}, {_POST_COLUMNS} FROM {{t}} t"
@@ -264,12 +286,13 @@ class PostgresTransfer:
                 next_attempt_at=r[12],
                 last_error=r[13],
                 sent_at=r[14],
+                message_ids=r[16],
             )
 
         return self._stream(
             "SELECT j.key, i.key, i.kind, i.channel, s.channel, s.address, i.address,"
             " i.priority, i.status, i.attempts, i.parts_done, i.plain, i.next_attempt_at,"
-            " i.last_error, i.sent_at, i.subscriber_id FROM outbox_items i"
+            " i.last_error, i.sent_at, i.subscriber_id, i.message_ids FROM outbox_items i"
             " JOIN outbox_jobs j ON j.id = i.job_id"
             " LEFT JOIN subscribers s ON s.id = i.subscriber_id"
             " WHERE j.finished_at IS NULL ORDER BY i.id",
@@ -295,6 +318,7 @@ class PostgresTransfer:
                 i.next_attempt_at,
                 i.last_error,
                 i.sent_at,
+                i.message_ids,
             )
 
         return await self._import(
@@ -302,13 +326,14 @@ class PostgresTransfer:
             "job_key TEXT, key TEXT, kind TEXT, channel TEXT, sub_channel TEXT,"
             " sub_address TEXT, address TEXT, priority SMALLINT, status TEXT, attempts INTEGER,"
             " parts_done INTEGER, plain SMALLINT, next_attempt_at DOUBLE PRECISION,"
-            " last_error TEXT, sent_at TIMESTAMPTZ",
+            " last_error TEXT, sent_at TIMESTAMPTZ, message_ids TEXT",
             _tuples(records, row),
             "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
             " priority, status, attempts, parts_done, plain, next_attempt_at, last_error,"
-            " sent_at) SELECT j.id, t.key, t.kind, t.channel, s.id, t.address, t.priority,"
-            " t.status, t.attempts, t.parts_done, t.plain, t.next_attempt_at, t.last_error,"
-            " t.sent_at FROM {t} t JOIN outbox_jobs j ON j.key = t.job_key"
+            " sent_at, message_ids) SELECT j.id, t.key, t.kind, t.channel, s.id, t.address,"
+            " t.priority, t.status, t.attempts, t.parts_done, t.plain, t.next_attempt_at,"
+            " t.last_error, t.sent_at, t.message_ids FROM {t} t"
+            " JOIN outbox_jobs j ON j.key = t.job_key"
             " LEFT JOIN subscribers s ON s.channel = t.sub_channel AND s.address = t.sub_address"
             " WHERE t.sub_channel IS NULL OR s.id IS NOT NULL ON CONFLICT (key) DO NOTHING",
             keep_ids=False,

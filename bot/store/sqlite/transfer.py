@@ -43,10 +43,12 @@ _FREE_ID = "CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE id = ?) THEN NULL ELSE
 _SUBSCRIBER_COLUMNS = (
     "channel, address, breaking, daily, every_post, topics, status, created_at, updated_at,"
     " confirmed_at, left_at, hard_bounces, soft_bounces, soft_bounce_sent_at,"
-    " hard_bounce_reports, soft_bounce_reports, complaints"
+    " hard_bounce_reports, soft_bounce_reports, complaints, quiet, digest_at, tz, digest_day,"
+    " digest_until"
 )
 _POST_COLUMNS = (
-    "path, url, fingerprint, title, published_at, breaking, first_seen_at, announced, data"
+    "path, url, fingerprint, title, published_at, breaking, first_seen_at, announced, data,"
+    " revision, revised, withdrawn, corrected_at"
 )
 
 
@@ -105,6 +107,11 @@ class SqliteTransfer:
                 hard_bounce_reports=int(r[15]),
                 soft_bounce_reports=int(r[16]),
                 complaints=int(r[17]),
+                quiet=r[18],
+                digest_at=r[19],
+                tz=r[20],
+                digest_day=r[21],
+                digest_until=_when(r[22]),
             )
 
     async def import_subscribers(self, records: AsyncIterable[SubscriberRecord]) -> int:
@@ -130,11 +137,16 @@ class SqliteTransfer:
                     s.hard_bounce_reports,
                     s.soft_bounce_reports,
                     s.complaints,
+                    s.quiet,
+                    s.digest_at,
+                    s.tz,
+                    s.digest_day,
+                    _iso(s.digest_until),
                 )
 
         return await self._write(
             f"INSERT INTO subscribers(id, {_SUBSCRIBER_COLUMNS}) VALUES"
-            f" ({_FREE_ID.format(table='subscribers')}, {', '.join('?' * 17)})"
+            f" ({_FREE_ID.format(table='subscribers')}, {', '.join('?' * 22)})"
             " ON CONFLICT(channel, address) DO NOTHING",
             rows(),
         )
@@ -155,6 +167,10 @@ class SqliteTransfer:
                 first_seen_at=_at(r[7]),
                 state=int(r[8]),
                 data=str(r[9]),
+                revision=int(r[10]),
+                revised=int(r[11]),
+                withdrawn=bool(r[12]),
+                corrected_at=_when(r[13]),
             )
 
     async def import_posts(self, records: AsyncIterable[PostRecord]) -> int:
@@ -172,12 +188,16 @@ class SqliteTransfer:
                     iso(p.first_seen_at),
                     p.state,
                     p.data,
+                    p.revision,
+                    p.revised,
+                    int(p.withdrawn),
+                    _iso(p.corrected_at),
                     p.path,
                 )
 
         return await self._write(
             f"INSERT INTO posts(id, {_POST_COLUMNS}) SELECT {_FREE_ID.format(table='posts')},"
-            f" {', '.join('?' * 9)} WHERE NOT EXISTS (SELECT 1 FROM posts WHERE path = ?)",
+            f" {', '.join('?' * 13)} WHERE NOT EXISTS (SELECT 1 FROM posts WHERE path = ?)",
             rows(),
         )
 
@@ -242,7 +262,7 @@ class SqliteTransfer:
         async for r in self._pages(
             "SELECT i.id, j.key, i.key, i.kind, i.channel, s.channel, s.address, i.address,"
             " i.priority, i.status, i.attempts, i.parts_done, i.plain, i.next_attempt_at,"
-            " i.last_error, i.sent_at, i.subscriber_id FROM outbox_items i"
+            " i.last_error, i.sent_at, i.subscriber_id, i.message_ids FROM outbox_items i"
             " JOIN outbox_jobs j ON j.id = i.job_id"
             " LEFT JOIN subscribers s ON s.id = i.subscriber_id"
             " WHERE j.finished_at IS NULL AND i.id > ? ORDER BY i.id LIMIT ?"
@@ -265,6 +285,7 @@ class SqliteTransfer:
                 next_attempt_at=float(r[13]),
                 last_error=None if r[14] is None else str(r[14]),
                 sent_at=_when(r[15]),
+                message_ids=str(r[17]),
             )
 
     async def import_items(self, records: AsyncIterable[ItemRecord]) -> int:
@@ -288,12 +309,14 @@ class SqliteTransfer:
                     None if who is None else who[1],
                     i.job_key,
                     None if who is None else 1,
+                    i.message_ids,
                 )
 
         return await self._write(
             "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
             " priority, status, attempts, parts_done, plain, next_attempt_at, last_error,"
-            " sent_at) SELECT j.id, ?1, ?2, ?3, s.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
+            " sent_at, message_ids) SELECT j.id, ?1, ?2, ?3, s.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+            " ?11, ?12, ?17"
             " FROM outbox_jobs j LEFT JOIN subscribers s ON s.channel = ?13 AND s.address = ?14"
             " WHERE j.key = ?15 AND (?16 IS NULL OR s.id IS NOT NULL)"
             " ON CONFLICT(key) DO NOTHING",
