@@ -111,6 +111,9 @@ class HoldingLog:
             posts, announced=announced, now=now, versions=versions, moved=moved
         )
 
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        return await self._inner.withdraw(path, now=now)
+
     async def mark_announced(self, post_id: int) -> None:
         if not self._gate.withholds(post_id):
             await self._inner.mark_announced(post_id)

@@ -31,6 +31,55 @@ class SeenPosts(Protocol):
     async def file_versions(self) -> dict[str, str]: ...
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        """The announced post recorded from `path` is withdrawn; False when there is none."""
+        ...
+
+
+class NoticingLog:
+    """A post log that calls `after()` once a record or withdraw is written: the corrector
+    looks at the revisions then (a recorded post may have been corrected)."""
+
+    def __init__(self, inner: SeenPosts, after: Callable[[], object]) -> None:
+        self._inner = inner
+        self._after = after
+
+    async def record(
+        self,
+        posts: Sequence[Post],
+        *,
+        announced: bool,
+        now: datetime,
+        versions: Mapping[str, str] | None = None,
+        moved: Mapping[str, str] | None = None,
+    ) -> list[tuple[int, Post]]:
+        try:
+            return await self._inner.record(
+                posts, announced=announced, now=now, versions=versions, moved=moved
+            )
+        finally:
+            self._after()
+
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        try:
+            return await self._inner.withdraw(path, now=now)
+        finally:
+            self._after()
+
+    async def mark_announced(self, post_id: int) -> None:
+        await self._inner.mark_announced(post_id)
+
+    async def pending(self) -> list[tuple[int, Post]]:
+        return await self._inner.pending()
+
+    async def file_versions(self) -> dict[str, str]:
+        return await self._inner.file_versions()
+
+    async def get_meta(self, key: str) -> str | None:
+        return await self._inner.get_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._inner.set_meta(key, value)
 
 
 def utc_now() -> datetime:

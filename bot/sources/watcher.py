@@ -8,6 +8,12 @@ The folder watch (watchfiles, no polling loop) is set up first, then a full scan
 on every change comes as an event. Broken files are logged once per version and retried
 when they change; future-dated posts are held until their time; a file still being written
 is left until it is complete and parses.
+
+An announced post is withdrawn (its alerts deleted) when its file says `published: false`,
+or when its file is deleted and, after a short grace, no rename took its place (the post
+log moves a renamed post's path when the new file is recorded, so `withdraw` of the old path
+then finds nothing). Many files gone at once look like an accident (a folder moved, a bad
+checkout): they are not withdrawn, and the log says so.
 """
 
 from __future__ import annotations
@@ -56,6 +62,11 @@ REWATCH_S = 2.0  # how often to check that the watched folder is still the same 
 RETRY_S = 30.0
 # A read that failed for a passing reason (TRANSIENT_ERRNOS) is tried again after this.
 AGAIN_S = 1.0
+# A deleted post file is withdrawn this long after, if no rename took its place meanwhile.
+GONE_S = 3.0
+# More post files than this gone within one grace: not withdrawn (a folder moved, a bad
+# checkout); withdraw posts one by one, or with `published: false`.
+MASS_GONE = 20
 # The process or system ran out of descriptors or memory, or the file was busy: it is the
 # moment, not the file, so the file is read again soon rather than logged as broken.
 TRANSIENT_ERRNOS = frozenset(
@@ -233,6 +244,7 @@ class Watcher:
         settle_s: float = SETTLE_S,
         retry_s: float = RETRY_S,
         again_s: float = AGAIN_S,
+        gone_s: float = GONE_S,
     ) -> None:
         breaking_rules(site)  # a bad `herald.breaking` in _config.yml is a ConfigError now
         self.site = site
@@ -244,6 +256,8 @@ class Watcher:
         self._settle_s = settle_s
         self._retry_s = retry_s
         self._again_s = again_s
+        self._gone_s = gone_s
+        self._gone: dict[str, float] = {}  # rel path of a deleted file → epoch s to withdraw
         self._unreadable: set[str] = set()  # rel paths whose last read failed for a passing reason
         self._states: dict[str, FileState] = {}
         self._held: dict[str, datetime] = {}  # rel path → when it may be published
@@ -322,15 +336,20 @@ class Watcher:
         self._keys = {rel: key for rel, text in known.items() if (key := split_version(text)[1])}
         now = self._clock()
         fresh: list[tuple[int, Post]] = []
+        drafts: list[Post] = []
         baseline_count = 0
         # In chunks, so a big site's bodies are never all in memory at once.
         for start in range(0, len(paths), SCAN_CHUNK):
             chunk = paths[start : start + SCAN_CHUNK]
             posts = self._absorb(await asyncio.to_thread(self._read_many, chunk, known))
             ready = [post for post in posts if self._classify(post, now)]
+            drafts += [post for post in posts if not post.published]
             new = await self._record(ready, announced=not self._baseline, now=now)
             baseline_count += len(new) if self._baseline else 0
             fresh += [] if self._baseline else new
+        if not self._baseline:
+            await self._withdraw_drafts(drafts, now)
+            self._gone_while_stopped(known, paths)
         self._wake.set()
         if self._baseline:
             await self._posts.set_meta(BASELINE_KEY, now.isoformat())
@@ -340,6 +359,72 @@ class Watcher:
             for post_id, post in fresh:
                 await self._announce(post_id, post)
         return len(paths)
+
+    def _gone_while_stopped(self, known: Mapping[str, str], paths: Sequence[Path]) -> None:
+        """Recorded post files not there at start are withdrawn (at once: the scan recorded
+        the renames already), unless the folder looks wrong: empty, or most of them gone."""
+        listed = {self.rel(path) for path in paths}
+        gone = [rel for rel in known if rel not in listed]
+        if not gone:
+            return
+        if not listed or len(gone) * 2 > len(known):
+            log.warning(
+                "%d of %d recorded post files are not in %s; none is withdrawn (is the site "
+                "folder right?)",
+                len(gone),
+                len(known),
+                self.root,
+            )
+            return
+        at = time.time()
+        self._gone.update({rel: at for rel in gone})
+
+    async def _withdraw_drafts(self, posts: Sequence[Post], now: datetime) -> None:
+        """Drafts (`published: false`) that were announced are withdrawn; the others are
+        nothing to the post log."""
+        for post in posts:
+            try:
+                if await self._posts.withdraw(post.path, now=now):
+                    log.info("post %s is a draft again: withdrawn", post.path)
+            except Exception:
+                log.exception("withdrawing post %s failed; reading it again later", post.path)
+                self._recheck[post.path] = time.time() + self._retry_s
+
+    async def _withdraw_gone(self, due: Sequence[str], now: datetime) -> None:
+        """Withdraw the posts whose files were deleted and are still gone after the grace."""
+        if self._recheck or self._unreadable:  # a file read again soon may be a rename
+            later = time.time() + self._gone_s
+            self._gone.update({rel: later for rel in due})
+            return
+        gone = await asyncio.to_thread(self._still_gone, due)
+        if len(gone) > MASS_GONE:
+            log.warning(
+                "%d post files were deleted at once; none is withdrawn (set `published: false`"
+                " in a post to withdraw it)",
+                len(gone),
+            )
+            return
+        for rel in gone:
+            try:
+                if await self._posts.withdraw(rel, now=now):
+                    log.info("post %s was deleted: withdrawn", rel)
+            except Exception:
+                log.exception("withdrawing deleted post %s failed; trying again", rel)
+                self._gone[rel] = time.time() + self._retry_s
+
+    def _still_gone(self, rels: Sequence[str]) -> list[str]:
+        return [rel for rel in rels if not os.path.lexists(self._file(rel))]
+
+    def _deleted(self, rel: str) -> None:
+        """A post file went: forget it, and withdraw its post after the grace if still gone.
+
+        Each deletion moves the others waiting on too: files deleted in one burst are looked
+        at together, once the grace has passed after the last (many at once: none withdrawn).
+        """
+        self._forget(rel)
+        at = time.time() + self._gone_s
+        self._gone = dict.fromkeys([*self._gone, rel], at)
+        self._wake.set()
 
     def _posts_trees(self, folder: Path) -> list[Path]:
         """The posts folders at or below `folder`: `folder` itself when a `_posts/` holds it,
@@ -513,6 +598,7 @@ class Watcher:
             return
         for post_id, post in fresh:
             await self._announce(post_id, post)
+        await self._withdraw_drafts([post for post in posts if not post.published], now)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Watch the folder, scan it, signal `ready`, then follow events until `stop` is set.
@@ -581,7 +667,7 @@ class Watcher:
         async for changes in turns:
             for change, name in changes:
                 if change == Change.deleted and self._is_post(Path(name)):
-                    self._forget(self.rel(Path(name)))
+                    self._deleted(self.rel(Path(name)))
             changed = await asyncio.to_thread(self._changed_files, changes)
             if changed:
                 await self.handle(changed)
@@ -620,7 +706,7 @@ class Watcher:
         paths = await asyncio.to_thread(self._list_files, self.site_root)
         listed = {self.rel(path) for path in paths}
         for rel in [rel for rel in self._states if rel not in listed]:
-            self._forget(rel)
+            self._deleted(rel)
         changed = await asyncio.to_thread(self._unseen, paths)
         if changed:
             await self.handle(changed)
@@ -664,6 +750,13 @@ class Watcher:
             due += [rel for rel, at in self._recheck.items() if at <= epoch_s]
             delays = [(at - now).total_seconds() for at in self._held.values()]
             delays += [at - epoch_s for at in self._recheck.values()]
+            gone = [rel for rel, at in self._gone.items() if at <= epoch_s]
+            delays += [at - epoch_s for at in self._gone.values()]
+            if gone:
+                for rel in gone:
+                    del self._gone[rel]
+                await self._withdraw_gone(gone, now)
+                continue
             if due:
                 for rel in due:
                     self._held.pop(rel, None)
