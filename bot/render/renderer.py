@@ -84,6 +84,20 @@ def _reading(post: Post) -> dict[str, Any]:
     return {"base_url": post.url, "fmt": post.format, "definitions": post.body}
 
 
+def fit_parts(parts: Sequence[str], count: int, *, first_limit: int = MESSAGE_LIMIT) -> list[str]:
+    """At most `count` parts: what goes past the last is cut, ending with an ellipsis.
+
+    A correction edits the messages already sent and sends no new one, so a post that grew
+    ends where its last message ends; the button under it leads on to the whole post.
+    """
+    if len(parts) <= count or count < 1:
+        return list(parts)
+    limit = first_limit if count == 1 else MESSAGE_LIMIT
+    rest = "\n".join(parts[count - 1 :])
+    head = split_html(rest, limit=limit - 1)[0].rstrip()
+    return [*parts[: count - 1], head + "…"]
+
+
 class Renderer:
     """Built once; turns posts, digests and broadcasts into what each channel sends."""
 
@@ -138,12 +152,55 @@ class Renderer:
             )
         return tuple(out)
 
-    def post_messages(self, post: Post, kind: Kind) -> tuple[TelegramMessage, ...]:
-        """A breaking alert (Kind.BREAKING) or every-post notice (Kind.POST) for Telegram."""
+    def _post_html(self, post: Post, kind: Kind, *, updated: bool) -> str:
         body = Markup(markup.to_telegram_html(post.excerpt, **_reading(post)))
         name = "telegram/breaking.html" if kind is Kind.BREAKING else "telegram/post.html"
-        html = self.text(name, post=post, kind=str(kind), body=body)
+        return self.text(name, post=post, kind=str(kind), body=body, updated=updated)
+
+    def post_messages(
+        self, post: Post, kind: Kind, *, updated: bool = False
+    ) -> tuple[TelegramMessage, ...]:
+        """A breaking alert (Kind.BREAKING) or every-post notice (Kind.POST) for Telegram;
+        `updated`: with the "updated" line of a corrected post."""
+        html = self._post_html(post, kind, updated=updated)
         return self._messages(html, photo=post.image, button_url=post.url)
+
+    # -- corrections -------------------------------------------------------
+    def corrected_messages(
+        self, post: Post, kind: Kind, sent: Sequence[TelegramMessage], *, updated: bool = True
+    ) -> tuple[TelegramMessage, ...]:
+        """A corrected post's messages, marked updated, in the shape of those `sent`: as
+        many parts, and a photo only where one was sent (Telegram cannot turn a text message
+        into a photo or back). A photo sent whose post has no image now keeps its photo."""
+        if not sent:
+            return ()
+        photo = (post.image or sent[0].photo) if sent[0].photo else None
+        html = self._post_html(post, kind, updated=updated)
+        first = CAPTION_LIMIT if photo else MESSAGE_LIMIT
+        parts = fit_parts(
+            split_html(html, limit=MESSAGE_LIMIT, first_limit=first),
+            len(sent),
+            first_limit=first,
+        )
+        out = [
+            TelegramMessage(
+                method="sendPhoto" if photo and k == 0 else "sendMessage",
+                text=part,
+                photo=photo if k == 0 else None,
+            )
+            for k, part in enumerate(parts)
+        ]
+        last = out[-1]
+        out[-1] = TelegramMessage(last.method, last.text, last.photo, self._button(), post.url)
+        return tuple(out)
+
+    def updated_line(self) -> str:
+        """The "updated" line alone: what a part a correction no longer needs is edited to."""
+        return self.text("telegram/_updated.html")
+
+    def withdrawn_text(self, post: Post) -> str:
+        """The notice a withdrawn post's messages are edited to where they cannot be deleted."""
+        return self.text("telegram/withdrawn.html", post=post)
 
     def digest_messages(
         self, posts: Sequence[Post], day: date, updated: Collection[str] = frozenset()
