@@ -201,10 +201,11 @@ class BotTransport(Stateless):
     async def _edit(self, chat_id: str, message: TelegramMessage, message_id: int | None) -> int:
         """Edit or delete one message already sent; `message_id` back once done."""
         method = message.method
-        if method == KEEP:
-            return message_id or 0
         if message_id is None:
             raise PermanentError(f"{method} needs the id of the message it acts on")
+        if method == KEEP or message_id == 0:
+            # Unchanged, or sent where it got no id (the outbox folder): nothing to act on.
+            return message_id
         try:
             await self._act(chat_id, message, method, message_id)
         except TelegramError as exc:

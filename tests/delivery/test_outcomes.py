@@ -9,6 +9,7 @@ import pytest
 from bot.delivery.outcomes import Action, RetryPolicy, Verdict, classify
 from bot.errors import (
     ChatMigratedError,
+    DeleteRefusedError,
     ImageError,
     PermanentError,
     RelayError,
@@ -57,6 +58,10 @@ CASES = [
                  id="400-plain-already-fails"),
     pytest.param(ImageError("bad photo"), TG, 0, NONE,
                  verdict(Action.DEGRADE, flags=NO_PHOTO), id="image-resends-text"),
+    pytest.param(DeleteRefusedError("48 h"), TG, 0, NONE,
+                 verdict(Action.DEGRADE, flags=Degrade.NO_DELETE), id="too-old-edits-instead"),
+    pytest.param(DeleteRefusedError("48 h"), TG, 0, Degrade.NO_DELETE, verdict(Action.FAIL),
+                 id="too-old-twice-fails"),
     pytest.param(ImageError("bad photo"), TG, 0, PLAIN,
                  verdict(Action.DEGRADE, flags=PLAIN | NO_PHOTO), id="image-keeps-plain"),
     pytest.param(PermanentError("refused"), EMAIL, 0, NONE, verdict(Action.FAIL),

@@ -123,6 +123,15 @@ async def test_an_edit_needs_a_message_id(transport: BotTransport) -> None:
         await transport.send("9", replace(NOTICE, method=EDIT_TEXT))
 
 
+async def test_a_message_sent_without_an_id_is_left_alone(
+    transport: BotTransport, fake_bot_api: FakeBotAPI
+) -> None:
+    """Id 0 (sent to the outbox folder, which gives none) has nothing to edit: no call."""
+    calls = len(fake_bot_api.calls)
+    assert await transport.send("9", replace(NOTICE, method=DELETE), message_id=0) == 0
+    assert len(fake_bot_api.calls) == calls
+
+
 async def test_files_transport_writes_edits_under_their_method(tmp_path: Path) -> None:
     """In the outbox folder an edit is a file named after its method; keep writes none."""
     files = FilesTelegram(tmp_path)
