@@ -1,10 +1,11 @@
-"""`herald digest [--dry-run]`: the digest of the posts since the last one, now."""
+"""`herald digest [--dry-run]`: today's digest, now, for every reader who has not had it."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from collections import Counter
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ from bot.app import install_stop_signals
 from bot.delivery.loop import DeliveryConfig
 from bot.delivery.mail import fill, preview_links
 from bot.delivery.setup import open_delivery, workers_for
-from bot.models import JobProgress, OutboxStatus, Post, Rendered
+from bot.models import OutboxStatus
+from bot.outbox.digest import DigestNow, DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
 from bot.settings import Settings
@@ -20,18 +22,25 @@ from bot.sources.jekyll.site import load_site
 from bot.store import Store, open_store
 
 RETRY_LATER_S = 30.0  # `herald digest` leaves retries due later than this to `herald run`
-POLL_S = 0.2  # how often the job's progress is read
+POLL_S = 0.2  # how often the jobs' progress is read
 RUNNER_CHECK_S = 2.0  # how often a command waiting on `herald run` checks it is still there
-PROGRESS_S = 5.0  # how often a waiting command prints how far the job got
+PROGRESS_S = 5.0  # how often a waiting command prints how far the jobs got
+SHOWN_RUNS = 20  # --dry-run lists this many of the readers' digests
 
 
 async def digest(settings: Settings, *, dry_run: bool) -> int:
-    """`herald digest`: queue the digest of the posts since the last one and deliver it now.
+    """`herald digest`: today's digest, queued now and delivered.
 
-    With `dry_run` it is printed (Telegram HTML, then the email's text part) and nothing is
-    queued. A `herald run` on the database delivers it (so that the rate holds for all
-    sends together) while this waits and reports; with none, this delivers it. Rows that
-    still wait for a retry when this returns go out with `herald run`.
+    Every reader with the digest on who has not had today's (their own local day) gets the
+    posts since their own previous digest, filtered by their topics, and is then done for
+    today (their digest time later today sends nothing more); readers who had today's get
+    nothing new. The outbox stand-ins get the site's digest of every post since the last.
+
+    With `dry_run` the site's digest is printed (Telegram HTML, then the email's text part)
+    with who would get what, and nothing is queued. A `herald run` on the database delivers
+    it (so that the rate holds for all sends together) while this waits and reports; with
+    none, this delivers it. Rows that still wait for a retry when this returns go out with
+    `herald run`.
     """
     site = load_site(settings)
     renderer = Renderer(site, public_url=settings.public_base)
@@ -41,28 +50,40 @@ async def digest(settings: Settings, *, dry_run: bool) -> int:
         publisher = Publisher(
             store, renderer, stand_ins=settings.stand_in_channels, channel=settings.telegram_channel
         )
-        result = await publisher.send_digest(datetime.now(UTC), dry_run=dry_run)
+        scheduler = DigestScheduler(publisher, store.digests, at=settings.digest_time, tz=site.tz)
+        result = await scheduler.send_now(datetime.now(UTC), dry_run=dry_run)
         if dry_run:
-            _print_digest(result.name, result.posts, result.rendered, settings.public_base)
+            _print_digest(result, settings.public_base)
             return 0
-        if result.job_id is None:
-            print(f"digest {result.name}: no new posts, nothing sent")
+        if not result.job_ids:
+            print(f"digest {result.name}: no new posts, nothing sent{_had_it(result)}")
             return 0
         stop = asyncio.Event()
         install_stop_signals(stop)
-        job = await _see_through(store, settings, result.job_id, result.name, stop)
-    counts = ", ".join(f"{n} {status}" for status, n in job.counts.items() if n)
+        counts = await _see_through(store, settings, result.job_ids, result.name, stop)
+    shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(
-        f"digest {result.name}: {len(result.posts)} posts to {result.queued} recipients: {counts}"
+        f"digest {result.name}: {_post_count(result)} posts to {result.queued} recipients:"
+        f" {shown}{_had_it(result)}"
     )
     return 0
 
 
+def _post_count(result: DigestNow) -> int:
+    return len({p.path for r in (result.site, *result.runs) for p in r.posts})
+
+
+def _had_it(result: DigestNow) -> str:
+    if not result.had_it:
+        return ""
+    return f" ({result.had_it} readers had today's digest already; their next one holds the rest)"
+
+
 async def _see_through(
-    store: Store, settings: Settings, job_id: int, name: str, stop: asyncio.Event
-) -> JobProgress:
-    """Until the job is done (or `stop`): watch a `herald run` deliver it, or deliver it here
-    when there is none, or when the one there was goes away meanwhile."""
+    store: Store, settings: Settings, job_ids: list[int], name: str, stop: asyncio.Event
+) -> Counter[OutboxStatus]:
+    """Until the jobs are done (or `stop`): watch a `herald run` deliver them, or deliver
+    them here when there is none, or when the one there was goes away meanwhile."""
     said: str | None = None  # the runner last named
     checked = printed = time.monotonic() - RUNNER_CHECK_S
     while not stop.is_set():
@@ -73,24 +94,27 @@ async def _see_through(
             if runner is None:
                 if said is not None:
                     print(f"digest {name}: {said} is gone; delivering the rest here", flush=True)
-                await _deliver(store, settings, job_id, stop)
+                await _deliver(store, settings, job_ids, stop)
                 break
             if runner != said:
                 print(f"digest {name}: queued; the `herald run` ({runner}) delivers it", flush=True)
                 said, printed = runner, now
-        job = await _job(store, job_id)
-        if await _done(store, job):
+        counts = await _counts(store, job_ids)
+        if await _done(store, counts):
             break
         if now - printed >= PROGRESS_S:
             printed = now
-            print(f"digest {name}: {job.counts[OutboxStatus.SENT]}/{job.total} sent", flush=True)
+            total = sum(counts.values())
+            print(f"digest {name}: {counts[OutboxStatus.SENT]}/{total} sent", flush=True)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
-    return await _job(store, job_id)
+    return await _counts(store, job_ids)
 
 
-async def _deliver(store: Store, settings: Settings, job_id: int, stop: asyncio.Event) -> None:
-    """Deliver from here until the job is done, as one more process on the database."""
+async def _deliver(
+    store: Store, settings: Settings, job_ids: list[int], stop: asyncio.Event
+) -> None:
+    """Deliver from here until the jobs are done, as one more process on the database."""
     # Another `herald run` may start meanwhile and deliver from the same outbox: leave its
     # rows alone.
     config = DeliveryConfig(
@@ -102,7 +126,7 @@ async def _deliver(store: Store, settings: Settings, job_id: int, stop: asyncio.
         await stack.enter_async_context(store.cluster.joined(worker=True, on_wake=delivery.notify))
         sending = asyncio.create_task(delivery.run(stop))
         while not stop.is_set() and not sending.done():
-            if await _done(store, await _job(store, job_id)):
+            if await _done(store, await _counts(store, job_ids)):
                 stop.set()
             else:
                 await asyncio.sleep(POLL_S)
@@ -110,31 +134,47 @@ async def _deliver(store: Store, settings: Settings, job_id: int, stop: asyncio.
         await sending
 
 
-async def _job(store: Store, job_id: int) -> JobProgress:
-    (job,) = await store.outbox.progress(job_id=job_id)
-    return job
+async def _counts(store: Store, job_ids: list[int]) -> Counter[OutboxStatus]:
+    """The jobs' rows per status, summed."""
+    counts: Counter[OutboxStatus] = Counter({status: 0 for status in OutboxStatus})
+    for job_id in job_ids:
+        for job in await store.outbox.progress(job_id=job_id):
+            counts.update(job.counts)
+    return counts
 
 
-async def _done(store: Store, job: JobProgress) -> bool:
-    """Nothing of the job is sending or queued, or only retries far ahead (for `herald run`)."""
-    if job.counts[OutboxStatus.SENDING]:
+async def _done(store: Store, counts: Counter[OutboxStatus]) -> bool:
+    """Nothing of the jobs is sending or queued, or only retries far ahead (for `herald run`)."""
+    if counts[OutboxStatus.SENDING]:
         return False
-    if not job.counts[OutboxStatus.QUEUED]:
+    if not counts[OutboxStatus.QUEUED]:
         return True
     due = await store.outbox.next_due()
     return due is not None and due > time.time() + RETRY_LATER_S
 
 
-def _print_digest(name: str, posts: tuple[Post, ...], rendered: Rendered, public: str) -> None:
-    if not posts:
+def _print_digest(result: DigestNow, public: str) -> None:
+    name, site = result.name, result.site
+    if not site.posts:
         print(f"digest {name}: no new posts, nothing would be sent")
-        return
-    print(f"digest {name}: {len(posts)} posts (dry run, nothing sent)")
-    for k, msg in enumerate(rendered.telegram, start=1):
-        print(f"==> telegram {k:02d}-{msg.method} <==")
-        print(msg.text)
-    if rendered.email is not None:
-        print(f"==> email: {rendered.email.subject} <==")
-        _, text = fill(rendered.email, **preview_links(public))
-        print(text)
+    else:
+        print(f"digest {name}: {len(site.posts)} posts (dry run, nothing sent)")
+        for k, msg in enumerate(site.rendered.telegram, start=1):
+            print(f"==> telegram {k:02d}-{msg.method} <==")
+            print(msg.text)
+        if site.rendered.email is not None:
+            print(f"==> email: {site.rendered.email.subject} <==")
+            _, text = fill(site.rendered.email, **preview_links(public))
+            print(text)
+    runs = sorted(result.runs, key=lambda r: -r.readers)
+    if runs:
+        print(f"==> readers: {result.readers} due today, {result.had_it} had it already <==")
+    for r in runs[:SHOWN_RUNS]:
+        topics = ", ".join(r.topics) or "every topic"
+        print(
+            f"{r.readers} readers at {r.at:%H:%M} {r.tz.key} ({topics}):"
+            f" {len(r.posts)} posts since {r.since.astimezone(r.tz):%Y-%m-%d %H:%M}"
+        )
+    if len(runs) > SHOWN_RUNS:
+        print(f"…and {len(runs) - SHOWN_RUNS} more groups of readers")
     sys.stdout.flush()

@@ -1,12 +1,12 @@
-"""Publishing: turns a post, a digest or a broadcast into one durable outbox job and its rows."""
+"""Publishing: turns a post or a broadcast into one durable outbox job and its rows (the
+readers' digests are planned by `bot.outbox.digest` through this Publisher)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 from bot.metrics import Metrics
 from bot.models import Audience, Channel, EmailMessage, Kind, Post, Rendered, Status, Subscriber
@@ -16,18 +16,6 @@ from bot.render.renderer import Renderer
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DigestResult:
-    """What a digest run did (or, dry, would do)."""
-
-    name: str
-    day: date
-    posts: tuple[Post, ...]
-    rendered: Rendered
-    queued: int
-    job_id: int | None = None
 
 
 class Publisher:
@@ -59,6 +47,10 @@ class Publisher:
             out.append(Recipient(channel=Channel.TELEGRAM, address=self.channel))
         return out
 
+    def stand_in_recipients(self) -> list[Recipient]:
+        """The outbox-mode virtual recipients of digests and broadcasts (not the channel)."""
+        return self._virtual(channel_post=False)
+
     async def _fan_out(
         self,
         key: str,
@@ -83,7 +75,7 @@ class Publisher:
         to_subscribers = 0
         channels = plan.channels_with_content(rendered)
         async for added in outbox.fan_out(job_id, key, kind, channels, audience):
-            self._count(kind, added)
+            self.count_queued(kind, added)
             if not to_subscribers and any(added.values()):  # the first rows go out at once
                 await self.queued()
             to_subscribers += sum(added.values())
@@ -92,7 +84,7 @@ class Publisher:
         if extra:
             items = list(plan.rows_for(key, kind, rendered, extra))
             to_stand_ins = await outbox.add_items(job_id, items)
-            self._count(kind, {c: sum(1 for i in items if i.channel == c) for c in Channel})
+            self.count_queued(kind, {c: sum(1 for i in items if i.channel == c) for c in Channel})
         await outbox.mark_planned(job_id)
         log.info(
             "publish: job %d %s queued for %d subscribers (+%d stand-ins)",
@@ -104,7 +96,8 @@ class Publisher:
         await self.queued()
         return job_id, to_subscribers, to_stand_ins
 
-    def _count(self, kind: Kind, added: dict[Channel, int]) -> None:
+    def count_queued(self, kind: Kind, added: dict[Channel, int]) -> None:
+        """Rows queued, per channel, in the metrics."""
         if self.metrics is not None:
             for channel, n in added.items():
                 if n:
@@ -181,47 +174,6 @@ class Publisher:
         )
         await self.store.outbox.mark_planned(job_id)
         await self.queued()
-
-    async def send_digest(
-        self, now: datetime, *, day: date | None = None, dry_run: bool = False
-    ) -> DigestResult:
-        """The digest of the posts since the previous one; an empty one sends nothing.
-
-        `day` names a scheduled digest (never sent twice); without it, a manual run sends
-        today's, or, if today's is out already, one of what came since.
-        """
-        digests = self.store.digests
-        local_day = day or now.astimezone(self.renderer.site.tz).date()
-        name = local_day.isoformat()
-        if day is None and await digests.done(name):
-            name = f"{name}@{now.astimezone(UTC):%H%M%S}"
-        since = await digests.last_until() or now - timedelta(days=1)
-        posts = tuple(await self.store.posts.announced_since(since, now))
-        rendered = Rendered()
-        if posts:
-            rendered = Rendered(
-                telegram=self.renderer.digest_messages(posts, local_day),
-                email=self.renderer.digest_email(posts, local_day),
-            )
-        if dry_run:
-            return DigestResult(name, local_day, posts, rendered, 0)
-        job_id: int | None = None
-        added = 0
-        if posts:
-            job_id, to_subscribers, to_stand_ins = await self._fan_out(
-                f"digest:{name}",
-                Kind.DIGEST,
-                rendered,
-                f"digest {name}",
-                Audience.DAILY,
-                self._virtual(channel_post=False),
-                now,
-            )
-            added = to_subscribers + to_stand_ins
-        else:
-            log.info("publish: no posts since %s; digest %s sends nothing", since, name)
-        await digests.record(name, since=since, until=now, posts=len(posts), job_id=job_id, now=now)
-        return DigestResult(name, local_day, posts, rendered, added, job_id)
 
     async def retry_failed(self, job_id: int | None = None) -> int:
         """Resend to those who missed it: failed rows (of one job, or all) are queued again."""

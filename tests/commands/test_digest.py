@@ -35,6 +35,15 @@ async def announce(url: str, n: int) -> None:
         await store.posts.mark_announced(post_id)
 
 
+async def import_chats(herald: Herald, tmp_path: Path, first: int) -> None:
+    """`CHATS` Telegram chats from `first` on, with the digest on, imported by the CLI."""
+    source = tmp_path / f"readers-{first}.csv"
+    rows = "".join(f"telegram,{first + i},no,yes\n" for i in range(CHATS))
+    source.write_text("channel,address,breaking,daily\n" + rows, encoding="utf-8")
+    code, _, err = await herald.cli("subscribers", "import", str(source))
+    assert code == 0, err
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return database_url(request, tmp_path)
@@ -44,7 +53,9 @@ async def test_digest_is_handed_to_herald_run_and_sent_by_itself_without_one(
     tmp_path: Path, url: str
 ) -> None:
     """With `herald run` on the database, `herald digest` queues the digest and reports while
-    the run delivers it (one pacer: the rate holds); without one it delivers it itself."""
+    the run delivers it (one pacer: the rate holds); without one it delivers it itself. It is
+    each reader's digest of the day: a second run that day reaches only readers who have not
+    had it (here those who joined since)."""
     async with FakeBotAPI() as fake:
         herald = Herald(
             tmp_path,
@@ -53,11 +64,7 @@ async def test_digest_is_handed_to_herald_run_and_sent_by_itself_without_one(
             HERALD_TELEGRAM_API_URL=fake.base_url,
             HERALD_TELEGRAM_RATE=str(RATE),
         )
-        source = tmp_path / "readers.csv"
-        rows = "".join(f"telegram,{7000 + i},no,yes\n" for i in range(CHATS))
-        source.write_text("channel,address,breaking,daily\n" + rows, encoding="utf-8")
-        code, _, err = await herald.cli("subscribers", "import", str(source))
-        assert code == 0, err
+        await import_chats(herald, tmp_path, 7000)
         chats = {7000 + i for i in range(CHATS)}
 
         async with herald.run() as run:
@@ -71,11 +78,14 @@ async def test_digest_is_handed_to_herald_run_and_sent_by_itself_without_one(
         assert sorted(s.chat_id for s in first) == sorted(chats)  # each chat once
 
         await announce(url, 2)
+        await import_chats(herald, tmp_path, 8000)  # new readers: today's is still due
+        joined = {8000 + i for i in range(CHATS)}
         code, out, err = await herald.cli("digest", timeout=60)
         assert code == 0, err
         assert "delivers it" not in out
-        second = [s for s in fake.sent if s.chat_id in chats][len(first) :]
-        assert sorted(s.chat_id for s in second) == sorted(chats)
+        assert f"{CHATS} readers had today's digest already" in out, out
+        second = [s for s in fake.sent if s.chat_id in chats | joined][len(first) :]
+        assert sorted(s.chat_id for s in second) == sorted(joined)  # never twice a day
 
     for sends in (first, second):
         per_s = max_in_window(s.at for s in sends)
