@@ -26,6 +26,7 @@ from bot.errors import ConfigError
 from bot.health import Check, Health, Note, database_check, progress_check, task_check
 from bot.metrics import Metrics
 from bot.models import Post
+from bot.outbox.corrections import Corrector
 from bot.outbox.digest import DigestScheduler
 from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer
@@ -34,6 +35,7 @@ from bot.sources.feed import FeedPoller, load_feed_site
 from bot.sources.gate import PublishGate
 from bot.sources.git import SiteClone
 from bot.sources.jekyll.site import load_site
+from bot.sources.seen import NoticingLog, SeenPosts
 from bot.sources.watcher import Watcher
 from bot.store import Store, open_store, secret_for
 from bot.tokens import Tokens
@@ -202,10 +204,13 @@ async def run(settings: Settings, *, fresh: bool = False, worker: bool = False) 
         )
 
         async def lead_term(stop: asyncio.Event, term: _Term) -> None:
-            """The leader's parts, afresh for each term: source, publish gate, digests, Telegram
-            updates and the git clone's poller."""
-            gate = _publish_gate(settings, store, on_post, bot_app)
-            posts, hand_on = (gate.post_log(), gate.on_post) if gate else (store.posts, on_post)
+            """The leader's parts, afresh for each term: source, publish gate, digests,
+            corrections, Telegram updates and the git clone's poller."""
+            # The corrector looks at the revisions at start and after each record/withdraw.
+            corrector = Corrector(publisher)
+            noticed = NoticingLog(store.posts, corrector.wake)
+            gate = _publish_gate(settings, noticed, on_post, bot_app)
+            posts, hand_on = (gate.post_log(), gate.on_post) if gate else (noticed, on_post)
             feed = (
                 FeedPoller(settings.feed_url, site, posts, hand_on, poll_s=settings.feed_poll_s)
                 if settings.feed_url is not None
@@ -219,6 +224,7 @@ async def run(settings: Settings, *, fresh: bool = False, worker: bool = False) 
             async with asyncio.TaskGroup() as tg:
                 term.watch = tg.create_task(watcher.run(stop, term.watching))
                 tg.create_task(scheduler.run(stop))
+                tg.create_task(corrector.run(stop))
                 if bot_app is not None:  # polling, or Telegram's webhook
                     tg.create_task(receive_updates(bot_app, settings, signing_key, stop))
                 if gate is not None:
@@ -314,13 +320,16 @@ def _bounce_listener(
 
 
 def _publish_gate(
-    settings: Settings, store: Store, announce: Callable[[Post, int], Awaitable[None]], bot_app: Any
+    settings: Settings,
+    posts: SeenPosts,
+    announce: Callable[[Post, int], Awaitable[None]],
+    bot_app: Any,
 ) -> PublishGate | None:
     """HERALD_ANNOUNCE_WHEN_LIVE: the gate between the source and the publisher, or None."""
     if not settings.announce_when_live:
         return None
     desk = gate_desk(bot_app) if bot_app is not None and settings.admin_user_ids else None
-    gate = PublishGate(store.posts, announce, timeout_s=settings.live_timeout_s, admins=desk)
+    gate = PublishGate(posts, announce, timeout_s=settings.live_timeout_s, admins=desk)
     if desk is not None:
         desk.gate = gate
     return gate

@@ -153,6 +153,7 @@ class Delivery:
 
     def notify(self) -> None:
         """Something was queued: claim now instead of at the next poll."""
+        self._payloads.clear()  # a correction may have replaced a job's payload (set_payload)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:

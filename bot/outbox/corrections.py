@@ -219,6 +219,7 @@ class Corrector:
             edits = Rendered.decode(planned[1]).telegram
         if not changes(edits):
             await outbox.set_payload(source_id, corrected.encode())
+            await self.publisher.queued()
             await posts.mark_revised(post_id, number)
             log.info(
                 "corrections: post %d %r revision %d: no message would change; nothing sent",
@@ -233,6 +234,9 @@ class Corrector:
             key, Kind.EDIT.value, Rendered(telegram=edits).encode(), title=post.title, now=now
         )
         await outbox.set_payload(source_id, corrected.encode())
+        # Delivery everywhere drops the payloads it keeps: rows claimed from now on go out
+        # corrected; those sent already (with their ids) get the edits.
+        await self.publisher.queued()
         rows = await outbox.fan_out_edits(job_id, key, source_key)
         await outbox.mark_planned(job_id)
         await posts.mark_revised(post_id, number)

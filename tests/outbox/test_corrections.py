@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -12,14 +16,19 @@ from bot.models import (
     EDIT_MEDIA,
     EDIT_TEXT,
     KEEP,
+    Channel,
+    ItemUpdate,
     Kind,
+    OutboxStatus,
     Rendered,
     TelegramMessage,
 )
-from bot.outbox.corrections import changes, plan_edits, withdraw_edits
+from bot.outbox.corrections import Corrector, changes, plan_edits, withdraw_edits
+from bot.outbox.publish import Publisher
 from bot.render.renderer import Renderer, fit_parts
 from bot.render.splitter import CAPTION_LIMIT, MESSAGE_LIMIT, visible_len, visible_text
 from bot.sources.jekyll.site import load_site
+from bot.store import ImportRow, Store, open_store
 from tests.support.delivery import make_post, make_settings
 
 URL = "https://news.example.org/a.html"
@@ -177,8 +186,8 @@ def test_fit_parts_keeps_the_last_within_the_limit() -> None:
 
 
 @pytest.fixture
-def renderer(tmp_path: object) -> Renderer:
-    settings = make_settings(tmp_path)  # type: ignore[arg-type]
+def renderer(tmp_path: Path) -> Renderer:
+    settings = make_settings(tmp_path)
     return Renderer(load_site(settings), public_url=settings.public_base)
 
 
@@ -221,3 +230,114 @@ def test_the_withdrawn_notice_names_the_site_not_the_post(renderer: Renderer) ->
     """The notice a withdrawn post's old messages get says it was withdrawn."""
     notice = renderer.withdrawn_text(make_post(4))
     assert "withdrawn" in notice and "Post number 4" not in notice
+
+
+# -- the Corrector, on a real store ------------------------------------------------------
+
+READERS = 5
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of each backend, fresh."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+@asynccontextmanager
+async def announced(tmp_path: Path, database: str) -> AsyncIterator[tuple[Store, Corrector]]:
+    """A post announced to READERS chats, each sent (message id 100 + its row id)."""
+    settings = make_settings(tmp_path, database_url=database)
+    renderer = Renderer(load_site(settings), public_url=settings.public_base)
+    async with open_store(database) as store:
+        await store.subscribers.import_rows(
+            ImportRow(Channel.TELEGRAM, str(1000 + i), True, False) for i in range(READERS)
+        )
+        (post_id, post), *_ = await store.posts.record([POST], announced=True, now=NOW)
+        publisher = Publisher(store, renderer)
+        await publisher.announce(post, post_id)
+        await store.posts.mark_announced(post_id)
+        items = await store.outbox.claim(100, now=NOW.timestamp(), lease_s=60)
+        await store.outbox.apply(
+            [
+                ItemUpdate(
+                    id=i.id,
+                    status=OutboxStatus.SENT,
+                    attempts=1,
+                    parts_done=1,
+                    message_ids=(100 + i.id,),
+                )
+                for i in items
+            ]
+        )
+        yield store, Corrector(publisher)
+
+
+NOW = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+POST = make_post(7, breaking=True)
+
+
+async def edit_rows(store: Store, key: str) -> list[tuple[str, tuple[int, ...]]]:
+    items = await store.outbox.claim(100, now=NOW.timestamp() + 1, lease_s=60)
+    return sorted((i.address, i.message_ids) for i in items if i.key.startswith(key))
+
+
+async def test_a_title_correction_queues_one_edit_per_chat(tmp_path: Path, database: str) -> None:
+    """A corrected title: one edit job, a row per chat carrying its message id, the
+    announcement's payload corrected, the revision marked queued."""
+    async with announced(tmp_path, database) as (store, corrector):
+        await store.posts.record([replace(POST, title="Fixed")], announced=True, now=NOW)
+        (done,) = await corrector.correct_all(NOW)
+        assert (done.parts, done.rows, done.withdrawn) == (1, READERS, False)
+        assert await store.posts.revisions() == []
+        found = await store.outbox.find_job(f"edit:{done.post_id}:{done.revision}")
+        assert found is not None and found[0] == done.job_id
+        (edit,) = Rendered.decode(found[1]).telegram
+        assert edit.method == EDIT_TEXT and "Fixed" in edit.text and "Updated" in edit.text
+        rows = await edit_rows(store, "edit:")
+        assert len(rows) == READERS and all(len(ids) == 1 for _, ids in rows)
+        source = await store.outbox.find_job(f"post:{done.post_id}")
+        assert source is not None
+        assert "Fixed" in Rendered.decode(source[1]).telegram[0].text
+        assert await corrector.correct_all(NOW) == []  # queued once
+
+
+async def test_a_change_the_alert_does_not_show_queues_nothing(
+    tmp_path: Path, database: str
+) -> None:
+    """A revision whose alert would read as sent (a breaking post's label) sends nothing."""
+    async with announced(tmp_path, database) as (store, corrector):
+        await store.posts.record([replace(POST, label="Opinion")], announced=True, now=NOW)
+        assert len(await store.posts.revisions()) == 1  # a visible change to the post log
+        (done,) = await corrector.correct_all(NOW)
+        assert done.job_id is None
+        assert await store.posts.revisions() == []
+        assert await edit_rows(store, "edit:") == []
+
+
+async def test_a_withdrawal_queues_a_delete_per_chat(tmp_path: Path, database: str) -> None:
+    """A withdrawn post: one delete per chat; its rows not sent yet will send nothing."""
+    async with announced(tmp_path, database) as (store, corrector):
+        assert await store.posts.withdraw(POST.path, now=NOW)
+        (done,) = await corrector.correct_all(NOW)
+        assert done.withdrawn and done.rows == READERS
+        found = await store.outbox.find_job(f"withdraw:{done.post_id}:{done.revision}")
+        assert found is not None
+        (edit,) = Rendered.decode(found[1]).telegram
+        assert edit.method == DELETE and "withdrawn" in edit.text
+        source = await store.outbox.find_job(f"post:{done.post_id}")
+        assert source is not None and Rendered.decode(source[1]).telegram == ()
+
+
+async def test_a_correction_interrupted_is_queued_the_same_at_the_next_start(
+    tmp_path: Path, database: str
+) -> None:
+    """A crash after the job was made (revision not marked) plans the same edits again,
+    once, though the announcement's payload already shows the correction."""
+    async with announced(tmp_path, database) as (store, corrector):
+        await store.posts.record([replace(POST, title="Fixed")], announced=True, now=NOW)
+        (revision,) = await store.posts.revisions()
+        first = await corrector.correct(revision, NOW)
+        again = await corrector.correct(revision, NOW)  # as if mark_revised had not run
+        assert again.job_id == first.job_id and again.parts == 1 and again.rows == 0
