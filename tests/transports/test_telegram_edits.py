@@ -32,6 +32,13 @@ PHOTO = TelegramMessage(
 )
 
 
+async def new(transport: BotTransport, chat: str, message: TelegramMessage) -> int:
+    """Send `message`; the id the chat gave it."""
+    message_id = await transport.send(chat, message)
+    assert message_id is not None
+    return message_id
+
+
 @pytest.fixture
 async def transport(fake_bot_api: FakeBotAPI) -> AsyncIterator[BotTransport]:
     fake_bot_api.chat_rate = None  # several calls to one chat; pacing is delivery's
@@ -44,7 +51,7 @@ async def test_sends_return_the_new_message_id_and_can_be_silent(
     transport: BotTransport, fake_bot_api: FakeBotAPI
 ) -> None:
     """Each send answers the id the chat gave it; a silent one goes with disable_notification."""
-    first = await transport.send("42", NOTICE)
+    first = await new(transport, "42", NOTICE)
     second = await transport.send("42", PHOTO, silent=True)
     assert (first, second) == (1, 2)
     assert [(s.message_id, s.silent) for s in fake_bot_api.sent_to(42)] == [(1, False), (2, True)]
@@ -55,8 +62,8 @@ async def test_edits_change_the_message_and_keep_its_button(
 ) -> None:
     """A text edit, a caption edit and a new image change the messages in place, button kept."""
     fake = fake_bot_api
-    text_id = await transport.send("5", NOTICE)
-    photo_id = await transport.send("5", PHOTO)
+    text_id = await new(transport, "5", NOTICE)
+    photo_id = await new(transport, "5", PHOTO)
     edited = replace(NOTICE, method=EDIT_TEXT, text="<b>New title</b>")
     assert await transport.send("5", edited, message_id=text_id) == text_id
     caption = replace(PHOTO, method=EDIT_CAPTION, text="<b>New caption</b>")
@@ -82,7 +89,7 @@ async def test_unchanged_and_vanished_messages_count_as_done(
 ) -> None:
     """An edit that changes nothing, and an edit or delete of a message the reader deleted,
     return normally; KEEP makes no call."""
-    sent = await transport.send("6", NOTICE)
+    sent = await new(transport, "6", NOTICE)
     same = replace(NOTICE, method=EDIT_TEXT)
     assert await transport.send("6", same, message_id=sent) == sent
     assert await transport.send("6", replace(NOTICE, method=EDIT_TEXT), message_id=99) == 99
@@ -97,10 +104,10 @@ async def test_delete_within_48_hours_and_refused_after(
     transport: BotTransport, fake_bot_api: FakeBotAPI
 ) -> None:
     """A fresh message is deleted; one past 48 hours raises DeleteRefusedError, still shown."""
-    fresh = await transport.send("7", NOTICE)
+    fresh = await new(transport, "7", NOTICE)
     await transport.send("7", replace(NOTICE, method=DELETE), message_id=fresh)
     assert fake_bot_api.message(7, fresh) is None
-    old = await transport.send("7", NOTICE)
+    old = await new(transport, "7", NOTICE)
     fake_bot_api.age(7, 49 * 3600)
     with pytest.raises(DeleteRefusedError):
         await transport.send("7", replace(NOTICE, method=DELETE), message_id=old)
@@ -111,7 +118,7 @@ async def test_a_caption_edit_of_a_message_sent_as_text_edits_its_text(
     transport: BotTransport, fake_bot_api: FakeBotAPI
 ) -> None:
     """A post whose image had failed went out as text: its caption edit becomes a text edit."""
-    sent = await transport.send("8", NOTICE)
+    sent = await new(transport, "8", NOTICE)
     fixed = replace(PHOTO, method=EDIT_CAPTION, text="<b>Fixed</b>")
     await transport.send("8", fixed, message_id=sent)
     assert (fake_bot_api.message(8, sent) or {})["text"] == "<b>Fixed</b>"
