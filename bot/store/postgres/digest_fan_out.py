@@ -10,26 +10,37 @@ from bot.choices import topics_text
 from bot.models import Channel, DigestGroup, Kind
 from bot.store.interface import DigestSlot
 from bot.store.postgres.db import Pool, transaction
-from bot.store.postgres.subscribers import DUE_SQL
+from bot.store.postgres.subscribers import due_sql, matches
 from bot.store.rules import FAN_OUT_BATCH
 
-# The group's readers still due for the day: `DUE_SQL` ($1-$3), then topics ($4) and where
-# their last window ended ($5; NULL matches NULL: never had one).
-_WHO = f"{DUE_SQL} AND topics = $4 AND digest_until IS NOT DISTINCT FROM $5"
-# Readers of the batch ids ($6, $7] marked done for the day with their window end ($8).
-_MARK = (
-    "UPDATE subscribers SET digest_day = $3, digest_until = $8"
-    f" WHERE id > $6 AND id <= $7 AND {_WHO}"
-)
-# ... and, in the same statement, a row queued for those on the channels ($11) of job $9.
-_MARK_AND_QUEUE = (
-    f"WITH marked AS ({_MARK} RETURNING id, channel, address),"
-    " added AS (INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
-    " priority) SELECT $9, $10 || channel || ':' || id, $12, channel, id, address, $13"
-    " FROM marked WHERE channel = ANY($11::text[]) ORDER BY id"
-    " ON CONFLICT (key) DO NOTHING RETURNING channel)"
-    " SELECT channel, count(*) FROM added GROUP BY channel"
-)
+
+def _who(slot: DigestSlot, group: DigestGroup) -> str:
+    """The group's readers still due for the day: `due_sql` ($1-$3), then topics ($4) and
+    where their last window ended ($5; NULL matches NULL: never had one)."""
+    since = matches("digest_until", "$5::timestamptz", group.since)
+    return f"{due_sql(slot)} AND topics = $4 AND {since}"
+
+
+def _mark(who: str) -> str:
+    """Readers of the batch ids ($6, $7] marked done for the day with their window end ($8)."""
+    return (
+        "UPDATE subscribers SET digest_day = $3, digest_until = $8"
+        f" WHERE id > $6 AND id <= $7 AND {who}"
+    )
+
+
+def _mark_and_queue(who: str) -> str:
+    """... and, in the same statement, a row queued for those on the channels ($11) of job
+    $9 (key prefix $10, kind $12, priority $13); the rows added per channel."""
+    return (
+        f"WITH marked AS ({_mark(who)} RETURNING id, channel, address),"
+        " added AS (INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id,"
+        " address, priority) SELECT $9, $10 || channel || ':' || id, $12, channel, id,"
+        " address, $13 FROM marked WHERE channel = ANY($11::text[]) ORDER BY id"
+        " ON CONFLICT (key) DO NOTHING RETURNING channel)"
+        " SELECT channel, count(*) FROM added GROUP BY channel"
+    )
+
 
 _CHANNEL = {c.value: c for c in Channel}
 
@@ -57,12 +68,13 @@ class DigestFanOut:
         Every reader of the group is marked, on any channel: one whose channel has no
         message in this digest would otherwise stay due, and be planned again, forever.
         """
+        sql = _who(slot, group)
         who = (*slot, day, topics_text(group.topics), group.since)
         wanted = sorted(c.value for c in channels)
         last = 0
         while True:
             upto = await self._pool.fetchval(
-                f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > $6 AND {_WHO}"
+                f"SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > $6 AND {sql}"
                 " ORDER BY id LIMIT $7) AS batch",
                 *who,
                 last,
@@ -73,10 +85,10 @@ class DigestFanOut:
             added = {channel: 0 for channel in channels}
             async with transaction(self._pool) as conn:
                 if job_id is None:
-                    await conn.execute(_MARK, *who, last, int(upto), until)
+                    await conn.execute(_mark(sql), *who, last, int(upto), until)
                 else:
                     counted = await conn.fetch(
-                        _MARK_AND_QUEUE, *who, last, int(upto), until, job_id,
+                        _mark_and_queue(sql), *who, last, int(upto), until, job_id,
                         f"{job_key}:", wanted, Kind.DIGEST.value, Kind.DIGEST.priority,
                     )  # fmt: skip
                     added.update({_CHANNEL[r[0]]: int(r[1]) for r in counted})
