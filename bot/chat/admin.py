@@ -202,6 +202,7 @@ class AdminHandlers:
             jobs=report.jobs,
             failed=report.failed,
             reports=report.reports,
+            corrections=report.corrections,
         )
         resend = None
         if delivery["failed"]:

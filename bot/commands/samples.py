@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from bot.models import (
     Channel,
+    CorrectionCounts,
     FailedItem,
     JobProgress,
     OutboxStatus,
@@ -125,6 +126,7 @@ def sample_replies(text: Reply) -> dict[str, str]:
         jobs=[job, job],
         failed=[failed],
         reports=ReportCounts(hard=1, soft=4, complaints=2),
+        corrections=CorrectionCounts(corrected=2, withdrawn=1, edited=30, pending=4),
     )
     out["stats/empty"] = text(
         "stats.html",
@@ -133,6 +135,7 @@ def sample_replies(text: Reply) -> dict[str, str]:
         jobs=[],
         failed=[],
         reports=ReportCounts(),
+        corrections=CorrectionCounts(),
     )
     out["resend_queued"] = text("resend_queued.html", count=2)
     out["error"] = text("error.html")

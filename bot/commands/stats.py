@@ -31,6 +31,11 @@ async def stats(settings: Settings, out: TextIO) -> int:
     out.write("deliveries   " + "  ".join(f"{k} {v}" for k, v in totals.items()) + "\n")
     r = report.reports
     out.write(f"bounces      hard {r.hard}  soft {r.soft}  complaints {r.complaints}\n")
+    fixes = report.corrections
+    out.write(
+        f"corrections  posts corrected {fixes.corrected}  withdrawn {fixes.withdrawn}"
+        f"  messages edited {fixes.edited}  waiting {fixes.pending}\n"
+    )
     if report.jobs:
         out.write("recent jobs\n")
     for job in report.jobs:
