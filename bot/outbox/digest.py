@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,8 +30,12 @@ from bot.store import Digests, DigestSlot
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = timedelta(seconds=60)  # look at least this often: clocks jump, readers choose
+# A slot planned for its day is looked at again only this long after (for readers who
+# chose it, or subscribed, since): most ticks then ask the database for the slots alone.
+RECHECK = timedelta(minutes=15)
 MANUAL_SINCE = timedelta(days=1)  # a digest sent by hand to one who never had one
 KEY_MAX = 160  # longer job keys (many topics) are hashed
+RENDERS_KEPT = 64  # digests kept rendered across ticks
 
 Slot = tuple[time, ZoneInfo]  # a slot as the scheduler reads it: local time and zone
 
@@ -122,13 +127,17 @@ class DigestScheduler:
         self.clock = clock
         self.catch_up = catch_up
         self.slots: list[Slot] = []  # as of the last tick: when to wake next
-        # Per tick: many groups share a window, many windows the same posts.
+        self._planned: dict[DigestSlot, tuple[date, datetime]] = {}  # day, and when
+        # Many groups share a window (read once a tick), and many windows the same posts
+        # (rendered once while they stay the same: neighbouring slots, one zone's day).
         self._windows: dict[tuple[datetime, datetime], tuple[tuple[Post, ...], frozenset[str]]]
-        self._renders: dict[tuple[date, tuple[str, ...], frozenset[str]], tuple[Rendered, str]]
+        self._renders: OrderedDict[
+            tuple[date, tuple[Post, ...], frozenset[str]], tuple[Rendered, str]
+        ] = OrderedDict()
         self._fresh()
 
     def _fresh(self) -> None:
-        self._windows, self._renders, self._woken = {}, {}, False
+        self._windows, self._woken = {}, False
 
     def slot_time(self, slot: DigestSlot) -> Slot:
         """A stored slot as local time and zone; unset (or unreadable) parts: the site's."""
@@ -160,24 +169,32 @@ class DigestScheduler:
         site_until = await self.digests.last_until()
         for (at, tz), raw in (await self._by_time()).items():
             day = due_digest_day(now, at, tz, catch_up=self.catch_up)
-            if day is not None:
+            if day is None:
+                continue
+            due = [slot for slot in raw if self._unplanned(slot, day, now)]
+            if due:
                 first = site_until if (at, tz) == (self.at, self.tz) else None
-                runs += await self._plan(now, day, at, tz, raw, first_since=first)
+                runs += await self._plan(now, day, at, tz, due, first_since=first)
+                self._planned.update(dict.fromkeys(due, (day, now)))
         site = await self._site_scheduled(now)
         if site is not None:
             runs.append(site)
         if any(r.queued for r in runs):
             await self.publisher.queued()
-        for r in runs:
-            if r.job_id is not None or r.readers:
-                log.info(
-                    "digest: %s: %d posts to %d readers (%d rows)",
-                    r.key,
-                    len(r.posts),
-                    r.readers,
-                    r.queued,
-                )
+        if runs:
+            log.info(
+                "digest: %d digests for %d readers (%d with no post of their topics): %d rows",
+                sum(1 for r in runs if r.job_id is not None),
+                sum(r.readers for r in runs),
+                sum(r.readers for r in runs if not r.posts),
+                sum(r.queued for r in runs),
+            )
         return runs
+
+    def _unplanned(self, slot: DigestSlot, day: date, now: datetime) -> bool:
+        """Whether `slot` may have readers still due for `day` (not planned lately)."""
+        planned = self._planned.get(slot)
+        return planned is None or planned[0] != day or not timedelta() <= now - planned[1] < RECHECK
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop`, sleeping until the next digest time of any slot (at most a
@@ -331,8 +348,10 @@ class DigestScheduler:
         self, day: date, posts: tuple[Post, ...], updated: frozenset[str]
     ) -> tuple[Rendered, str]:
         """The digest rendered (and encoded) once for every group that gets the same."""
-        cache = (day, tuple(p.path for p in posts), updated)
-        if cache not in self._renders:
+        cache = (day, posts, updated)  # the posts as they are: a correction renders anew
+        if cache in self._renders:
+            self._renders.move_to_end(cache)
+        else:
             renderer = self.publisher.renderer
             rendered = Rendered()
             if posts:
@@ -341,6 +360,8 @@ class DigestScheduler:
                     email=renderer.digest_email(posts, day, updated),
                 )
             self._renders[cache] = rendered, rendered.encode()
+            if len(self._renders) > RENDERS_KEPT:
+                self._renders.popitem(last=False)
         return self._renders[cache]
 
     # -- the site's digest: the stand-ins', and the log first-time readers start from ----
