@@ -33,6 +33,9 @@ MAX_SLEEP = timedelta(seconds=60)  # look at least this often: clocks jump, read
 # A slot planned for its day is looked at again only this long after (for readers who
 # chose it, or subscribed, since): most ticks then ask the database for the slots alone.
 RECHECK = timedelta(minutes=15)
+# The slots in use are read again this often (a pass over every digest reader): a reader's
+# new digest time counts from then on, sent late by at most this if it was just due.
+SLOTS_FRESH = timedelta(minutes=5)
 MANUAL_SINCE = timedelta(days=1)  # a digest sent by hand to one who never had one
 KEY_MAX = 160  # longer job keys (many topics) are hashed
 RENDERS_KEPT = 64  # digests kept rendered across ticks
@@ -128,6 +131,7 @@ class DigestScheduler:
         self.catch_up = catch_up
         self.slots: list[Slot] = []  # as of the last tick: when to wake next
         self._planned: dict[DigestSlot, tuple[date, datetime]] = {}  # day, and when
+        self._slots: tuple[datetime, dict[Slot, list[DigestSlot]]] | None = None  # read when
         # Many groups share a window (read once a tick), and many windows the same posts
         # (rendered once while they stay the same: neighbouring slots, one zone's day).
         self._windows: dict[tuple[datetime, datetime], tuple[tuple[Post, ...], frozenset[str]]]
@@ -148,12 +152,19 @@ class DigestScheduler:
                 at = time(*parse_hhmm(at_text))
         return at, zone(tz_name, self.tz)
 
-    async def _by_time(self) -> dict[Slot, list[DigestSlot]]:
-        """The readers' slots by what they mean ("08:00" and None may be the same)."""
+    async def _by_time(self, now: datetime | None = None) -> dict[Slot, list[DigestSlot]]:
+        """The readers' slots by what they mean ("08:00" and None may be the same); as
+        read at most `SLOTS_FRESH` before `now`, or read now."""
+        if now is not None and self._slots is not None:
+            read_at, known = self._slots
+            if timedelta() <= now - read_at < SLOTS_FRESH:
+                return known
         out: dict[Slot, list[DigestSlot]] = {}
         for slot in await self.store.subscribers.digest_slots():
             out.setdefault(self.slot_time(slot), []).append(slot)
         self.slots = list(out)
+        if now is not None:
+            self._slots = now, out
         return out
 
     # -- the scheduler -------------------------------------------------------------------
@@ -167,7 +178,7 @@ class DigestScheduler:
         # before this tick's site digest moves it, which goes last, so a tick cut short
         # plans the same windows again.
         site_until = await self.digests.last_until()
-        for (at, tz), raw in (await self._by_time()).items():
+        for (at, tz), raw in (await self._by_time(now)).items():
             day = due_digest_day(now, at, tz, catch_up=self.catch_up)
             if day is None:
                 continue
