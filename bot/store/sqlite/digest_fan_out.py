@@ -17,6 +17,9 @@ from bot.store.sqlite.subscribers import DUE_SQL
 # The group's readers still due for the day; `DUE_SQL`'s three parameters, then topics and
 # where their last window ended (NULL matches NULL: never had one).
 _WHO = f"{DUE_SQL} AND topics = ? AND digest_until IS ?"
+# By the slot's index: SQLite otherwise picks the status index and a batch's id range,
+# reading every subscriber in it (28 ms a statement at 100,000 readers, not 1 ms).
+_READERS = "subscribers INDEXED BY subscribers_digest_slot"
 
 
 class DigestFanOut:
@@ -60,7 +63,7 @@ class DigestFanOut:
                     cur = await self._conn.execute(
                         "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id,"
                         " address, priority) SELECT ?, ? || id, ?, channel, id, address, ?"
-                        f" FROM subscribers WHERE id > ? AND id <= ? AND {_WHO}"
+                        f" FROM {_READERS} WHERE id > ? AND id <= ? AND {_WHO}"
                         " AND channel = ? ON CONFLICT(key) DO NOTHING",
                         (
                             job_id, f"{job_key}:{channel.value}:", Kind.DIGEST.value,
@@ -69,7 +72,7 @@ class DigestFanOut:
                     )  # fmt: skip
                     added[channel] = max(0, cur.rowcount)
                 await self._conn.execute(
-                    "UPDATE subscribers SET digest_day = ?, digest_until = ?"
+                    f"UPDATE {_READERS} SET digest_day = ?, digest_until = ?"
                     f" WHERE id > ? AND id <= ? AND {_WHO}",
                     (day, iso(until), last, upto, *who),
                 )
