@@ -39,6 +39,31 @@ def is_paid(rate_per_s: float) -> bool:
     return rate_per_s > FREE_RATE_PER_S
 
 
+class FreeLane:
+    """Evenly spaced turns at the free rate, for the calls paid broadcasting does not cover.
+
+    `allow_paid_broadcast` exists on sends only: edits and deletes are held to Telegram's
+    free 30 messages a second even while sends go at a paid rate. So in paid mode a
+    correction waits for a turn here as well as for its slot of the pacer, and for a second
+    that holds fewer than `limit` calls of any kind (Telegram counts the paid sends too).
+    Per process.
+    """
+
+    def __init__(self, rate_per_s: float = FREE_RATE_PER_S * GLOBAL_MARGIN) -> None:
+        self.interval_s = 1.0 / rate_per_s
+        self.limit = math.floor(rate_per_s)  # calls of any kind in the last second
+        self._next = 0.0
+
+    def reserve(self, now: float, hold_max_s: float) -> tuple[bool, float]:
+        """(True, when to start) with the turn taken; or (False, when one is free) if that
+        is more than `hold_max_s` away, taking nothing."""
+        at = max(now, self._next)
+        if at - now > hold_max_s:
+            return False, at
+        self._next = at + self.interval_s
+        return True, at
+
+
 @dataclass(frozen=True)
 class Slot:
     """When a send may start; `granted` is False when the caller must ask again at `at`.
@@ -201,6 +226,15 @@ class Pacer:
             return starts[0] + 1.0 - now + 1e-6
         starts.append(now)
         return 0.0
+
+    def crowded_for(self, now: float, limit: int) -> float:
+        """Seconds until the last second holds fewer than `limit` starts (0: now)."""
+        starts = self._starts
+        while starts and starts[0] <= now - 1.0:
+            starts.popleft()
+        if len(starts) < limit:
+            return 0.0
+        return starts[len(starts) - limit] + 1.0 - now + 1e-6
 
     def throttled(self, chat: str, retry_after_s: float, now: float, *, sent_at: float) -> bool:
         """Telegram answered 429 for `chat`: pause it; returns True if the whole sender paused.

@@ -19,7 +19,7 @@ from bot.delivery.fallback import degrade
 from bot.delivery.inflight import InFlight
 from bot.delivery.mail import outgoing, personalize
 from bot.delivery.outcomes import Action, Outcomes, RetryPolicy, Verdict, classify, release
-from bot.delivery.pacing import ChannelPause, Pacer
+from bot.delivery.pacing import ChannelPause, FreeLane, Pacer
 from bot.delivery.quiet import silent
 from bot.models import (
     KEEP,
@@ -163,6 +163,8 @@ class TelegramSender:
         self._booking_failed = False
         self.site_tz = site_tz or ZoneInfo("UTC")
         self.clock = clock
+        # Paid sends do not make edits paid: corrections keep to the free rate besides.
+        self._free_lane = FreeLane() if pacer is not None and pacer.paid else None
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Send the row's remaining parts, paced; the ItemUpdate to write back."""
@@ -174,7 +176,7 @@ class TelegramSender:
             if not needed:  # no call, so no pacing either
                 turn.done(message_id)
                 continue
-            granted, slot_at = await self._pace(turn.address)
+            granted, slot_at = await self._pace(turn.address, edit=turn.edit)
             if not granted or self.closing():
                 # Busy chat or paused sender: back to the queue until then. Stopping: as is.
                 return turn.release(at=0.0 if granted else slot_at)
@@ -269,8 +271,36 @@ class TelegramSender:
             item, verdict, parts=parts, flags=flags, address=address, message_ids=turn.message_ids
         )
 
-    async def _pace(self, chat: str) -> tuple[bool, float]:
-        """Wait for a slot for `chat`: (True, its time), or (False, when to try again)."""
+    async def _free_turn(self) -> float | None:
+        """Wait for an edit's turn at the free rate (paid mode only); None once it is here,
+        else when to try again (the row goes back to the queue meanwhile).
+
+        Telegram counts the paid sends of the last second too: a second crowded with them
+        is waited out first, then turns are taken one after another from there (waiting
+        out the crowd after taking turns would fire them all at once)."""
+        lane, pacer = self._free_lane, self.pacer
+        if lane is None or pacer is None:
+            return None
+        crowded_s = pacer.crowded_for(time.time(), lane.limit)
+        if crowded_s > HOLD_MAX_S:
+            return time.time() + crowded_s
+        if crowded_s > 0:
+            await asyncio.sleep(crowded_s)
+        now = time.time()
+        granted, at = lane.reserve(now, HOLD_MAX_S)
+        if not granted:
+            return at
+        if at > now:
+            await asyncio.sleep(at - now)
+        if (crowded_s := pacer.crowded_for(time.time(), lane.limit)) > 0:
+            return time.time() + crowded_s  # paid sends came meanwhile
+        return None
+
+    async def _pace(self, chat: str, *, edit: bool = False) -> tuple[bool, float]:
+        """Wait for a slot for `chat`: (True, its time), or (False, when to try again).
+
+        `edit`: an edit or delete, which in paid mode also waits for its turn at the free
+        rate once its slot is due (a turn taken before a pause would bunch after it)."""
         if self.pacer is None:
             return True, time.time()
         while True:
@@ -287,6 +317,8 @@ class TelegramSender:
             if slot.granted and self.pacer.missed(chat, slot.at, time.time()):
                 continue
             if slot.granted:
+                if edit and (free_at := await self._free_turn()) is not None:
+                    return False, free_at
                 while (wait_s := self.pacer.admit(time.time())) > 0:  # noqa: ASYNC110
                     await asyncio.sleep(wait_s)
                 return True, slot.at

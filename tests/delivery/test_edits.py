@@ -238,6 +238,26 @@ async def test_corrections_keep_the_rate_limits(tmp_path: Path) -> None:
         assert len(times) == 3 and all(b - a >= 0.99 for a, b in itertools.pairwise(times))
 
 
+async def test_in_paid_mode_corrections_keep_to_the_free_rate(tmp_path: Path) -> None:
+    """Edits carry no allow_paid_broadcast: at rate 1000, right after a paid fan-out, a
+    correction to 100 chats waits out the paid sends' second and then stays under Telegram's
+    30 a second, drawing no 429."""
+    async with FakeBotAPI() as fake, running(tg_settings(tmp_path, fake, rate=1000)) as rig:
+        chats = list(range(1, 101))
+        await queue(rig.store, "post:1", Kind.POST, (TEXT,), chats)
+        rig.delivery.notify()
+        await rig.drained(timeout=30)
+        assert all(s.allow_paid_broadcast for s in fake.sent)
+        start = len(fake.sent)
+        await correct(rig.store, "edit:1:1", (TelegramMessage(EDIT_TEXT, "Fixed."),))
+        rig.delivery.notify()
+        await rig.drained(timeout=30)
+        edits = fake.sent[start:]
+        assert len(edits) == 100 and {s.method for s in edits} == {"editMessageText"}
+        assert fake.too_many == 0
+        assert max_per_second([s.at for s in edits]) <= 30
+
+
 async def test_without_a_token_corrections_are_written_to_the_outbox_folder(
     tmp_path: Path,
 ) -> None:
