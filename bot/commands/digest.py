@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from bot.app import install_stop_signals
 from bot.delivery.loop import DeliveryConfig
@@ -29,12 +30,12 @@ SHOWN_RUNS = 20  # --dry-run lists this many of the readers' digests
 
 
 async def digest(settings: Settings, *, dry_run: bool) -> int:
-    """`herald digest`: today's digest, queued now and delivered.
+    """`herald digest`: a digest now, queued and delivered.
 
-    Every reader with the digest on who has not had today's (their own local day) gets the
-    posts since their own previous digest, filtered by their topics, and is then done for
-    today (their digest time later today sends nothing more); readers who had today's get
-    nothing new. The outbox stand-ins get the site's digest of every post since the last.
+    Every reader with the digest on gets the posts since their own previous digest,
+    filtered by their topics (nothing when there are none); their window moves on to now,
+    so their scheduled digest later holds only what comes after. The outbox stand-ins get
+    the site's digest of every post since the last.
 
     With `dry_run` the site's digest is printed (Telegram HTML, then the email's text part)
     with who would get what, and nothing is queued. A `herald run` on the database delivers
@@ -56,15 +57,14 @@ async def digest(settings: Settings, *, dry_run: bool) -> int:
             _print_digest(result, settings.public_base)
             return 0
         if not result.job_ids:
-            print(f"digest {result.name}: no new posts, nothing sent{_had_it(result)}")
+            print(f"digest {result.name}: no new posts, nothing sent")
             return 0
         stop = asyncio.Event()
         install_stop_signals(stop)
-        counts = await _see_through(store, settings, result.job_ids, result.name, stop)
+        counts = await _see_through(store, settings, site.tz, result.job_ids, result.name, stop)
     shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(
-        f"digest {result.name}: {_post_count(result)} posts to {result.queued} recipients:"
-        f" {shown}{_had_it(result)}"
+        f"digest {result.name}: {_post_count(result)} posts to {result.queued} recipients: {shown}"
     )
     return 0
 
@@ -73,14 +73,13 @@ def _post_count(result: DigestNow) -> int:
     return len({p.path for r in (result.site, *result.runs) for p in r.posts})
 
 
-def _had_it(result: DigestNow) -> str:
-    if not result.had_it:
-        return ""
-    return f" ({result.had_it} readers had today's digest already; their next one holds the rest)"
-
-
 async def _see_through(
-    store: Store, settings: Settings, job_ids: list[int], name: str, stop: asyncio.Event
+    store: Store,
+    settings: Settings,
+    site_tz: ZoneInfo,
+    job_ids: list[int],
+    name: str,
+    stop: asyncio.Event,
 ) -> Counter[OutboxStatus]:
     """Until the jobs are done (or `stop`): watch a `herald run` deliver them, or deliver
     them here when there is none, or when the one there was goes away meanwhile."""
@@ -94,7 +93,7 @@ async def _see_through(
             if runner is None:
                 if said is not None:
                     print(f"digest {name}: {said} is gone; delivering the rest here", flush=True)
-                await _deliver(store, settings, job_ids, stop)
+                await _deliver(store, settings, site_tz, job_ids, stop)
                 break
             if runner != said:
                 print(f"digest {name}: queued; the `herald run` ({runner}) delivers it", flush=True)
@@ -112,7 +111,7 @@ async def _see_through(
 
 
 async def _deliver(
-    store: Store, settings: Settings, job_ids: list[int], stop: asyncio.Event
+    store: Store, settings: Settings, site_tz: ZoneInfo, job_ids: list[int], stop: asyncio.Event
 ) -> None:
     """Deliver from here until the jobs are done, as one more process on the database."""
     # Another `herald run` may start meanwhile and deliver from the same outbox: leave its
@@ -121,7 +120,9 @@ async def _deliver(
         telegram_workers=workers_for(settings.telegram_rate), recover_on_start=False
     )
     async with AsyncExitStack() as stack:
-        delivery = await stack.enter_async_context(open_delivery(store, settings, config=config))
+        delivery = await stack.enter_async_context(
+            open_delivery(store, settings, config=config, site_tz=site_tz)
+        )
         # Joined (never leading): another process sees these claimed rows as a live one's.
         await stack.enter_async_context(store.cluster.joined(worker=True, on_wake=delivery.notify))
         sending = asyncio.create_task(delivery.run(stop))
@@ -168,7 +169,7 @@ def _print_digest(result: DigestNow, public: str) -> None:
             print(text)
     runs = sorted(result.runs, key=lambda r: -r.readers)
     if runs:
-        print(f"==> readers: {result.readers} due today, {result.had_it} had it already <==")
+        print(f"==> readers: {result.readers} <==")
     for r in runs[:SHOWN_RUNS]:
         topics = ", ".join(r.topics) or "every topic"
         print(

@@ -65,12 +65,11 @@ class DigestRun:
 
 @dataclass(frozen=True)
 class DigestNow:
-    """What `herald digest` did (or, dry, would do): today's digest, now."""
+    """What `herald digest` did (or, dry, would do): each reader's digest, now."""
 
     name: str  # the site digest's name: its local day, `@HHMMSS` for an extra one
     site: DigestRun  # every post since the site's last digest: the stand-ins', --dry-run's
     runs: tuple[DigestRun, ...]  # the readers' own
-    had_it: int  # readers who had today's digest already: nothing for them now
 
     @property
     def job_ids(self) -> list[int]:
@@ -228,9 +227,10 @@ class DigestScheduler:
 
     # -- by hand: `herald digest` ----------------------------------------------------------
     async def send_now(self, now: datetime, *, dry_run: bool = False) -> DigestNow:
-        """Today's digest, now: every reader who has not had today's (their local day) gets
-        the posts since their own previous digest, and is done for today; those who had it
-        get nothing (never twice a day). The stand-ins get the site digest as ever.
+        """A digest now, by hand: every reader with the digest on gets the posts since their
+        own previous digest (nothing when there are none for their topics), and their
+        window moves on to now, so their scheduled digest holds only what comes after: no
+        post twice. The stand-ins get the site digest as ever.
 
         `dry_run`: planned and rendered, nothing queued or marked.
         """
@@ -245,8 +245,7 @@ class DigestScheduler:
                 now, day, at, tz, raw, by_hand=True, first_since=first, dry_run=dry_run
             )
         site = await self._site(now, name, site_since, now, dry_run=dry_run)
-        wanted = sum(c.daily for c in (await self.store.subscribers.preference_counts()).values())
-        result = DigestNow(name, site, tuple(runs), max(0, wanted - sum(r.readers for r in runs)))
+        result = DigestNow(name, site, tuple(runs))
         if result.queued:
             await self.publisher.queued()
         return result
@@ -269,7 +268,9 @@ class DigestScheduler:
         merged: dict[tuple[tuple[str, ...], datetime | None], list[tuple[DigestSlot, DigestGroup]]]
         merged = {}
         for slot in raw:
-            for group in await self.store.subscribers.digest_groups(slot, day.isoformat()):
+            # By hand every digest reader is due, whatever day their last digest was.
+            due = None if by_hand else day.isoformat()
+            for group in await self.store.subscribers.digest_groups(slot, due):
                 merged.setdefault((group.topics, group.since), []).append((slot, group))
         runs = []
         for (topics, since), members in merged.items():
@@ -288,7 +289,7 @@ class DigestScheduler:
             job_id, queued = None, 0
             if not dry_run:
                 job_id, queued = await self._fan_out(
-                    now, key, day, rendered, payload, members, window[1]
+                    now, key, day, rendered, payload, members, window[1], by_hand=by_hand
                 )
             runs.append(
                 DigestRun(
@@ -317,8 +318,11 @@ class DigestScheduler:
         payload: str,
         members: list[tuple[DigestSlot, DigestGroup]],
         until: datetime,
+        *,
+        by_hand: bool = False,
     ) -> tuple[int | None, int]:
-        """Queue one group's digest (a job only when it has posts) and mark its readers."""
+        """Queue one group's digest (a job only when it has posts) and mark its readers
+        (by hand: only their window moves on, their scheduled digest still comes)."""
         outbox = self.store.outbox
         job_id: int | None = None
         channels: frozenset[Channel] = frozenset(Channel)
@@ -329,8 +333,9 @@ class DigestScheduler:
             channels = plan.channels_with_content(rendered)
         queued = 0
         for slot, group in members:
+            marked_day = None if by_hand else day.isoformat()
             async for added in outbox.fan_out_digest(
-                job_id, key, channels, slot=slot, day=day.isoformat(), group=group, until=until
+                job_id, key, channels, slot=slot, day=marked_day, group=group, until=until
             ):
                 self.publisher.count_queued(Kind.DIGEST, added)
                 queued += sum(added.values())

@@ -250,10 +250,10 @@ class Subscribers(Protocol):
         """The distinct (digest_at, tz) of active subscribers with the digest on."""
         ...
 
-    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+    async def digest_groups(self, slot: DigestSlot, day: str | None) -> list[DigestGroup]:
         """Active digest readers of `slot` whose digest for local `day` (ISO) is not done
         yet (their last digest day is before it, or they never had one), grouped by
-        (topics, since)."""
+        (topics, since). `day` None: every digest reader of the slot (a digest by hand)."""
         ...
 
 
@@ -311,7 +311,7 @@ class Outbox(Protocol):
         channels: Collection[Channel],
         *,
         slot: DigestSlot,
-        day: str,
+        day: str | None,
         group: DigestGroup,
         until: datetime,
         batch: int = ...,
@@ -319,7 +319,11 @@ class Outbox(Protocol):
         """Queue the digest `job_id` for the readers of `group` in `slot` still due for
         local `day`, and in the same transactions mark them done for `day` with their
         window ending at `until` (the next one starts there). `job_id` None: nothing to
-        send them (no post for their topics), only marked. Keys as `fan_out`'s."""
+        send them (no post for their topics), only marked. Keys as `fan_out`'s.
+
+        `day` None: a digest by hand, for every reader of the group whatever their last
+        day; only their window moves on (their scheduled digest still comes, holding what
+        was published after `until`)."""
         ...
 
     async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:

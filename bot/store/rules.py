@@ -45,3 +45,8 @@ def ids_text(ids: Sequence[int]) -> str:
 def ids_of(text: str | None) -> tuple[int, ...]:
     """The message ids of a stored `message_ids`."""
     return tuple(int(i) for i in (text or "").split(",") if i)
+
+
+# The day a digest by hand (`herald digest`) asks readers to be due before: later than any,
+# so every reader with the digest on is due, whatever day their last digest was.
+BY_HAND_DAY = "9999-12-31"

@@ -205,9 +205,10 @@ async def test_a_new_reader_starts_where_the_sites_digest_ended(tmp_path: Path) 
     assert [titles(t) for t in got["late"]] == [["Digest item 2"]]
 
 
-async def test_herald_digest_sends_todays_digest_now_once(tmp_path: Path) -> None:
-    """By hand: readers who have not had today's get the posts since their previous one now
-    and none later today; a second run sends them nothing; the next day's holds the rest."""
+async def test_herald_digest_sends_each_reader_what_is_new_to_them_now(tmp_path: Path) -> None:
+    """By hand: every digest reader gets the posts since their own previous digest, now; a
+    second run with nothing new sends nothing; their scheduled digests still come, holding
+    only what was published after: no post twice."""
     async with running(make_settings(tmp_path), start=False) as rig:
         store = rig.store
         await reader(store, "early", digest_at="07:00")
@@ -219,26 +220,29 @@ async def test_herald_digest_sends_todays_digest_now_once(tmp_path: Path) -> Non
         await seen(store, 2, "2026-01-15T09:00", topics=["sport"])
 
         dry = await sched.send_now(at("2026-01-15T10:00"), dry_run=True)
-        assert (dry.readers, dry.had_it, dry.queued) == (1, 1, 0)
+        assert (dry.readers, dry.queued) == (2, 0)
         assert [p.title for p in dry.site.posts] == ["Digest item 1", "Digest item 2"]
         assert await inbox(store) == {}
 
         done = await sched.send_now(at("2026-01-15T10:00"))
-        assert done.name == "2026-01-15" and done.had_it == 1
+        assert done.name == "2026-01-15"
         got = await inbox(store)
+        assert [titles(t) for t in got["early"]] == [["Digest item 2"]]  # item 1 came at 07:00
         assert [titles(t) for t in got["evening"]] == [["Digest item 1", "Digest item 2"]]
-        assert "early" not in got  # had today's already
 
         again = await sched.send_now(at("2026-01-15T11:00"))
-        assert again.name == "2026-01-15@110000" and again.readers == 0
-        await sched.tick(at("2026-01-15T18:00:05"))  # the evening reader's own time
+        assert again.name == "2026-01-15@110000" and again.queued == 0
         assert await inbox(store) == {}
         await seen(store, 3, "2026-01-15T12:00", topics=["sport"])
+        await sched.tick(at("2026-01-15T18:00:05"))  # the evening reader's own time
+        assert {a: [titles(t) for t in ts] for a, ts in (await inbox(store)).items()} == {
+            "evening": [["Digest item 3"]]
+        }
         for tick in ("2026-01-16T07:00:05", "2026-01-16T08:00:05", "2026-01-16T18:00:05"):
             await sched.tick(at(tick))
         nxt = await inbox(store)
-    assert [titles(t) for t in nxt["early"]] == [["Digest item 2", "Digest item 3"]]
-    assert [titles(t) for t in nxt["evening"]] == [["Digest item 3"]]
+    assert [titles(t) for t in nxt["early"]] == [["Digest item 3"]]
+    assert "evening" not in nxt  # nothing new for it since its 18:00 digest
 
 
 async def test_scheduler_loop_delivers_digest_to_outbox_files(tmp_path: Path) -> None:

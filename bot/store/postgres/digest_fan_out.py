@@ -11,7 +11,7 @@ from bot.models import Channel, DigestGroup, Kind
 from bot.store.interface import DigestSlot
 from bot.store.postgres.db import Pool, transaction
 from bot.store.postgres.subscribers import due_sql, matches
-from bot.store.rules import FAN_OUT_BATCH
+from bot.store.rules import BY_HAND_DAY, FAN_OUT_BATCH
 
 
 def _who(slot: DigestSlot, group: DigestGroup) -> str:
@@ -21,19 +21,18 @@ def _who(slot: DigestSlot, group: DigestGroup) -> str:
     return f"{due_sql(slot)} AND topics = $4 AND {since}"
 
 
-def _mark(who: str) -> str:
-    """Readers of the batch ids ($6, $7] marked done for the day with their window end ($8)."""
-    return (
-        "UPDATE subscribers SET digest_day = $3, digest_until = $8"
-        f" WHERE id > $6 AND id <= $7 AND {who}"
-    )
+def _mark(who: str, by_hand: bool) -> str:
+    """Readers of the batch ids ($6, $7] marked done for the day with their window end ($8);
+    `by_hand`: only their window moves on."""
+    day = "" if by_hand else "digest_day = $3, "
+    return f"UPDATE subscribers SET {day}digest_until = $8 WHERE id > $6 AND id <= $7 AND {who}"
 
 
-def _mark_and_queue(who: str) -> str:
+def _mark_and_queue(who: str, by_hand: bool) -> str:
     """... and, in the same statement, a row queued for those on the channels ($11) of job
     $9 (key prefix $10, kind $12, priority $13); the rows added per channel."""
     return (
-        f"WITH marked AS ({_mark(who)} RETURNING id, channel, address),"
+        f"WITH marked AS ({_mark(who, by_hand)} RETURNING id, channel, address),"
         " added AS (INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id,"
         " address, priority) SELECT $9, $10 || channel || ':' || id, $12, channel, id,"
         " address, $13 FROM marked WHERE channel = ANY($11::text[]) ORDER BY id"
@@ -57,7 +56,7 @@ class DigestFanOut:
         channels: Collection[Channel],
         *,
         slot: DigestSlot,
-        day: str,
+        day: str | None,
         group: DigestGroup,
         until: datetime,
         batch: int = FAN_OUT_BATCH,
@@ -69,7 +68,8 @@ class DigestFanOut:
         message in this digest would otherwise stay due, and be planned again, forever.
         """
         sql = _who(slot, group)
-        who = (*slot, day, topics_text(group.topics), group.since)
+        by_hand = day is None
+        who = (*slot, BY_HAND_DAY if day is None else day, topics_text(group.topics), group.since)
         wanted = sorted(c.value for c in channels)
         last = 0
         while True:
@@ -85,10 +85,10 @@ class DigestFanOut:
             added = {channel: 0 for channel in channels}
             async with transaction(self._pool) as conn:
                 if job_id is None:
-                    await conn.execute(_mark(sql), *who, last, int(upto), until)
+                    await conn.execute(_mark(sql, by_hand), *who, last, int(upto), until)
                 else:
                     counted = await conn.fetch(
-                        _mark_and_queue(sql), *who, last, int(upto), until, job_id,
+                        _mark_and_queue(sql, by_hand), *who, last, int(upto), until, job_id,
                         f"{job_key}:", wanted, Kind.DIGEST.value, Kind.DIGEST.priority,
                     )  # fmt: skip
                     added.update({_CHANNEL[r[0]]: int(r[1]) for r in counted})

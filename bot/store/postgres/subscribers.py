@@ -14,6 +14,7 @@ from bot.models import Channel, DigestGroup, PreferenceCounts, Status, Subscribe
 from bot.store.interface import DigestSlot, ImportRow
 from bot.store.postgres.db import Pool, affected, transaction
 from bot.store.postgres.mail_reports import MailReports
+from bot.store.rules import BY_HAND_DAY
 
 MIGRATIONS = [
     """
@@ -445,7 +446,7 @@ class Subscribers(MailReports):
         )
         return [(r[0], r[1]) for r in rows]
 
-    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+    async def digest_groups(self, slot: DigestSlot, day: str | None) -> list[DigestGroup]:
         """Active digest readers of `slot` not done for local `day`, grouped by (topics,
         since); a NULL part of the slot matches NULL."""
         rows = await self._pool.fetch(
@@ -453,6 +454,6 @@ class Subscribers(MailReports):
             f" WHERE {due_sql(slot)} GROUP BY topics, digest_until"
             " ORDER BY topics, digest_until",
             *slot,
-            day,
+            BY_HAND_DAY if day is None else day,
         )
         return [DigestGroup(topics=topics_of(r[0]), since=r[1], readers=int(r[2])) for r in rows]

@@ -10,7 +10,7 @@ import aiosqlite
 from bot.choices import topics_text
 from bot.models import Channel, DigestGroup, Kind
 from bot.store.interface import DigestSlot
-from bot.store.rules import FAN_OUT_BATCH
+from bot.store.rules import BY_HAND_DAY, FAN_OUT_BATCH
 from bot.store.sqlite.db import iso, transaction
 from bot.store.sqlite.subscribers import DUE_SQL
 
@@ -34,7 +34,7 @@ class DigestFanOut:
         channels: Collection[Channel],
         *,
         slot: DigestSlot,
-        day: str,
+        day: str | None,
         group: DigestGroup,
         until: datetime,
         batch: int = FAN_OUT_BATCH,
@@ -45,7 +45,8 @@ class DigestFanOut:
         Every reader of the group is marked, on any channel: one whose channel has no
         message in this digest would otherwise stay due, and be planned again, forever.
         """
-        who = (*slot, day, topics_text(group.topics), iso(group.since) if group.since else None)
+        due = BY_HAND_DAY if day is None else day
+        who = (*slot, due, topics_text(group.topics), iso(group.since) if group.since else None)
         last = 0
         while True:
             async with self._conn.execute(
@@ -72,8 +73,9 @@ class DigestFanOut:
                     )  # fmt: skip
                     added[channel] = max(0, cur.rowcount)
                 await self._conn.execute(
-                    f"UPDATE {_READERS} SET digest_day = ?, digest_until = ?"
-                    f" WHERE id > ? AND id <= ? AND {_WHO}",
+                    # By hand (day None) the day stays: only the window moves on.
+                    f"UPDATE {_READERS} SET digest_day = COALESCE(?, digest_day),"
+                    f" digest_until = ? WHERE id > ? AND id <= ? AND {_WHO}",
                     (day, iso(until), last, upto, *who),
                 )
             yield added

@@ -10,6 +10,7 @@ import aiosqlite
 from bot.choices import topics_of, topics_text
 from bot.models import Channel, DigestGroup, PreferenceCounts, Status, Subscriber
 from bot.store.interface import DigestSlot, ImportRow
+from bot.store.rules import BY_HAND_DAY
 from bot.store.sqlite.db import transaction
 from bot.store.sqlite.mail_reports import MailReports
 
@@ -392,13 +393,13 @@ class Subscribers(MailReports):
         ) as cur:
             return [(r[0], r[1]) for r in await cur.fetchall()]
 
-    async def digest_groups(self, slot: DigestSlot, day: str) -> list[DigestGroup]:
+    async def digest_groups(self, slot: DigestSlot, day: str | None) -> list[DigestGroup]:
         """Active digest readers of `slot` not done for local `day`, grouped by (topics,
         since); a NULL part of the slot matches NULL (`IS`)."""
         async with self._conn.execute(
             "SELECT topics, digest_until, COUNT(*) FROM subscribers"
             f" WHERE {DUE_SQL} GROUP BY topics, digest_until ORDER BY topics, digest_until",
-            (*slot, day),
+            (*slot, BY_HAND_DAY if day is None else day),
         ) as cur:
             rows = list(await cur.fetchall())
         return [
