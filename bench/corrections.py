@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.delivery import fake_bot_api  # noqa: E402
 from bot.delivery.loop import Delivery, DeliveryConfig  # noqa: E402
 from bot.delivery.pacing import Pacer, is_paid  # noqa: E402
 from bot.delivery.setup import workers_for  # noqa: E402
@@ -46,20 +45,6 @@ from bot.transports.files import FilesMail  # noqa: E402
 from bot.transports.telegram import BotTransport, make_bot  # noqa: E402
 from tests.fakes.bot_api import TOKEN  # noqa: E402
 from tests.support.delivery import make_post  # noqa: E402
-
-
-@contextlib.contextmanager
-def fake_bot_api() -> Iterator[str]:
-    """The fake Bot API with Telegram's limits, in its own process; its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.bot_api"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 @dataclass
@@ -215,7 +200,7 @@ def line(name: str, f: Figures, rate: float, what: str) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     print(f"== a post to {args.chats} chats, then its correction (rate {args.rate:g})")
-    with fake_bot_api() as url:
+    with fake_bot_api(limits=True) as url:
         baseline, correction, edited = await run(url, args.chats, args.rate)
     print(line("announce", baseline, args.rate, "sends"))
     print(line("correction", correction, args.rate, "edits"))
