@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
@@ -237,15 +237,11 @@ class ChoiceHandlers:
         if got is None:
             return
         sub, arg, group = got
-        kind, quiet = "shown", sub.quiet
-        if arg.casefold() == "off":
-            kind, quiet = "off", None
-        elif arg:
-            try:
-                kind, quiet = "set", choices.parse_quiet(arg)
-            except ValueError:
-                await self._answer(update, "quiet.html", kind="bad", given=_shown(arg))
-                return
+        decided = _decision(arg, sub.quiet, reset="off", parse=choices.parse_quiet)
+        if decided is None:
+            await self._answer(update, "quiet.html", kind="bad", given=_shown(arg))
+            return
+        kind, quiet = decided
         if kind != "shown":
             await self.subs.set_quiet(sub.id, quiet)
             log.info("bot: chat %s quiet hours %s", sub.address, quiet or "off")
@@ -259,15 +255,11 @@ class ChoiceHandlers:
         if got is None:
             return
         sub, arg, group = got
-        kind, at = "shown", sub.digest_at
-        if arg.casefold() == RESET:
-            kind, at = "default", None
-        elif arg:
-            try:
-                kind, at = "set", choices.parse_time(arg)
-            except ValueError:
-                await self._answer(update, "digest_time.html", kind="bad", given=_shown(arg))
-                return
+        decided = _decision(arg, sub.digest_at, reset=RESET, parse=choices.parse_time)
+        if decided is None:
+            await self._answer(update, "digest_time.html", kind="bad", given=_shown(arg))
+            return
+        kind, at = decided
         if kind != "shown":
             await self.subs.set_digest_time(sub.id, at)
             log.info("bot: chat %s digest time %s", sub.address, at or "default")
@@ -288,15 +280,11 @@ class ChoiceHandlers:
         if got is None:
             return
         sub, arg, group = got
-        kind, tz = "shown", sub.tz
-        if arg.casefold() == RESET:
-            kind, tz = "default", None
-        elif arg:
-            try:
-                kind, tz = "set", choices.parse_zone(arg)
-            except ValueError:
-                await self._answer(update, "timezone.html", kind="bad", given=_shown(arg))
-                return
+        decided = _decision(arg, sub.tz, reset=RESET, parse=choices.parse_zone)
+        if decided is None:
+            await self._answer(update, "timezone.html", kind="bad", given=_shown(arg))
+            return
+        kind, tz = decided
         if kind != "shown":
             await self.subs.set_timezone(sub.id, tz)
             log.info("bot: chat %s time zone %s", sub.address, tz or "default")
@@ -309,3 +297,19 @@ class ChoiceHandlers:
             digest_at=sub.digest_at or self.deps.digest_time,
             group=group,
         )
+
+
+def _decision(
+    arg: str, current: str | None, *, reset: str, parse: Callable[[str], str]
+) -> tuple[str, str | None] | None:
+    """What a choice command's argument asks: ("shown", the current value) without one,
+    (the reset word, None) for it ("off", "default"), ("set", the value parsed); None when
+    it does not parse (the command replies with the format and changes nothing)."""
+    if not arg:
+        return "shown", current
+    if arg.casefold() == reset:
+        return reset, None
+    try:
+        return "set", parse(arg)
+    except ValueError:
+        return None
