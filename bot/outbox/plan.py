@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from bot.models import Audience, Channel, Kind, PlannedItem, Rendered, Subscriber
+from bot.choices import topic_key
+from bot.models import Audience, Channel, Kind, PlannedItem, Post, Rendered, Subscriber
 
 # In outbox mode (no token / no SMTP URL) this stand-in recipient gets everything, so a new
 # post always shows up under outbox/telegram and outbox/email.
@@ -31,6 +32,15 @@ def post_audience(breaking: bool) -> Audience:
     """Who a new post reaches at once: every-post readers, and for a breaking post those
     with breaking on too (one alert, however many reasons)."""
     return Audience.BREAKING if breaking else Audience.EVERY_POST
+
+
+def post_topics(post: Post) -> tuple[str, ...] | None:
+    """The topic filter of a new post's fan-out: its categories and tags (readers who chose
+    topics get it only if it has one of theirs), or None for a breaking post, which goes
+    to every reader whatever their topics."""
+    if post.breaking:
+        return None
+    return tuple(sorted({topic_key(t) for t in (*post.categories, *post.tags)} - {""}))
 
 
 def channels_with_content(rendered: Rendered) -> frozenset[Channel]:

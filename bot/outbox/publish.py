@@ -60,6 +60,7 @@ class Publisher:
         audience: Audience,
         extra: list[Recipient],
         now: datetime,
+        topics: tuple[str, ...] | None = None,
     ) -> tuple[int, int, int]:
         """Create the job (once) and its rows (once each): subscribers planned inside the
         database (a million never cross the wire), then the stand-ins in `extra`.
@@ -74,7 +75,7 @@ class Publisher:
             log.info("publish: job %s exists; adding only missing recipients", key)
         to_subscribers = 0
         channels = plan.channels_with_content(rendered)
-        async for added in outbox.fan_out(job_id, key, kind, channels, audience):
+        async for added in outbox.fan_out(job_id, key, kind, channels, audience, topics=topics):
             self.count_queued(kind, added)
             if not to_subscribers and any(added.values()):  # the first rows go out at once
                 await self.queued()
@@ -127,6 +128,7 @@ class Publisher:
             plan.post_audience(post.breaking),
             self._virtual(channel_post=True),
             datetime.now(UTC),
+            plan.post_topics(post),
         )
         return to_subscribers + to_stand_ins
 
