@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -26,7 +26,7 @@ import aiohttp
 
 from bot.models import Post
 from bot.sources.feed import http_session
-from bot.sources.seen import SeenPosts
+from bot.sources.seen import ForwardingLog, SeenPosts
 
 log = logging.getLogger(__name__)
 
@@ -91,44 +91,16 @@ class Held:
     answer: str = "nothing yet"
 
 
-class HoldingLog:
+class HoldingLog(ForwardingLog):
     """A source's post log, except that held posts are not marked announced."""
 
     def __init__(self, inner: SeenPosts, gate: PublishGate) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._gate = gate
-
-    async def record(
-        self,
-        posts: Sequence[Post],
-        *,
-        announced: bool,
-        now: datetime,
-        versions: Mapping[str, str] | None = None,
-        moved: Mapping[str, str] | None = None,
-    ) -> list[tuple[int, Post]]:
-        return await self._inner.record(
-            posts, announced=announced, now=now, versions=versions, moved=moved
-        )
-
-    async def withdraw(self, path: str, *, now: datetime) -> bool:
-        return await self._inner.withdraw(path, now=now)
 
     async def mark_announced(self, post_id: int) -> None:
         if not self._gate.withholds(post_id):
             await self._inner.mark_announced(post_id)
-
-    async def pending(self) -> list[tuple[int, Post]]:
-        return await self._inner.pending()
-
-    async def file_versions(self) -> dict[str, str]:
-        return await self._inner.file_versions()
-
-    async def get_meta(self, key: str) -> str | None:
-        return await self._inner.get_meta(key)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        await self._inner.set_meta(key, value)
 
 
 class PublishGate:

@@ -36,13 +36,12 @@ class SeenPosts(Protocol):
         ...
 
 
-class NoticingLog:
-    """A post log that calls `after()` once a record or withdraw is written: the corrector
-    looks at the revisions then (a recorded post may have been corrected)."""
+class ForwardingLog:
+    """A post log that hands every call to `inner`: the base of wrappers that change one or
+    two of them (`NoticingLog` here, the publish gate's `HoldingLog`)."""
 
-    def __init__(self, inner: SeenPosts, after: Callable[[], object]) -> None:
+    def __init__(self, inner: SeenPosts) -> None:
         self._inner = inner
-        self._after = after
 
     async def record(
         self,
@@ -53,18 +52,12 @@ class NoticingLog:
         versions: Mapping[str, str] | None = None,
         moved: Mapping[str, str] | None = None,
     ) -> list[tuple[int, Post]]:
-        try:
-            return await self._inner.record(
-                posts, announced=announced, now=now, versions=versions, moved=moved
-            )
-        finally:
-            self._after()
+        return await self._inner.record(
+            posts, announced=announced, now=now, versions=versions, moved=moved
+        )
 
     async def withdraw(self, path: str, *, now: datetime) -> bool:
-        try:
-            return await self._inner.withdraw(path, now=now)
-        finally:
-            self._after()
+        return await self._inner.withdraw(path, now=now)
 
     async def mark_announced(self, post_id: int) -> None:
         await self._inner.mark_announced(post_id)
@@ -80,6 +73,37 @@ class NoticingLog:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._inner.set_meta(key, value)
+
+
+class NoticingLog(ForwardingLog):
+    """A post log that calls `after()` once a record or withdraw is written: the corrector
+    looks at the revisions then (a recorded post may have been corrected)."""
+
+    def __init__(self, inner: SeenPosts, after: Callable[[], object]) -> None:
+        super().__init__(inner)
+        self._after = after
+
+    async def record(
+        self,
+        posts: Sequence[Post],
+        *,
+        announced: bool,
+        now: datetime,
+        versions: Mapping[str, str] | None = None,
+        moved: Mapping[str, str] | None = None,
+    ) -> list[tuple[int, Post]]:
+        try:
+            return await super().record(
+                posts, announced=announced, now=now, versions=versions, moved=moved
+            )
+        finally:
+            self._after()
+
+    async def withdraw(self, path: str, *, now: datetime) -> bool:
+        try:
+            return await super().withdraw(path, now=now)
+        finally:
+            self._after()
 
 
 def utc_now() -> datetime:
