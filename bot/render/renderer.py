@@ -133,10 +133,14 @@ class Renderer:
         return " ".join(self.text("telegram/button.txt").split())
 
     def _messages(
-        self, html: str, *, photo: str | None, button_url: str | None
+        self, html: str, *, photo: str | None, button_url: str | None, fit: int | None = None
     ) -> tuple[TelegramMessage, ...]:
-        """Split into Bot API calls: a photo with the first part as caption, then texts."""
-        parts = split_html(html, limit=MESSAGE_LIMIT, first_limit=CAPTION_LIMIT if photo else None)
+        """Split into Bot API calls: a photo with the first part as caption, then texts;
+        `fit`: at most that many parts (`fit_parts`)."""
+        first = CAPTION_LIMIT if photo else MESSAGE_LIMIT
+        parts = split_html(html, limit=MESSAGE_LIMIT, first_limit=first)
+        if fit is not None:
+            parts = fit_parts(parts, fit, first_limit=first)
         out = [
             TelegramMessage(
                 method="sendPhoto" if photo and k == 0 else "sendMessage",
@@ -176,23 +180,7 @@ class Renderer:
             return ()
         photo = (post.image or sent[0].photo) if sent[0].photo else None
         html = self._post_html(post, kind, updated=updated)
-        first = CAPTION_LIMIT if photo else MESSAGE_LIMIT
-        parts = fit_parts(
-            split_html(html, limit=MESSAGE_LIMIT, first_limit=first),
-            len(sent),
-            first_limit=first,
-        )
-        out = [
-            TelegramMessage(
-                method="sendPhoto" if photo and k == 0 else "sendMessage",
-                text=part,
-                photo=photo if k == 0 else None,
-            )
-            for k, part in enumerate(parts)
-        ]
-        last = out[-1]
-        out[-1] = TelegramMessage(last.method, last.text, last.photo, self._button(), post.url)
-        return tuple(out)
+        return self._messages(html, photo=photo, button_url=post.url, fit=len(sent))
 
     def updated_line(self) -> str:
         """The "updated" line alone: what a part a correction no longer needs is edited to."""
