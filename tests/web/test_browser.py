@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.metrics import Metrics
 from bot.models import Channel, Status
@@ -21,36 +16,8 @@ from bot.web.routes import create_app, serve
 from tests.fakes.smtp_sink import SmtpSink
 from tests.support.web import SECRET, DirectMailer, link_in, web_settings
 
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="pip install playwright (the dev extra) for browser tests"
-)
-
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "web"
 PHONE = {"width": 390, "height": 844}
-
-
-def chromium_path() -> str | None:
-    """Debian's chromium, or one named by HERALD_TEST_CHROMIUM; None when there is none."""
-    for candidate in (os.environ.get("HERALD_TEST_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    return None
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    path = chromium_path()
-    if path is None:
-        pytest.skip(
-            "no Chromium found: `sudo apt-get install chromium` (Debian/Ubuntu) or set "
-            "HERALD_TEST_CHROMIUM to a Chromium binary to run the browser test"
-        )
-    async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_reader_subscribes_confirms_changes_preferences_and_leaves_in_a_browser(

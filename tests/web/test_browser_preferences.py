@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from bot.metrics import Metrics
 from bot.models import Channel, Post
@@ -19,29 +16,9 @@ from bot.store import open_store
 from bot.tokens import Purpose, Tokens
 from bot.web.routes import create_app, serve
 from tests.support.web import SECRET, RecordingPublisher, web_settings
-from tests.web.test_browser import ARTIFACTS, PHONE, chromium_path
-
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="pip install playwright (the dev extra) for browser tests"
-)
+from tests.web.test_browser import ARTIFACTS, PHONE
 
 TOPICS = [("World", "Politics"), ("World",), ("Économie et société",), ("Sport",)]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    path = chromium_path()
-    if path is None:
-        pytest.skip(
-            "no Chromium found: `sudo apt-get install chromium` (Debian/Ubuntu) or set "
-            "HERALD_TEST_CHROMIUM to a Chromium binary to run the browser test"
-        )
-    async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_reader_picks_topics_and_a_digest_time_on_a_phone(
