@@ -23,6 +23,11 @@ PER_CHAT_INTERVAL_S = 1.05
 OWN_LIMIT_WINDOW_S = 60.0
 # Above this rate Telegram charges for the excess, via `allow_paid_broadcast`.
 FREE_RATE_PER_S = 30.0
+# An edit goes when fewer than this many other calls can reach Telegram in its second, so
+# that second holds at most 29 of the 30; while too many are still open, it looks again
+# this often.
+FREE_LIMIT = 29
+CROWD_POLL_S = 0.02
 # Processes sharing the budget each add their own jitter (a connection being opened, a busy
 # event loop, a process waiting for a CPU) and may send at the same moments: aim lower.
 SHARED_MARGIN = 0.92
@@ -43,16 +48,26 @@ class FreeLane:
     """Evenly spaced turns at the free rate, for the calls paid broadcasting does not cover.
 
     `allow_paid_broadcast` exists on sends only: edits and deletes are held to Telegram's
-    free 30 messages a second even while sends go at a paid rate. So in paid mode a
-    correction waits for a turn here as well as for its slot of the pacer, and for a second
-    that holds fewer than `limit` calls of any kind (Telegram counts the paid sends too).
-    Per process.
+    free 30 messages a second even while sends go at a paid rate, and Telegram counts the
+    paid sends in those 30. So in paid mode a correction waits for a turn here as well as
+    for its slot of the pacer, and until few enough calls of any kind can still reach
+    Telegram within the second before it does.
+
+    Telegram counts a call when it arrives, which is after it started and before its answer
+    came: a call still open, or answered less than a second ago, may be in that second;
+    one answered earlier cannot be. So the lane counts calls by their answers, whatever the
+    way to Telegram takes (counting by starts let a burst of paid sends that arrived late
+    meet the first edits). Arithmetic on the times it is given; per process.
     """
 
-    def __init__(self, rate_per_s: float = FREE_RATE_PER_S * GLOBAL_MARGIN) -> None:
+    def __init__(
+        self, rate_per_s: float = FREE_RATE_PER_S * GLOBAL_MARGIN, limit: int = FREE_LIMIT
+    ) -> None:
         self.interval_s = 1.0 / rate_per_s
-        self.limit = math.floor(rate_per_s)  # calls of any kind in the last second
+        self.limit = limit  # calls that may reach Telegram in the second before an edit's
         self._next = 0.0
+        self._open = 0
+        self._answered: deque[float] = deque()  # when the calls of the last second ended
 
     def reserve(self, now: float, hold_max_s: float) -> tuple[bool, float]:
         """(True, when to start) with the turn taken; or (False, when one is free) if that
@@ -62,6 +77,33 @@ class FreeLane:
             return False, at
         self._next = at + self.interval_s
         return True, at
+
+    def opened(self) -> None:
+        """A call of any kind (send or edit) starts."""
+        self._open += 1
+
+    def closed(self, now: float) -> None:
+        """A call opened before has its answer (or failed) at `now`."""
+        self._open -= 1
+        self._answered.append(now)
+        self._forget(now)
+
+    def crowded_for(self, now: float) -> float:
+        """Seconds until an edit starting then meets fewer than `limit` calls that may reach
+        Telegram in its second (0: now). While too many calls are still open, a short poll."""
+        self._forget(now)
+        answered = self._answered
+        excess = self._open + len(answered) - self.limit + 1  # calls that must age out first
+        if excess <= 0:
+            return 0.0
+        if excess > len(answered):
+            return CROWD_POLL_S
+        return answered[excess - 1] + 1.0 - now + 1e-6
+
+    def _forget(self, now: float) -> None:
+        answered = self._answered
+        while answered and answered[0] <= now - 1.0:
+            answered.popleft()
 
 
 @dataclass(frozen=True)
@@ -226,15 +268,6 @@ class Pacer:
             return starts[0] + 1.0 - now + 1e-6
         starts.append(now)
         return 0.0
-
-    def crowded_for(self, now: float, limit: int) -> float:
-        """Seconds until the last second holds fewer than `limit` starts (0: now)."""
-        starts = self._starts
-        while starts and starts[0] <= now - 1.0:
-            starts.popleft()
-        if len(starts) < limit:
-            return 0.0
-        return starts[len(starts) - limit] + 1.0 - now + 1e-6
 
     def throttled(self, chat: str, retry_after_s: float, now: float, *, sent_at: float) -> bool:
         """Telegram answered 429 for `chat`: pause it; returns True if the whole sender paused.

@@ -182,6 +182,9 @@ class TelegramSender:
                 return turn.release(at=0.0 if granted else slot_at)
             error: BaseException | None = None
             answer: list[int | None] = []
+            lane = self._free_lane
+            if lane is not None:
+                lane.opened()  # counted from here: the crowd check of an edit was just now
             try:
                 send = partial(self._send, answer, turn.address, message, message_id, quiet)
                 answered = await self.inflight.run(send)
@@ -190,6 +193,9 @@ class TelegramSender:
             else:
                 if not answered:  # cut short on stop: it may still arrive; the row as it was
                     return turn.release()
+            finally:
+                if lane is not None:
+                    lane.closed(time.time())
             now = time.time()
             verdict = classify(
                 error,
@@ -278,10 +284,10 @@ class TelegramSender:
         Telegram counts the paid sends of the last second too: a second crowded with them
         is waited out first, then turns are taken one after another from there (waiting
         out the crowd after taking turns would fire them all at once)."""
-        lane, pacer = self._free_lane, self.pacer
-        if lane is None or pacer is None:
+        lane = self._free_lane
+        if lane is None:
             return None
-        crowded_s = pacer.crowded_for(time.time(), lane.limit)
+        crowded_s = lane.crowded_for(time.time())
         if crowded_s > HOLD_MAX_S:
             return time.time() + crowded_s
         if crowded_s > 0:
@@ -292,8 +298,10 @@ class TelegramSender:
             return at
         if at > now:
             await asyncio.sleep(at - now)
-        if (crowded_s := pacer.crowded_for(time.time(), lane.limit)) > 0:
-            return time.time() + crowded_s  # paid sends came meanwhile
+        while (crowded_s := lane.crowded_for(time.time())) > 0:  # sends came meanwhile
+            if crowded_s > HOLD_MAX_S:
+                return time.time() + crowded_s
+            await asyncio.sleep(crowded_s)
         return None
 
     async def _pace(self, chat: str, *, edit: bool = False) -> tuple[bool, float]:

@@ -258,6 +258,27 @@ async def test_in_paid_mode_corrections_keep_to_the_free_rate(tmp_path: Path) ->
         assert max_per_second([s.at for s in edits]) <= 30
 
 
+async def test_in_paid_mode_corrections_wait_out_paid_sends_that_arrived_late(
+    tmp_path: Path,
+) -> None:
+    """The way to Telegram took 0.3 s during the paid fan-out, so its sends arrived well after
+    they started; a correction right after it still meets no second holding 30 calls."""
+    async with FakeBotAPI() as fake, running(tg_settings(tmp_path, fake, rate=1000)) as rig:
+        chats = list(range(1, 101))
+        await queue(rig.store, "post:1", Kind.POST, (TEXT,), chats)
+        fake.delay(0.3)
+        rig.delivery.notify()
+        await rig.drained(timeout=30)
+        fake.delay(0.0)
+        start = len(fake.sent)
+        await correct(rig.store, "edit:1:1", (TelegramMessage(EDIT_TEXT, "Fixed."),))
+        rig.delivery.notify()
+        await rig.drained(timeout=30)
+        assert len(fake.sent) - start == 100
+        assert fake.too_many == 0
+        assert max_per_second([s.at for s in fake.sent]) > 30  # the paid sends, not the edits
+
+
 async def test_without_a_token_corrections_are_written_to_the_outbox_folder(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,14 @@ import itertools
 
 import pytest
 
-from bot.delivery.pacing import GLOBAL_MARGIN, SHARED_LATE_S, ChannelPause, Pacer, is_paid
+from bot.delivery.pacing import (
+    GLOBAL_MARGIN,
+    SHARED_LATE_S,
+    ChannelPause,
+    FreeLane,
+    Pacer,
+    is_paid,
+)
 
 
 def run(pacer: Pacer, chats: list[str], start: float = 100.0) -> list[float]:
@@ -223,3 +230,52 @@ def test_a_shared_slot_started_too_late_is_given_up() -> None:
     own = Pacer(100)
     slot = own.reserve("a", 10.0)
     assert not own.missed("a", slot.at, 12.0)
+
+
+def test_an_edit_waits_a_second_from_the_answers_of_the_paid_sends_before_it() -> None:
+    """Calls count from their answers: 40 sends started at 10.0 and answered at 10.3 may have
+    reached Telegram at 10.3, so an edit waits until 11.3 less the 28 it may meet."""
+    lane = FreeLane(limit=29)
+    for _ in range(40):
+        lane.opened()
+    assert lane.crowded_for(10.1) > 0  # still open: how many arrive when is unknown
+    for i in range(40):
+        lane.closed(10.3 + i * 0.001)
+    wait_s = lane.crowded_for(10.35)
+    assert 10.35 + wait_s == pytest.approx(10.3 + 11 * 0.001 + 1.0, abs=1e-5)
+    assert lane.crowded_for(11.32) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("open_calls", "answered", "crowded"),
+    [(0, 28, False), (0, 29, True), (28, 0, False), (29, 0, True), (10, 18, False), (10, 19, True)],
+)
+def test_an_edit_goes_while_fewer_than_the_limit_of_calls_can_reach_telegram(
+    open_calls: int, answered: int, crowded: bool
+) -> None:
+    """Open calls and calls answered in the last second count alike; older answers not."""
+    lane = FreeLane(limit=29)
+    for _ in range(open_calls + answered + 5):
+        lane.opened()
+    for _ in range(5):
+        lane.closed(8.0)  # more than a second ago
+    for i in range(answered):
+        lane.closed(9.5 + i * 0.01)
+    assert (lane.crowded_for(10.0) > 0) is crowded
+
+
+def test_edits_taking_every_turn_keep_under_thirty_in_any_second() -> None:
+    """Edits one after another, each answered 0.05 s after it started, never put more than
+    29 calls in a second, whatever second Telegram counts."""
+    lane, now, starts = FreeLane(), 100.0, []
+    for _ in range(300):
+        now += lane.crowded_for(now)
+        granted, at = lane.reserve(now, hold_max_s=2.0)
+        assert granted
+        now = max(now, at)
+        now += lane.crowded_for(now)
+        lane.opened()
+        starts.append(now)
+        lane.closed(now + 0.05)
+    assert max_in_window(starts) <= 29
+    assert len(starts) / (starts[-1] - starts[0]) > 27.0
