@@ -253,6 +253,9 @@ class ItemUpdate:
     address: str | None = None  # a migrated chat's new id
     sent_at: str | None = None
     message_ids: tuple[int, ...] | None = None  # Telegram ids of the parts sent; None: as is
+    # The revision of the job's payload the parts went out with (set_payload counts it up);
+    # a correction edits only rows sent with an earlier one. None: as is.
+    payload_rev: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -142,7 +142,7 @@ class Delivery:
         self._outcomes: list[tuple[ClaimedItem, ItemUpdate]] = []
         self._flush_now = asyncio.Event()
         self._flusher_done = False
-        self._payloads: dict[int, Rendered] = {}
+        self._payloads: dict[int, tuple[Rendered, int]] = {}
         self._active_jobs: dict[int, float] = {}  # job id → when we first saw it
         self._unfinished: set[int] = set()  # jobs whose finishing check failed; checked again
         self._last_expire = self._last_progress = 0.0
@@ -286,14 +286,16 @@ class Delivery:
                 # Enough finished to claim another batch: write back now, don't wait the tick.
                 self._flush_now.set()
 
-    async def _payload(self, job_id: int) -> Rendered:
-        rendered = self._payloads.get(job_id)
-        if rendered is None:
-            rendered = Rendered.decode(await self.store.outbox.payload(job_id))
+    async def _payload(self, job_id: int) -> tuple[Rendered, int]:
+        """The job's messages and the payload revision they are (what the row records)."""
+        cached = self._payloads.get(job_id)
+        if cached is None:
+            text, rev = await self.store.outbox.payload(job_id)
+            cached = Rendered.decode(text), rev
             if len(self._payloads) > 64:
                 self._payloads.clear()
-            self._payloads[job_id] = rendered
-        return rendered
+            self._payloads[job_id] = cached
+        return cached
 
     def _internal_error(self, item: ClaimedItem, exc: Exception) -> ItemUpdate:
         verdict: Verdict = classify(
@@ -311,10 +313,12 @@ class Delivery:
     async def _deliver(self, item: ClaimedItem) -> ItemUpdate:
         if self._closing:
             return release(item)
-        rendered = await self._payload(item.job_id)
+        rendered, rev = await self._payload(item.job_id)
         if item.channel == Channel.EMAIL:
-            return await self.mail.deliver(item, rendered)
-        return await self.telegram.deliver(item, rendered)
+            update = await self.mail.deliver(item, rendered)
+        else:
+            update = await self.telegram.deliver(item, rendered)
+        return replace(update, payload_rev=rev)
 
     async def _flush_loop(self) -> None:
         while not self._flusher_done:

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # The corrector looks at the post log when woken (after each record or withdraw) and at
 # least this often, so a correction that failed is tried again.
 POLL_S = 60.0
+# While rows of a corrected announcement are still being sent with its earlier text, it
+# looks this often whether they are done, to edit them too.
+SWEEP_S = 1.0
 
 
 def _limit(k: int, message: TelegramMessage) -> int:
@@ -143,7 +146,25 @@ class Correction:
     withdrawn: bool
     job_id: int | None = None
     parts: int = 0  # parts that change, of those sent
-    rows: int = 0  # chats whose messages are edited
+    rows: int = 0  # chats whose messages are edited (added by this pass)
+    waiting: int = 0  # rows of the announcement still in flight with the earlier text
+
+
+@dataclass
+class _Sweep:
+    """A correction queued while rows of its announcement were in flight: they may go out
+    with the text before it, so once each is written back it is edited too (if it was)."""
+
+    post_id: int
+    revision: int
+    withdrawn: bool
+    job_id: int
+    key: str
+    source_id: int
+    source_key: str
+    rev: int  # the announcement's payload revision with the correction
+    rows: set[int]  # its rows in flight when the correction was queued
+    parts: int
 
 
 class Corrector:
@@ -154,6 +175,10 @@ class Corrector:
         self.store = publisher.store
         self.renderer = publisher.renderer
         self._wake = asyncio.Event()
+        # By (post id, revision): corrections waiting for rows in flight. Kept in memory
+        # only: their revision stays unmarked, so after a restart the whole correction is
+        # fanned out again and the rows sent meanwhile are found by their revision.
+        self._sweeps: dict[tuple[int, int], _Sweep] = {}
 
     def wake(self) -> None:
         """A post was recorded or withdrawn: look at the revisions now."""
@@ -171,14 +196,21 @@ class Corrector:
                 except Exception:  # the store is away: the next turn reads the revisions again
                     log.exception("corrections: reading the revisions failed; trying again")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_S)
+                    await asyncio.wait_for(self._wake.wait(), SWEEP_S if self._sweeps else POLL_S)
         finally:
             relay.cancel()
 
     async def correct_all(self, now: datetime) -> list[Correction]:
         """Queue the correction of every revision not queued yet, oldest first."""
         done = []
+        for sweep in list(self._sweeps.values()):
+            try:
+                done.append(await self._sweep(sweep))
+            except Exception:  # kept: looked at again at the next turn
+                log.exception("corrections: post %d: rows in flight not looked at", sweep.post_id)
         for revision in await self.store.posts.revisions():
+            if (revision.post_id, revision.revision) in self._sweeps:
+                continue  # queued; its sweep goes on above
             try:
                 done.append(await self.correct(revision, now))
             except Exception:  # left unmarked: tried again at the next turn
@@ -233,16 +265,11 @@ class Corrector:
         job_id, _ = await outbox.create_job(
             key, Kind.EDIT.value, Rendered(telegram=edits).encode(), title=post.title, now=now
         )
-        await outbox.set_payload(source_id, corrected.encode())
+        rev = await outbox.set_payload(source_id, corrected.encode())
         # Delivery everywhere drops the payloads it keeps: rows claimed from now on go out
         # corrected; those sent already (with their ids) get the edits.
         await self.publisher.queued()
-        rows = await outbox.fan_out_edits(job_id, key, source_key)
-        await outbox.mark_planned(job_id)
-        await posts.mark_revised(post_id, number)
-        if rows and self.publisher.metrics is not None:
-            self.publisher.metrics.job_queued("telegram", Kind.EDIT.value, rows)
-        await self.publisher.queued()
+        rows = await outbox.fan_out_edits(job_id, key, source_key, below_rev=rev)
         log.info(
             "corrections: post %d %r %s (revision %d): job %d %s, %d of %d parts, %d chats",
             post_id,
@@ -255,7 +282,65 @@ class Corrector:
             len(edits),
             rows,
         )
-        return Correction(post_id, number, withdrawn, job_id, changes(edits), rows)
+        in_flight = set(await outbox.sending(source_id))
+        sweep = _Sweep(
+            post_id,
+            number,
+            withdrawn,
+            job_id,
+            key,
+            source_id,
+            source_key,
+            rev,
+            in_flight,
+            changes(edits),
+        )
+        if in_flight:
+            self._sweeps[post_id, number] = sweep
+        return await self._queued(sweep, rows)
+
+    async def _sweep(self, sweep: _Sweep) -> Correction:
+        """Edit the rows that were in flight at the correction and are written back now,
+        if they went out with the text before it."""
+        outbox = self.store.outbox
+        still = sweep.rows & set(await outbox.sending(sweep.source_id))
+        done = sorted(sweep.rows - still)
+        rows = 0
+        if done:
+            rows = await outbox.fan_out_edits(
+                sweep.job_id, sweep.key, sweep.source_key, below_rev=sweep.rev, only=done
+            )
+        sweep.rows = still
+        if rows:
+            log.info(
+                "corrections: post %d revision %d: %d chats sent the earlier text while it was"
+                " corrected; editing them too",
+                sweep.post_id,
+                sweep.revision,
+                rows,
+            )
+        return await self._queued(sweep, rows)
+
+    async def _queued(self, sweep: _Sweep, rows: int) -> Correction:
+        """Wake delivery for the rows added; once no row is in flight, the job is whole and
+        the revision done."""
+        if rows and self.publisher.metrics is not None:
+            self.publisher.metrics.job_queued("telegram", Kind.EDIT.value, rows)
+        if not sweep.rows:
+            await self.store.outbox.mark_planned(sweep.job_id)
+            await self.store.posts.mark_revised(sweep.post_id, sweep.revision)
+            self._sweeps.pop((sweep.post_id, sweep.revision), None)
+        if rows:
+            await self.publisher.queued()
+        return Correction(
+            sweep.post_id,
+            sweep.revision,
+            sweep.withdrawn,
+            sweep.job_id,
+            sweep.parts,
+            rows,
+            waiting=len(sweep.rows),
+        )
 
     def _edits(
         self,

@@ -326,18 +326,34 @@ class Outbox(Protocol):
         was published after `until`)."""
         ...
 
-    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+    async def fan_out_edits(
+        self,
+        job_id: int,
+        job_key: str,
+        source_job_key: str,
+        *,
+        below_rev: int | None = None,
+        only: Sequence[int] | None = None,
+    ) -> int:
         """Queue a correction row (kind edit, Telegram) for every row of the job
         `source_job_key` that was sent with message ids, carrying those ids, its subscriber
-        and address; key `<job_key>:telegram:<subscriber id or address>`. Returns rows added."""
+        and address; key `<job_key>:telegram:<subscriber id or address>`. Returns rows added.
+
+        `below_rev`: only rows whose parts went out with a payload revision below it (those
+        sent with the corrected payload show it already); `only`: only these row ids."""
+        ...
+
+    async def sending(self, job_id: int) -> list[int]:
+        """Ids of the job's rows being sent right now (claimed, not written back)."""
         ...
 
     async def find_job(self, key: str) -> tuple[int, str] | None:
         """(id, payload) of the job with `key`, or None."""
         ...
 
-    async def set_payload(self, job_id: int, payload: str) -> None:
-        """Replace a job's payload: its rows not sent yet go out with the new content."""
+    async def set_payload(self, job_id: int, payload: str) -> int:
+        """Replace a job's payload: its rows not sent yet go out with the new content.
+        Returns the payload's revision, counted up when the payload changes."""
         ...
 
     async def correction_counts(self) -> CorrectionCounts:
@@ -348,7 +364,9 @@ class Outbox(Protocol):
         """Every row of the job is in: it can finish once they are all done."""
         ...
 
-    async def payload(self, job_id: int) -> str: ...
+    async def payload(self, job_id: int) -> tuple[str, int]:
+        """The job's payload and its revision (what `ItemUpdate.payload_rev` records)."""
+        ...
 
     async def recover(self) -> int:
         """At start: rows left `sending` by a crash go back in the queue; returns how many."""

@@ -37,6 +37,15 @@ def topics_sql(matches: str) -> str:
     return f"(topics = '' OR {matches})"
 
 
+# The payload revision of a row's parts after a write-back: that of the parts sent in this
+# turn (from the old `parts_done` to the new), the older one where earlier parts went out
+# before; as it was when none went out now.
+SENT_REV = (
+    "CASE WHEN {new} IS NULL OR {parts} <= {old}parts_done THEN {old}sent_rev"
+    " WHEN {old}parts_done > 0 THEN {least}({old}sent_rev, {new}) ELSE {new} END"
+)
+
+
 def ids_text(ids: Sequence[int]) -> str:
     """Telegram message ids as `outbox_items.message_ids` holds them: "501,502", in part order."""
     return ",".join(str(i) for i in ids)

@@ -66,7 +66,7 @@ async def inbox(store: Store) -> dict[str, list[str]]:
     (Telegram HTML; the email stand-in's text part)."""
     got: dict[str, list[str]] = {}
     for item in await store.outbox.claim(10_000, now=time.time() + 1e9, lease_s=1e9):
-        rendered = Rendered.decode(await store.outbox.payload(item.job_id))
+        rendered = Rendered.decode((await store.outbox.payload(item.job_id))[0])
         if item.channel is TG:
             text = "".join(m.text for m in rendered.telegram)
         else:

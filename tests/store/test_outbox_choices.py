@@ -207,7 +207,7 @@ async def test_find_job_and_set_payload(store: Store) -> None:
     assert await store.outbox.find_job("post:1") == (job_id, MESSAGE.encode())
     await store.outbox.set_payload(job_id, "new")
     assert await store.outbox.find_job("post:1") == (job_id, "new")
-    assert await store.outbox.payload(job_id) == "new"
+    assert (await store.outbox.payload(job_id))[0] == "new"
 
 
 async def test_correction_counts(store: Store) -> None:

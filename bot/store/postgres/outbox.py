@@ -34,6 +34,7 @@ from bot.store.postgres.processes import held_by_the_dead
 from bot.store.rules import (
     AUDIENCE_SQL,
     FAN_OUT_BATCH,
+    SENT_REV,
     ids_of,
     ids_text,
     topic_patterns,
@@ -94,6 +95,10 @@ MIGRATIONS = [
     """,
     # Telegram message ids of the parts sent ("1,2"): a correction edits them in place.
     "ALTER TABLE outbox_items ADD COLUMN message_ids TEXT NOT NULL DEFAULT ''",
+    # Revisions of a job's payload, and the one a row's parts went out with: a correction
+    # edits the rows sent before it, including those in flight while it was made.
+    "ALTER TABLE outbox_jobs ADD COLUMN payload_rev INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE outbox_items ADD COLUMN sent_rev INTEGER NOT NULL DEFAULT 0",
 ]
 
 INSERT_CHUNK = 10_000  # rows per INSERT … SELECT FROM unnest(…)
@@ -307,44 +312,77 @@ class Outbox(OutboxStats, DigestFanOut):
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+    async def fan_out_edits(
+        self,
+        job_id: int,
+        job_key: str,
+        source_job_key: str,
+        *,
+        below_rev: int | None = None,
+        only: Sequence[int] | None = None,
+    ) -> int:
         """Queue a correction row for every Telegram row of `source_job_key` sent with
-        message ids, carrying them; key `<job_key>:telegram:<subscriber id or address>`."""
+        message ids (and a payload revision below `below_rev`; of the ids `only`), carrying
+        them; key `<job_key>:telegram:<subscriber id or address>`."""
+        if only is not None and not only:
+            return 0
         status = await self._pool.execute(
             "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
             " priority, message_ids) SELECT $1, $2 || COALESCE(i.subscriber_id::text,"
             " i.address), $3, i.channel, i.subscriber_id, i.address, $4, i.message_ids"
             " FROM outbox_items i JOIN outbox_jobs j ON j.id = i.job_id WHERE j.key = $5"
             " AND i.channel = 'telegram' AND i.status = 'sent' AND i.message_ids != ''"
+            " AND ($6::integer IS NULL OR i.sent_rev < $6)"
+            " AND ($7::bigint[] IS NULL OR i.id = ANY($7))"
             " ORDER BY i.id ON CONFLICT (key) DO NOTHING",
             job_id,
             f"{job_key}:{Channel.TELEGRAM.value}:",
             Kind.EDIT.value,
             Kind.EDIT.priority,
             source_job_key,
+            below_rev,
+            None if only is None else list(only),
         )
         return affected(status)
+
+    async def sending(self, job_id: int) -> list[int]:
+        """Ids of the job's rows being sent right now (by any process)."""
+        rows = await self._pool.fetch(
+            "SELECT id FROM outbox_items WHERE job_id = $1 AND status = 'sending' ORDER BY id",
+            job_id,
+        )
+        return [int(r[0]) for r in rows]
 
     async def find_job(self, key: str) -> tuple[int, str] | None:
         """(id, payload) of the job with `key`, or None."""
         row = await self._pool.fetchrow("SELECT id, payload FROM outbox_jobs WHERE key = $1", key)
         return None if row is None else (int(row[0]), str(row[1]))
 
-    async def set_payload(self, job_id: int, payload: str) -> None:
-        """Replace a job's payload: its rows not sent yet go out with the new content."""
-        await self._pool.execute(
-            "UPDATE outbox_jobs SET payload = $2 WHERE id = $1", job_id, payload
+    async def set_payload(self, job_id: int, payload: str) -> int:
+        """Replace a job's payload: its rows not sent yet go out with the new content.
+        Returns its revision, counted up only when the payload changes (a restart that sets
+        the same payload again leaves the rows sent meanwhile as sent with it)."""
+        rev = await self._pool.fetchval(
+            "UPDATE outbox_jobs SET payload_rev = payload_rev + (payload != $2)::integer,"
+            " payload = $2 WHERE id = $1 RETURNING payload_rev",
+            job_id,
+            payload,
         )
+        if rev is None:
+            raise LookupError(f"outbox job {job_id} does not exist")
+        return int(rev)
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""
         await self._pool.execute("UPDATE outbox_jobs SET planned = TRUE WHERE id = $1", job_id)
 
-    async def payload(self, job_id: int) -> str:
-        found = await self._pool.fetchval("SELECT payload FROM outbox_jobs WHERE id = $1", job_id)
+    async def payload(self, job_id: int) -> tuple[str, int]:
+        found = await self._pool.fetchrow(
+            "SELECT payload, payload_rev FROM outbox_jobs WHERE id = $1", job_id
+        )
         if found is None:
             raise LookupError(f"outbox job {job_id} does not exist")
-        return str(found)
+        return str(found[0]), int(found[1])
 
     async def recover(self) -> int:
         """At start: rows left `sending` by a crash go back in the queue; returns how many.
@@ -446,12 +484,17 @@ class Outbox(OutboxStats, DigestFanOut):
                 " last_error = u.error, address = COALESCE(u.address, o.address),"
                 " sent_at = COALESCE(u.sent_at, o.sent_at), lease_until = NULL,"
                 " message_ids = COALESCE(u.message_ids, o.message_ids),"
+                " sent_rev = "
+                + SENT_REV.format(
+                    new="u.payload_rev", parts="u.parts_done", old="o.", least="LEAST"
+                )
+                + ","
                 " sent_epoch = CASE WHEN u.status = 'sent' OR u.parts_done > o.parts_done"
                 f" THEN {DB_NOW} ELSE o.sent_epoch END"
                 " FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::integer[],"
                 " $5::smallint[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[],"
-                " $10::text[]) AS u(id, status, attempts, parts_done, plain, next_at, error,"
-                " address, sent_at, message_ids) WHERE o.id = u.id",
+                " $10::text[], $11::integer[]) AS u(id, status, attempts, parts_done, plain,"
+                " next_at, error, address, sent_at, message_ids, payload_rev) WHERE o.id = u.id",
                 [u.id for u in updates],
                 [u.status.value for u in updates],
                 [u.attempts for u in updates],
@@ -462,6 +505,7 @@ class Outbox(OutboxStats, DigestFanOut):
                 [u.address for u in updates],
                 [_sent_at(u.sent_at) for u in updates],
                 [None if u.message_ids is None else ids_text(u.message_ids) for u in updates],
+                [u.payload_rev for u in updates],
             )
             sent = [u.id for u in updates if u.status is OutboxStatus.SENT]
             if sent:

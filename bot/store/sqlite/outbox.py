@@ -25,6 +25,7 @@ from bot.models import (
 from bot.store.rules import (
     AUDIENCE_SQL,
     FAN_OUT_BATCH,
+    SENT_REV,
     ids_of,
     ids_text,
     topic_patterns,
@@ -70,6 +71,10 @@ MIGRATIONS = [
     """,
     # Telegram message ids of the parts sent ("1,2"): a correction edits them in place.
     "ALTER TABLE outbox_items ADD COLUMN message_ids TEXT NOT NULL DEFAULT ''",
+    # Revisions of a job's payload, and the one a row's parts went out with: a correction
+    # edits the rows sent before it, including those in flight while it was made.
+    "ALTER TABLE outbox_jobs ADD COLUMN payload_rev INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE outbox_items ADD COLUMN sent_rev INTEGER NOT NULL DEFAULT 0",
 ]
 
 
@@ -170,25 +175,47 @@ class Outbox(OutboxStats, DigestFanOut):
             yield added
             last = upto
 
-    async def fan_out_edits(self, job_id: int, job_key: str, source_job_key: str) -> int:
+    async def fan_out_edits(
+        self,
+        job_id: int,
+        job_key: str,
+        source_job_key: str,
+        *,
+        below_rev: int | None = None,
+        only: Sequence[int] | None = None,
+    ) -> int:
         """Queue a correction row for every Telegram row of `source_job_key` sent with
-        message ids, carrying them; key `<job_key>:telegram:<subscriber id or address>`."""
+        message ids (and a payload revision below `below_rev`; of the ids `only`), carrying
+        them; key `<job_key>:telegram:<subscriber id or address>`."""
+        if only is not None and not only:
+            return 0
+        rows = "" if only is None else f" AND i.id IN ({','.join(str(int(i)) for i in only)})"
         cur = await self._conn.execute(
             "INSERT INTO outbox_items(job_id, key, kind, channel, subscriber_id, address,"
             " priority, message_ids) SELECT ?, ? || COALESCE(CAST(i.subscriber_id AS TEXT),"
             " i.address), ?, i.channel, i.subscriber_id, i.address, ?, i.message_ids"
             " FROM outbox_items i JOIN outbox_jobs j ON j.id = i.job_id WHERE j.key = ?"
             " AND i.channel = 'telegram' AND i.status = 'sent' AND i.message_ids != ''"
-            " ORDER BY i.id ON CONFLICT(key) DO NOTHING",
+            f" AND (? IS NULL OR i.sent_rev < ?){rows} ORDER BY i.id ON CONFLICT(key) DO NOTHING",
             (
                 job_id,
                 f"{job_key}:{Channel.TELEGRAM.value}:",
                 Kind.EDIT.value,
                 Kind.EDIT.priority,
                 source_job_key,
+                below_rev,
+                below_rev,
             ),
         )
         return max(0, cur.rowcount)
+
+    async def sending(self, job_id: int) -> list[int]:
+        """Ids of the job's rows being sent right now."""
+        async with self._conn.execute(
+            "SELECT id FROM outbox_items WHERE job_id = ? AND status = 'sending' ORDER BY id",
+            (job_id,),
+        ) as cur:
+            return [int(r[0]) for r in await cur.fetchall()]
 
     async def find_job(self, key: str) -> tuple[int, str] | None:
         """(id, payload) of the job with `key`, or None."""
@@ -198,24 +225,32 @@ class Outbox(OutboxStats, DigestFanOut):
             row = await cur.fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
-    async def set_payload(self, job_id: int, payload: str) -> None:
-        """Replace a job's payload: its rows not sent yet go out with the new content."""
-        await self._conn.execute(
-            "UPDATE outbox_jobs SET payload = ? WHERE id = ?", (payload, job_id)
-        )
+    async def set_payload(self, job_id: int, payload: str) -> int:
+        """Replace a job's payload: its rows not sent yet go out with the new content.
+        Returns its revision, counted up only when the payload changes (a restart that sets
+        the same payload again leaves the rows sent meanwhile as sent with it)."""
+        async with self._conn.execute(
+            "UPDATE outbox_jobs SET payload_rev = payload_rev + (payload != ?1), payload = ?1"
+            " WHERE id = ?2 RETURNING payload_rev",
+            (payload, job_id),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise LookupError(f"outbox job {job_id} does not exist")
+        return int(row[0])
 
     async def mark_planned(self, job_id: int) -> None:
         """Every row of the job is in: it can finish once they are all done."""
         await self._conn.execute("UPDATE outbox_jobs SET planned = 1 WHERE id = ?", (job_id,))
 
-    async def payload(self, job_id: int) -> str:
+    async def payload(self, job_id: int) -> tuple[str, int]:
         async with self._conn.execute(
-            "SELECT payload FROM outbox_jobs WHERE id = ?", (job_id,)
+            "SELECT payload, payload_rev FROM outbox_jobs WHERE id = ?", (job_id,)
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             raise LookupError(f"outbox job {job_id} does not exist")
-        return str(row[0])
+        return str(row[0]), int(row[1])
 
     async def recover(self) -> int:
         """At start: rows left `sending` by a crash go back in the queue; returns how many."""
@@ -308,6 +343,7 @@ class Outbox(OutboxStats, DigestFanOut):
                 "UPDATE outbox_items SET status = ?, attempts = ?, parts_done = ?, plain = ?,"
                 " next_attempt_at = ?, last_error = ?, address = COALESCE(?, address),"
                 " sent_at = COALESCE(?, sent_at), message_ids = COALESCE(?, message_ids),"
+                f" sent_rev = {SENT_REV.format(new='?', parts='?', old='', least='MIN')},"
                 " lease_until = NULL WHERE id = ?",
                 (
                     (
@@ -320,6 +356,10 @@ class Outbox(OutboxStats, DigestFanOut):
                         u.address,
                         u.sent_at,
                         None if u.message_ids is None else ids_text(u.message_ids),
+                        u.payload_rev,
+                        u.parts_done,
+                        u.payload_rev,
+                        u.payload_rev,
                         u.id,
                     )
                     for u in updates
