@@ -132,3 +132,44 @@ async def test_corrections_edit_every_alert_once_and_withdrawals_delete(tmp_path
         assert code == 0, err
         line = next(x for x in out.splitlines() if x.startswith("corrections"))
         assert "posts corrected 1" in line and "withdrawn 2" in line, line
+
+
+async def test_an_alert_still_on_its_way_when_corrected_is_edited_once_it_arrives(
+    tmp_path: Path,
+) -> None:
+    """The way to one chat is slow: its alert is in flight, with the first title, when the
+    newsroom corrects it. Once it has arrived it is edited like every other chat's; no chat
+    gets a second alert."""
+    slow = 3001
+    async with FakeBotAPI() as fake:
+        herald = Herald(
+            tmp_path, HERALD_TELEGRAM_TOKEN=TOKEN, HERALD_TELEGRAM_API_URL=fake.base_url
+        )
+        (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
+        code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
+        assert code == 0, err
+        chats = [c for c in CHATS if isinstance(c, int)]
+        fake.delay(4.0, chat_id=slow)
+        when = recent()
+        name = f"{when:%Y-%m-%d}-coalition.md"
+        async with herald.run() as run:
+            herald.write_post(name, breaking_sample("Syria joins", when))
+            await fake.wait_for(lambda: all(fake.sent_to(c) for c in chats if c != slow), ARRIVAL_S)
+            assert not fake.sent_to(slow)  # still on its way
+            herald.write_post(name, breaking_sample("Syria to join the coalition", when))
+
+            def corrected(chat: int) -> bool:
+                sent = [s for s in fake.sent_to(chat) if s.method in SENDS]
+                message = fake.message(chat, sent[0].message_id) if sent else None
+                return message is not None and "Syria to join" in shown(message)
+
+            await fake.wait_for(lambda: all(corrected(c) for c in chats), ARRIVAL_S + 4.0)
+            await asyncio.sleep(QUIET_S)
+            for chat in chats:
+                sends = [s for s in fake.sent_to(chat) if s.method in SENDS]
+                edits = [s for s in fake.sent_to(chat) if s.method in EDITS]
+                assert len(sends) == 1 and len(edits) == 1, (chat, sends, edits)
+            (sent,) = [s for s in fake.sent_to(slow) if s.method in SENDS]
+            assert "Syria joins" in visible(sent.text or sent.caption or "")  # sent as it was
+            await run.wait_line(lambda line: "sent the earlier text" in line)
+            assert await run.stop() == 0

@@ -16,6 +16,7 @@ from bot.models import (
     EDIT_MEDIA,
     EDIT_TEXT,
     KEEP,
+    Audience,
     Channel,
     ItemUpdate,
     Kind,
@@ -341,3 +342,62 @@ async def test_a_correction_interrupted_is_queued_the_same_at_the_next_start(
         first = await corrector.correct(revision, NOW)
         again = await corrector.correct(revision, NOW)  # as if mark_revised had not run
         assert again.job_id == first.job_id and again.parts == 1 and again.rows == 0
+
+
+async def test_rows_in_flight_at_a_correction_are_edited_once_written_back(
+    tmp_path: Path, database: str
+) -> None:
+    """Two chats' alerts are being sent when the title is corrected: the correction waits
+    for them (its revision stays open), then edits the one that went out with the first
+    title and not the one that read the corrected payload; then the revision is done."""
+    async with announced(tmp_path, database) as (store, corrector):
+        await store.posts.record([replace(POST, title="Fixed")], announced=True, now=NOW)
+        (revision,) = await store.posts.revisions()
+        key = f"post:{revision.post_id}"
+        source = await store.outbox.find_job(key)
+        assert source is not None
+        late = ["2000", "2001"]  # subscribed meanwhile: their rows are claimed, not sent
+        await store.subscribers.import_rows(
+            ImportRow(Channel.TELEGRAM, chat, True, False) for chat in late
+        )
+        batches = store.outbox.fan_out(
+            source[0], key, Kind.BREAKING, {Channel.TELEGRAM}, Audience.BREAKING
+        )
+        assert sum([sum(b.values()) async for b in batches]) == 2
+        flying = await store.outbox.claim(10, now=NOW.timestamp(), lease_s=60)
+        assert sorted(i.address for i in flying) == late
+
+        (done,) = await corrector.correct_all(NOW)
+        assert (done.rows, done.waiting) == (READERS, 2)
+        assert len(await store.posts.revisions()) == 1  # open while rows are in flight
+        (waiting,) = await corrector.correct_all(NOW)
+        assert (waiting.rows, waiting.waiting) == (0, 2)
+
+        old, new = (next(i for i in flying if i.address == a) for a in late)
+        await store.outbox.apply(
+            [
+                ItemUpdate(
+                    id=old.id,
+                    status=OutboxStatus.SENT,
+                    attempts=1,
+                    parts_done=1,
+                    message_ids=(900,),
+                    payload_rev=0,
+                ),
+                ItemUpdate(
+                    id=new.id,
+                    status=OutboxStatus.SENT,
+                    attempts=1,
+                    parts_done=1,
+                    message_ids=(901,),
+                    payload_rev=1,
+                ),
+            ]
+        )
+        (swept,) = await corrector.correct_all(NOW)
+        assert (swept.job_id, swept.rows, swept.waiting) == (done.job_id, 1, 0)
+        assert await store.posts.revisions() == []
+        rows = await edit_rows(store, "edit:")
+        assert len(rows) == READERS + 1 and ("2000", (900,)) in rows
+        assert all(address != "2001" for address, _ in rows)
+        assert await corrector.correct_all(NOW) == []

@@ -3,6 +3,7 @@ ids a sent row keeps, quiet hours read at claim time, and correction rows and th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.models import (
@@ -233,3 +234,55 @@ async def test_correction_counts(store: Store) -> None:
     assert await store.outbox.correction_counts() == CorrectionCounts(
         corrected=2, withdrawn=1, edited=1, pending=5
     )
+
+
+async def test_set_payload_counts_a_revision_only_when_the_payload_changes(store: Store) -> None:
+    """The payload's revision goes up with each new payload, not when the same one is set
+    again (a correction planned again after a restart)."""
+    job_id = await job(store, "post:1")
+    assert (await store.outbox.payload(job_id))[1] == 0
+    assert await store.outbox.set_payload(job_id, "first fix") == 1
+    assert await store.outbox.set_payload(job_id, "first fix") == 1
+    assert await store.outbox.set_payload(job_id, "second fix") == 2
+    assert await store.outbox.payload(job_id) == ("second fix", 2)
+
+
+async def test_edits_reach_the_rows_sent_before_the_correction_and_those_named(
+    store: Store,
+) -> None:
+    """Each row keeps the payload revision its parts went out with (the older one where a
+    row's first part went before): a correction at revision 1 edits the rows sent with 0,
+    not one sent with 1; `only` keeps to the rows named; `sending` names the rows in flight."""
+    for chat in ("1", "2", "3", "4", "5"):
+        await store.subscribers.upsert(Channel.TELEGRAM, chat)
+    await fan_out(store, "post:1", None)
+    rows = {r.address: r for r in await claim_all(store) if r.channel is Channel.TELEGRAM}
+    source_id = rows["1"].job_id
+    assert sorted(await store.outbox.sending(source_id)) == sorted(r.id for r in rows.values())
+
+    def sent(chat: str, rev: int, parts: int = 1, status: OutboxStatus = SENT) -> ItemUpdate:
+        ids = tuple(range(10 * int(chat), 10 * int(chat) + parts))
+        return ItemUpdate(
+            id=rows[chat].id,
+            status=status,
+            attempts=0,
+            parts_done=parts,
+            message_ids=ids,
+            payload_rev=rev,
+        )
+
+    # "3" got its first part out with revision 0, then paused; its second goes with 1.
+    await store.outbox.apply([sent("1", 0), sent("2", 1), sent("3", 0, 1, QUEUED)])
+    assert sorted(await store.outbox.sending(source_id)) == [rows["4"].id, rows["5"].id]
+    (again,) = [r for r in await claim_all(store) if r.address == "3"]
+    await store.outbox.apply([replace(sent("3", 1, 2), id=again.id), sent("4", 0)])
+    edit_id = await job(store, "edit:1:1", Kind.EDIT)
+    assert await store.outbox.fan_out_edits(edit_id, "edit:1:1", "post:1", below_rev=1) == 3
+    edits = {r.address for r in await claim_all(store) if r.kind is Kind.EDIT}
+    assert edits == {"1", "3", "4"}
+    await store.outbox.apply([sent("5", 0)])
+    args = (edit_id, "edit:1:1", "post:1")
+    assert await store.outbox.fan_out_edits(*args, below_rev=1, only=[]) == 0
+    assert await store.outbox.fan_out_edits(*args, below_rev=1, only=[rows["2"].id]) == 0
+    assert await store.outbox.fan_out_edits(*args, below_rev=1, only=[rows["5"].id]) == 1
+    assert await store.outbox.sending(source_id) == []
