@@ -28,6 +28,8 @@ FREE_RATE_PER_S = 30.0
 # this often.
 FREE_LIMIT = 29
 CROWD_POLL_S = 0.02
+# How much of the shared free lane a process books at once (edits are few a second).
+FREE_WINDOW_S = 0.5
 # Processes sharing the budget each add their own jitter (a connection being opened, a busy
 # event loop, a process waiting for a CPU) and may send at the same moments: aim lower.
 SHARED_MARGIN = 0.92
@@ -42,68 +44,6 @@ SHARED_WINDOW_S = 0.1
 def is_paid(rate_per_s: float) -> bool:
     """Whether sends at this rate need `allow_paid_broadcast`."""
     return rate_per_s > FREE_RATE_PER_S
-
-
-class FreeLane:
-    """Evenly spaced turns at the free rate, for the calls paid broadcasting does not cover.
-
-    `allow_paid_broadcast` exists on sends only: edits and deletes are held to Telegram's
-    free 30 messages a second even while sends go at a paid rate, and Telegram counts the
-    paid sends in those 30. So in paid mode a correction waits for a turn here as well as
-    for its slot of the pacer, and until few enough calls of any kind can still reach
-    Telegram within the second before it does.
-
-    Telegram counts a call when it arrives, which is after it started and before its answer
-    came: a call still open, or answered less than a second ago, may be in that second;
-    one answered earlier cannot be. So the lane counts calls by their answers, whatever the
-    way to Telegram takes (counting by starts let a burst of paid sends that arrived late
-    meet the first edits). Arithmetic on the times it is given; per process.
-    """
-
-    def __init__(
-        self, rate_per_s: float = FREE_RATE_PER_S * GLOBAL_MARGIN, limit: int = FREE_LIMIT
-    ) -> None:
-        self.interval_s = 1.0 / rate_per_s
-        self.limit = limit  # calls that may reach Telegram in the second before an edit's
-        self._next = 0.0
-        self._open = 0
-        self._answered: deque[float] = deque()  # when the calls of the last second ended
-
-    def reserve(self, now: float, hold_max_s: float) -> tuple[bool, float]:
-        """(True, when to start) with the turn taken; or (False, when one is free) if that
-        is more than `hold_max_s` away, taking nothing."""
-        at = max(now, self._next)
-        if at - now > hold_max_s:
-            return False, at
-        self._next = at + self.interval_s
-        return True, at
-
-    def opened(self) -> None:
-        """A call of any kind (send or edit) starts."""
-        self._open += 1
-
-    def closed(self, now: float) -> None:
-        """A call opened before has its answer (or failed) at `now`."""
-        self._open -= 1
-        self._answered.append(now)
-        self._forget(now)
-
-    def crowded_for(self, now: float) -> float:
-        """Seconds until an edit starting then meets fewer than `limit` calls that may reach
-        Telegram in its second (0: now). While too many calls are still open, a short poll."""
-        self._forget(now)
-        answered = self._answered
-        excess = self._open + len(answered) - self.limit + 1  # calls that must age out first
-        if excess <= 0:
-            return 0.0
-        if excess > len(answered):
-            return CROWD_POLL_S
-        return answered[excess - 1] + 1.0 - now + 1e-6
-
-    def _forget(self, now: float) -> None:
-        answered = self._answered
-        while answered and answered[0] <= now - 1.0:
-            answered.popleft()
 
 
 @dataclass(frozen=True)
@@ -125,6 +65,10 @@ class LocalSlots:
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self._next = 0.0
+
+    def first(self, now: float) -> float:
+        """When the next slot would be (nothing taken)."""
+        return max(now, self._next)
 
     def take(self, now: float) -> float | None:
         at = max(now, self._next)
@@ -153,6 +97,10 @@ class SharedSlots:
         if count > 0:
             self._windows.append((start, count))
 
+    def first(self, now: float) -> float | None:
+        """When the next usable slot is (nothing taken); None when none is left."""
+        return self._windows[0][0] if self.left(now) else None
+
     def take(self, now: float) -> float | None:
         if not self.left(now):
             return None
@@ -180,6 +128,100 @@ class SharedSlots:
             self.dropped += gone
             if gone < count:
                 windows.appendleft((at + gone * self.interval_s, count - gone))
+
+
+class FreeLane:
+    """Evenly spaced turns at the free rate, for the calls paid broadcasting does not cover.
+
+    `allow_paid_broadcast` exists on sends only: edits and deletes are held to Telegram's
+    free 30 messages a second even while sends go at a paid rate, and Telegram counts the
+    paid sends in those 30. So in paid mode an edit takes a turn here instead of a slot of
+    the pacer, and waits until few enough calls of any kind can still reach Telegram
+    within the second before it does.
+
+    Telegram counts a call when it arrives, which is after it started and before its answer
+    came: a call still open, or answered less than a second ago, may be in that second;
+    one answered earlier cannot be. So the lane counts calls by their answers, whatever the
+    way to Telegram takes (counting by starts let a burst of paid sends that arrived late
+    meet the first edits). That count is of this process's calls.
+
+    `shared`: the turns are a budget every process on the database shares, booked like
+    the pacer's (`window_size` at a time, handed in with `supply`); the database places
+    them a second after the paid sends any process booked, and paid sends after them.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float | None = None,
+        limit: int = FREE_LIMIT,
+        *,
+        shared: bool = False,
+        window_s: float = FREE_WINDOW_S,
+    ) -> None:
+        if rate_per_s is None:
+            rate_per_s = FREE_RATE_PER_S * (SHARED_MARGIN if shared else GLOBAL_MARGIN)
+        self.slot_rate_per_s = rate_per_s
+        self.interval_s = 1.0 / rate_per_s
+        self.limit = limit  # calls that may reach Telegram in the second before an edit's
+        self.shared = SharedSlots(self.interval_s) if shared else None
+        self._slots: LocalSlots | SharedSlots = self.shared or LocalSlots(self.interval_s)
+        self.window_size = max(1, round(rate_per_s * window_s))
+        self._open = 0
+        self._answered: deque[float] = deque()  # when the calls of the last second ended
+
+    def reserve(self, now: float, hold_max_s: float) -> Slot:
+        """A turn, taken, at `at`; or not granted (nothing taken) when the next is more than
+        `hold_max_s` away; or starved: the caller books a window of the shared lane."""
+        at = self._slots.first(now)
+        if at is None:
+            return Slot(now, granted=False, starved=True)
+        if at - now > hold_max_s:
+            return Slot(at, granted=False)
+        self._slots.take(now)
+        return Slot(at, granted=True)
+
+    def supply(self, start: float, count: int) -> None:
+        """A window of the shared lane: `count` turns from `start`, `interval_s` apart."""
+        assert self.shared is not None, "supply() is for a lane of the shared budget"
+        self.shared.supply(start, count)
+
+    def starved(self, now: float) -> bool:
+        return self._slots.left(now) == 0
+
+    def missed(self, at: float, now: float) -> bool:
+        """Whether a shared turn granted `at` starts too late at `now` (another process's
+        may follow right after it): then it is given up."""
+        if self.shared is None or now - at <= self.shared.late_s:
+            return False
+        self.shared.dropped += 1
+        return True
+
+    def opened(self) -> None:
+        """A call of any kind (send or edit) starts."""
+        self._open += 1
+
+    def closed(self, now: float) -> None:
+        """A call opened before has its answer (or failed) at `now`."""
+        self._open -= 1
+        self._answered.append(now)
+        self._forget(now)
+
+    def crowded_for(self, now: float) -> float:
+        """Seconds until an edit starting then meets fewer than `limit` calls that may reach
+        Telegram in its second (0: now). While too many calls are still open, a short poll."""
+        self._forget(now)
+        answered = self._answered
+        excess = self._open + len(answered) - self.limit + 1  # calls that must age out first
+        if excess <= 0:
+            return 0.0
+        if excess > len(answered):
+            return CROWD_POLL_S
+        return answered[excess - 1] + 1.0 - now + 1e-6
+
+    def _forget(self, now: float) -> None:
+        answered = self._answered
+        while answered and answered[0] <= now - 1.0:
+            answered.popleft()
 
 
 class Pacer:
@@ -221,17 +263,19 @@ class Pacer:
     def paid(self) -> bool:
         return is_paid(self.rate_per_s)
 
-    def reserve(self, chat: str, now: float) -> Slot:
+    def reserve(self, chat: str, now: float, *, slot: bool = True) -> Slot:
         """Book the next global slot for `chat`, or say when the chat or sender is free again.
 
         A granted slot may lie a little in the future (the caller sleeps until then); the
         chat is booked from that moment so no other send to it is granted meanwhile.
+        `slot` False: the chat only, granted now (an edit in paid mode: its global turn
+        comes from the free lane).
         """
         self._prune(now)
         blocked_until = max(self._chat_free.get(chat, 0.0), self._paused_until)
         if blocked_until > now:
             return Slot(blocked_until, granted=False)
-        at = self._slots.take(now)
+        at = self._slots.take(now) if slot else now
         if at is None:
             return Slot(now, granted=False, starved=True)
         if chat in self._chat_free:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.delivery.bulkmail import BulkMail
@@ -48,9 +49,15 @@ BUDGET_RETRY_S = 1.0
 BULK_MAIL_TTL_S = 300.0
 MAX_MIGRATIONS = 2  # a chat can move once (group → supergroup); twice is a loop
 
-# Books `count` sends at `rate_per_s` out of the budget all processes share; returns when
-# the first of them may start, as time.time() tells it (store.cluster.book_sends).
-BookSends = Callable[[int, float], Awaitable[float]]
+
+class BookSends(Protocol):
+    """Books `count` sends at `rate_per_s` out of the budget all processes share (`edits`:
+    of the free lane's); returns when the first may start, as time.time() tells it
+    (store.cluster.book_sends)."""
+
+    def __call__(
+        self, count: int, rate_per_s: float, *, edits: bool = False
+    ) -> Awaitable[float]: ...
 
 
 async def deactivate(
@@ -164,7 +171,9 @@ class TelegramSender:
         self.site_tz = site_tz or ZoneInfo("UTC")
         self.clock = clock
         # Paid sends do not make edits paid: corrections keep to the free rate besides.
-        self._free_lane = FreeLane() if pacer is not None and pacer.paid else None
+        self._free_lane = (
+            FreeLane(shared=pacer.shared is not None) if pacer is not None and pacer.paid else None
+        )
 
     async def deliver(self, item: ClaimedItem, rendered: Rendered) -> ItemUpdate:
         """Send the row's remaining parts, paced; the ItemUpdate to write back."""
@@ -292,12 +301,19 @@ class TelegramSender:
             return time.time() + crowded_s
         if crowded_s > 0:
             await asyncio.sleep(crowded_s)
-        now = time.time()
-        granted, at = lane.reserve(now, HOLD_MAX_S)
-        if not granted:
-            return at
-        if at > now:
-            await asyncio.sleep(at - now)
+        while True:
+            now = time.time()
+            turn = lane.reserve(now, HOLD_MAX_S)
+            if turn.starved:
+                if not await self._book(lane):
+                    return now + BUDGET_RETRY_S
+                continue
+            if not turn.granted:
+                return turn.at
+            if turn.at > now:
+                await asyncio.sleep(turn.at - now)
+            if not lane.missed(turn.at, time.time()):
+                break
         while (crowded_s := lane.crowded_for(time.time())) > 0:  # sends came meanwhile
             if crowded_s > HOLD_MAX_S:
                 return time.time() + crowded_s
@@ -311,11 +327,12 @@ class TelegramSender:
         rate once its slot is due (a turn taken before a pause would bunch after it)."""
         if self.pacer is None:
             return True, time.time()
+        free = edit and self._free_lane is not None  # its global turn is the free lane's
         while True:
             now = time.time()
-            slot = self.pacer.reserve(chat, now)
+            slot = self.pacer.reserve(chat, now, slot=not free)
             if slot.starved:
-                if not await self._book():
+                if not await self._book(self.pacer):
                     return False, now + BUDGET_RETRY_S
                 continue
             if not slot.granted and slot.at - now > HOLD_MAX_S:
@@ -331,17 +348,18 @@ class TelegramSender:
                     await asyncio.sleep(wait_s)
                 return True, slot.at
 
-    async def _book(self) -> bool:
-        """Book the pacer a window of the shared budget (unless another worker just did);
-        False when the database cannot be asked."""
-        pacer, book = self.pacer, self.book_sends
-        assert pacer is not None and book is not None, "a shared pacer needs book_sends"
+    async def _book(self, pacer: Pacer | FreeLane) -> bool:
+        """Book the pacer (or the free lane) a window of the shared budget (unless another
+        worker just did); False when the database cannot be asked."""
+        book = self.book_sends
+        assert book is not None, "a shared pacer needs book_sends"
         async with self._booking:
             if not pacer.starved(time.time()):
                 return True
             count = pacer.window_size
             try:
-                start = await book(count, pacer.slot_rate_per_s)
+                edits = isinstance(pacer, FreeLane)
+                start = await book(count, pacer.slot_rate_per_s, edits=edits)
             except Exception as exc:  # the rows go back to the queue and wait a moment
                 if not self._booking_failed:
                     log.warning("delivery: cannot book sends from the shared budget: %s", exc)

@@ -465,10 +465,12 @@ class Cluster(Protocol):
         """Rows were queued: every process claims now instead of at its next poll."""
         ...
 
-    async def book_sends(self, count: int, rate_per_s: float) -> float:
+    async def book_sends(self, count: int, rate_per_s: float, *, edits: bool = False) -> float:
         """Book `count` Telegram sends, `1 / rate_per_s` apart, out of the budget every
         process shares; when the first of them may start, by this process's clock
-        (`time.time()`)."""
+        (`time.time()`). `edits`: out of the free lane paid mode keeps edits to, which
+        starts a second after the paid sends booked (Telegram counts those in the 30 a
+        second edits may make); paid sends are booked after the edits booked."""
         ...
 
     async def runner(self) -> str | None:

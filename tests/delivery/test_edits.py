@@ -279,6 +279,39 @@ async def test_in_paid_mode_corrections_wait_out_paid_sends_that_arrived_late(
         assert max_per_second([s.at for s in fake.sent]) > 30  # the paid sends, not the edits
 
 
+async def test_processes_sharing_a_database_keep_corrections_to_the_free_rate_together(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two processes on PostgreSQL in paid mode: a correction to 150 chats goes out at the
+    free rate for both together (each alone would take 28.5 a second), with no 429."""
+    async with FakeBotAPI() as fake:
+        settings = tg_settings(tmp_path, fake, rate=1000).model_copy(
+            update={"database_url": postgres_url}
+        )
+        async with running(settings) as one, running(settings) as two:
+            chats = list(range(1, 151))
+            await queue(one.store, "post:1", Kind.POST, (TEXT,), chats)
+            one.delivery.notify()
+            two.delivery.notify()
+            await fake.wait_for(lambda: len(fake.sent) == len(chats), 30)
+            await asyncio.sleep(1.5)  # the paid second is over
+            start = len(fake.sent)
+            await correct(one.store, "edit:1:1", (TelegramMessage(EDIT_TEXT, "Fixed."),))
+            one.delivery.notify()
+            two.delivery.notify()
+            await fake.wait_for(lambda: len(fake.sent) - start == len(chats), 30)
+        edits = fake.sent[start:]
+        times = sorted(s.at for s in edits)
+        per_s = (len(times) - 1) / (times[-1] - times[0])
+        print(
+            f"\ntwo processes: {len(edits)} edits at {per_s:.1f}/s,"
+            f" at most {max_per_second(times)} in a second, {fake.too_many} x 429"
+        )
+        assert {s.method for s in edits} == {"editMessageText"}
+        assert fake.too_many == 0
+        assert max_per_second(times) <= 30
+
+
 async def test_without_a_token_corrections_are_written_to_the_outbox_folder(
     tmp_path: Path,
 ) -> None:

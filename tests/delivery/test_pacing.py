@@ -270,12 +270,38 @@ def test_edits_taking_every_turn_keep_under_thirty_in_any_second() -> None:
     lane, now, starts = FreeLane(), 100.0, []
     for _ in range(300):
         now += lane.crowded_for(now)
-        granted, at = lane.reserve(now, hold_max_s=2.0)
-        assert granted
-        now = max(now, at)
+        turn = lane.reserve(now, hold_max_s=2.0)
+        assert turn.granted
+        now = max(now, turn.at)
         now += lane.crowded_for(now)
         lane.opened()
         starts.append(now)
         lane.closed(now + 0.05)
     assert max_in_window(starts) <= 29
     assert len(starts) / (starts[-1] - starts[0]) > 27.0
+
+
+def test_a_shared_lane_gives_the_turns_it_was_supplied_then_starves() -> None:
+    """Across processes the free lane's turns are windows booked from the database: each
+    turn used at its time, a late one given up, none beyond the window."""
+    lane = FreeLane(shared=True)
+    assert lane.reserve(10.0, hold_max_s=2.0).starved
+    lane.supply(10.5, 3)
+    first = lane.reserve(10.0, hold_max_s=2.0)
+    assert first.granted and first.at == 10.5
+    assert not lane.missed(first.at, 10.51)
+    second = lane.reserve(10.53, hold_max_s=2.0)
+    assert second.granted and second.at == pytest.approx(10.5 + lane.interval_s)
+    assert lane.missed(second.at, second.at + 0.5)  # started too late: given up
+    assert lane.reserve(12.0, hold_max_s=2.0).starved  # the third passed unused
+    assert lane.shared is not None and lane.shared.dropped == 2
+
+
+def test_an_edit_in_paid_mode_takes_no_slot_of_the_pacer_but_keeps_its_chat_rule() -> None:
+    """The pacer grants an edit's chat at once without a global slot (the free lane gives
+    those), and still one message per chat per interval."""
+    pacer = Pacer(1000, shared=True)
+    slot = pacer.reserve("1", 100.0, slot=False)
+    assert slot.granted and not slot.starved and slot.at == 100.0
+    assert not pacer.reserve("1", 100.5, slot=False).granted
+    assert pacer.reserve("2", 100.5).starved  # sends still need a booked window

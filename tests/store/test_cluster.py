@@ -18,7 +18,7 @@ import pytest
 
 from bot.delivery.pacing import GLOBAL_MARGIN
 from bot.store import open_store
-from bot.store.postgres.cluster import APP_PREFIX, PostgresCluster, ServerClock
+from bot.store.postgres.cluster import APP_PREFIX, FREE_GAP_S, PostgresCluster, ServerClock
 from bot.store.sqlite.cluster import SqliteCluster
 from tests.support.rates import max_in_window
 
@@ -236,6 +236,22 @@ async def test_two_processes_booking_the_budget_never_exceed_the_rate(database: 
     assert min(gaps) >= 1 / rate - 0.002  # mapped onto this clock within a network trip
     assert max_in_window(slots) <= 100
     assert len(slots) >= 150  # both sent, near the rate together
+
+
+async def test_edit_windows_start_a_second_after_paid_sends_and_paid_sends_after_them(
+    database: str,
+) -> None:
+    """The free lane's windows (edits in paid mode) and the paid sends' share one timeline
+    across processes: an edit window starts at least FREE_GAP_S after the paid windows
+    booked end, and a paid window only after the edit windows booked."""
+    async with member(database) as a, member(database) as b:
+        paid = await a.cluster.book_sends(100, 1000.0)  # 0.1 s of paid sends
+        edits = await b.cluster.book_sends(14, 28.0, edits=True)  # 0.5 s of edits
+        assert edits >= paid + 0.1 + FREE_GAP_S - 0.01
+        more_edits = await a.cluster.book_sends(14, 28.0, edits=True)
+        assert more_edits == pytest.approx(edits + 0.5, abs=0.01)  # one lane for both
+        after = await b.cluster.book_sends(100, 1000.0)
+        assert after >= more_edits + 0.5 - 0.01
 
 
 @pytest.mark.parametrize(

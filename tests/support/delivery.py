@@ -81,7 +81,7 @@ async def running(
 ) -> AsyncIterator[Rig]:
     """An open store, a Publisher and a Delivery running in the background."""
     async with (
-        open_store(settings.database_path) as store,
+        open_store(settings.database_url) as store,
         open_delivery(store, settings, config=config) as delivery,
     ):
         renderer = Renderer(load_site(settings), public_url=settings.public_base)

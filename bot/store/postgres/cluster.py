@@ -47,11 +47,17 @@ RUNNER_SEEN_S = 10.0  # a `herald run` heard from this recently is there
 GONE_S = 3 * HEARTBEAT_S + QUERY_TIMEOUT_S
 FORGET_S = 3600.0  # rows of processes silent this long are deleted
 
-# Books a window of $2 seconds of the shared budget: its start, by the server's clock.
+FREE_BUDGET = "telegram-free"  # the row edits in paid mode book from, at the free rate
+# Telegram counts paid sends in the 30 a second edits may make: the free lane's windows
+# start this long after the last paid window booked ends (a second, and the way there).
+FREE_GAP_S = 1.25
+# Books a window of $2 seconds of the shared budget $1: its start, by the server's clock.
+# It starts $4 seconds after the windows booked of budget $3 end, at the earliest.
+_AFTER = "COALESCE((SELECT next_at FROM send_budget WHERE name = $3), 0) + $4::float8"
 BOOK_SQL = (
     "INSERT INTO send_budget AS b (name, next_at)"
-    f" VALUES ($1, {DB_NOW} + $2::float8) ON CONFLICT (name) DO UPDATE"
-    f" SET next_at = GREATEST(b.next_at, {DB_NOW}) + $2::float8"
+    f" VALUES ($1, GREATEST({DB_NOW}, {_AFTER}) + $2::float8) ON CONFLICT (name) DO UPDATE"
+    f" SET next_at = GREATEST(b.next_at, {DB_NOW}, {_AFTER}) + $2::float8"
     f" RETURNING next_at - $2::float8 AS start, {DB_NOW} AS server_now"
 )
 CLOCK_HORIZON_S = 60.0  # how long a reading of the server's clock is trusted
@@ -342,12 +348,17 @@ class PostgresCluster:
     async def notify(self) -> None:
         await self._anyhow(lambda c: c.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL))
 
-    async def book_sends(self, count: int, rate_per_s: float) -> float:
+    async def book_sends(self, count: int, rate_per_s: float, *, edits: bool = False) -> float:
+        # Paid sends go right after the edits booked; edits a gap after the paid sends.
+        name, after, gap = (
+            (FREE_BUDGET, BUDGET, FREE_GAP_S) if edits else (BUDGET, FREE_BUDGET, 0.0)
+        )
+
         async def book(conn: Connection) -> float:
             ready = self._book if conn is self._conn else None
             statement = ready or await conn.prepare(BOOK_SQL)
             asked = time.time()
-            row = await statement.fetchrow(BUDGET, count / rate_per_s)
+            row = await statement.fetchrow(name, count / rate_per_s, after, gap)
             assert row is not None
             self._clock.add(asked, time.time(), float(row["server_now"]))
             return self._clock.local(float(row["start"]))

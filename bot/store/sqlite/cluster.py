@@ -43,7 +43,8 @@ class SqliteCluster:
     async def notify(self) -> None:
         return None
 
-    async def book_sends(self, count: int, rate_per_s: float) -> float:
+    async def book_sends(self, count: int, rate_per_s: float, *, edits: bool = False) -> float:
+        # One process on SQLite: its pacer and free lane pace by themselves (not shared).
         start = max(time.time(), self._next_send)
         self._next_send = start + count / rate_per_s
         return start
