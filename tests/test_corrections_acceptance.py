@@ -173,3 +173,51 @@ async def test_an_alert_still_on_its_way_when_corrected_is_edited_once_it_arrive
             assert "Syria joins" in visible(sent.text or sent.caption or "")  # sent as it was
             await run.wait_line(lambda line: "sent the earlier text" in line)
             assert await run.stop() == 0
+
+
+async def test_a_post_published_again_after_its_withdrawal_is_announced_again(
+    tmp_path: Path,
+) -> None:
+    """`published: false` deletes the alerts; the post published again (its title mended)
+    brings every chat a new alert, once, and no second email."""
+    async with FakeBotAPI() as fake:
+        herald = Herald(
+            tmp_path, HERALD_TELEGRAM_TOKEN=TOKEN, HERALD_TELEGRAM_API_URL=fake.base_url
+        )
+        (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
+        code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
+        assert code == 0, err
+        chats = [c for c in CHATS if isinstance(c, int)]
+        mail = herald.outbox / "email"
+        when = recent()
+        name = f"{when:%Y-%m-%d}-bridge.md"
+        text = post_text("Bridge closed", "The bridge is shut.", when, breaking="true")
+
+        def alerts(chat: int, title: str) -> list[Sent]:
+            return [
+                s
+                for s in fake.sent_to(chat)
+                if s.method in SENDS and title in visible(s.text or s.caption or "")
+            ]
+
+        async with herald.run() as run:
+            herald.write_post(name, text)
+            await fake.wait_for(lambda: all(alerts(c, "Bridge closed") for c in chats), ARRIVAL_S)
+            emails = files_under(mail)
+            first = {c: alerts(c, "Bridge closed")[0].message_id for c in chats}
+            herald.write_post(name, text.replace("breaking: true", "published: false"))
+            await fake.wait_for(
+                lambda: all(fake.message(c, first[c]) is None for c in chats), ARRIVAL_S
+            )
+            herald.write_post(name, text.replace("Bridge closed", "Bridge closed until Monday"))
+            await fake.wait_for(
+                lambda: all(alerts(c, "Bridge closed until Monday") for c in chats), ARRIVAL_S
+            )
+            await asyncio.sleep(QUIET_S)
+            for chat in chats:
+                (again,) = alerts(chat, "Bridge closed until Monday")
+                assert again.message_id != first[chat] and fake.message(chat, again.message_id)
+                assert len(alerts(chat, "Bridge closed")) == 2  # the first, and this one
+            assert files_under(mail) == emails
+            await run.wait_line(lambda line: "published again" in line)
+            assert await run.stop() == 0

@@ -16,7 +16,8 @@ Decisions (Telegram allows no more):
   corrected); a new image replaces the photo (editMessageMedia).
 - A withdrawn post: every part is deleted (edited to the withdrawn notice past Telegram's 48
   hours), and its rows not sent yet send nothing on Telegram. Email cannot be taken back:
-  emails already queued still go.
+  emails already queued still go. Published again, it is announced again: every chat that
+  had its alert gets a new one (no email).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bot.models import (
     EDIT_MEDIA,
     EDIT_TEXT,
     KEEP,
+    Channel,
     Kind,
     Rendered,
     Revision,
@@ -235,6 +237,8 @@ class Corrector:
         source_id, payload = source
         old = Rendered.decode(payload)
         kind = plan.post_kind(post.breaking)
+        if not withdrawn and not old.telegram:  # withdrawn before: nothing left to edit
+            return await self._announce_again(revision, source_id, kind)
         key = f"{'withdraw' if withdrawn else 'edit'}:{post_id}:{number}"
         if withdrawn:
             # Rows not sent yet send nothing on Telegram; queued email cannot be taken back.
@@ -298,6 +302,32 @@ class Corrector:
         if in_flight:
             self._sweeps[post_id, number] = sweep
         return await self._queued(sweep, rows)
+
+    async def _announce_again(self, revision: Revision, source_id: int, kind: Kind) -> Correction:
+        """A post withdrawn and then published again: its alerts were deleted, so every chat
+        that had the announcement gets it anew, as the post reads now (its Telegram rows go
+        out again; the email went once and does not). Later corrections edit the new ones."""
+        post = revision.post
+        rendered = Rendered(
+            telegram=self.renderer.post_messages(post, kind),
+            email=self.renderer.post_email(post, kind),
+        )
+        await self.store.outbox.set_payload(source_id, rendered.encode())
+        rows = await self.store.outbox.send_again(source_id, Channel.TELEGRAM)
+        await self.store.posts.mark_revised(revision.post_id, revision.revision)
+        if rows and self.publisher.metrics is not None:
+            self.publisher.metrics.job_queued("telegram", kind.value, rows)
+        await self.publisher.queued()
+        log.info(
+            "corrections: post %d %r published again after its withdrawal: announced again"
+            " to %d chats",
+            revision.post_id,
+            post.title,
+            rows,
+        )
+        return Correction(
+            revision.post_id, revision.revision, False, source_id, len(rendered.telegram), rows
+        )
 
     async def _sweep(self, sweep: _Sweep) -> Correction:
         """Edit the rows that were in flight at the correction and are written back now,

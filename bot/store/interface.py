@@ -347,6 +347,12 @@ class Outbox(Protocol):
         """Ids of the job's rows being sent right now (claimed, not written back)."""
         ...
 
+    async def send_again(self, job_id: int, channel: Channel) -> int:
+        """The job's rows on `channel` that were sent go back in the queue from their first
+        part, with no message ids (a post published again after its withdrawal); the job
+        is unfinished again. Returns the rows queued."""
+        ...
+
     async def find_job(self, key: str) -> tuple[int, str] | None:
         """(id, payload) of the job with `key`, or None."""
         ...

@@ -401,3 +401,28 @@ async def test_rows_in_flight_at_a_correction_are_edited_once_written_back(
         assert len(rows) == READERS + 1 and ("2000", (900,)) in rows
         assert all(address != "2001" for address, _ in rows)
         assert await corrector.correct_all(NOW) == []
+
+
+async def test_a_post_published_again_after_its_withdrawal_is_announced_again(
+    tmp_path: Path, database: str
+) -> None:
+    """Withdrawn, then back: every chat that had the alert is queued to get it anew (from
+    its first part, no message ids kept), as the post reads now, and no email row."""
+    async with announced(tmp_path, database) as (store, corrector):
+        assert await store.posts.withdraw(POST.path, now=NOW)
+        (gone,) = await corrector.correct_all(NOW)
+        assert gone.withdrawn and gone.rows == READERS
+        await edit_rows(store, "withdraw:")  # the deletes, claimed (as if on their way)
+        back = replace(POST, title="Back again")
+        await store.posts.record([back], announced=True, now=NOW)
+        (again,) = await corrector.correct_all(NOW)
+        assert (again.withdrawn, again.rows) == (False, READERS)
+        assert await store.posts.revisions() == []
+        items = await store.outbox.claim(100, now=NOW.timestamp() + 1, lease_s=60)
+        alerts = [i for i in items if i.key.startswith("post:")]
+        assert len(alerts) == READERS
+        assert all(i.parts_done == 0 and i.message_ids == () for i in alerts)
+        assert {i.channel for i in alerts} == {Channel.TELEGRAM}
+        (job_id, payload) = await store.outbox.find_job(f"post:{again.post_id}") or (0, "")
+        assert job_id == again.job_id
+        assert "Back again" in Rendered.decode(payload).telegram[0].text

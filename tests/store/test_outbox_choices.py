@@ -286,3 +286,40 @@ async def test_edits_reach_the_rows_sent_before_the_correction_and_those_named(
     assert await store.outbox.fan_out_edits(*args, below_rev=1, only=[rows["2"].id]) == 0
     assert await store.outbox.fan_out_edits(*args, below_rev=1, only=[rows["5"].id]) == 1
     assert await store.outbox.sending(source_id) == []
+
+
+async def test_send_again_queues_the_sent_rows_of_one_channel_from_their_first_part(
+    store: Store,
+) -> None:
+    """A post published again after its withdrawal: its sent Telegram rows are queued again
+    with no parts done and no message ids; email, failed rows and other jobs stay; the job
+    is no longer finished."""
+    for chat in ("1", "2", "3"):
+        await store.subscribers.upsert(Channel.TELEGRAM, chat)
+    await store.subscribers.upsert(Channel.EMAIL, "a@example.com")
+    await fan_out(store, "post:1", None)
+    await fan_out(store, "post:2", None)
+    rows = await claim_all(store)
+    job_id = next(r.job_id for r in rows if r.key.startswith("post:1:"))
+    failed = next(r for r in rows if r.key.startswith("post:1:") and r.address == "3")
+    await store.outbox.apply(
+        [
+            ItemUpdate(
+                id=r.id,
+                status=OutboxStatus.FAILED if r is failed else SENT,
+                attempts=1,
+                parts_done=0 if r is failed else 1,
+                message_ids=None if r is failed else (r.id,),
+            )
+            for r in rows
+        ]
+    )
+    await store.outbox.mark_planned(job_id)
+    (finished,) = await store.outbox.finish_jobs([job_id], NOW)
+    assert finished.finished_at is not None
+    assert await store.outbox.send_again(job_id, Channel.TELEGRAM) == 2
+    (progress,) = await store.outbox.progress(job_id=job_id)
+    assert progress.finished_at is None
+    again = await claim_all(store)
+    assert sorted(r.address for r in again) == ["1", "2"]
+    assert all(r.job_id == job_id and r.parts_done == 0 and r.message_ids == () for r in again)

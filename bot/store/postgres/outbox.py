@@ -345,6 +345,19 @@ class Outbox(OutboxStats, DigestFanOut):
         )
         return affected(status)
 
+    async def send_again(self, job_id: int, channel: Channel) -> int:
+        """The job's sent rows on `channel` back in the queue from their first part."""
+        async with transaction(self._pool) as conn:
+            status = await conn.execute(
+                "UPDATE outbox_items SET status = 'queued', parts_done = 0, message_ids = '',"
+                " attempts = 0, plain = 0, next_attempt_at = 0, last_error = NULL"
+                " WHERE job_id = $1 AND channel = $2 AND status = 'sent'",
+                job_id,
+                channel.value,
+            )
+            await conn.execute("UPDATE outbox_jobs SET finished_at = NULL WHERE id = $1", job_id)
+        return affected(status)
+
     async def sending(self, job_id: int) -> list[int]:
         """Ids of the job's rows being sent right now (by any process)."""
         rows = await self._pool.fetch(

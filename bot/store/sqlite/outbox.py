@@ -209,6 +209,20 @@ class Outbox(OutboxStats, DigestFanOut):
         )
         return max(0, cur.rowcount)
 
+    async def send_again(self, job_id: int, channel: Channel) -> int:
+        """The job's sent rows on `channel` back in the queue from their first part."""
+        async with transaction(self._conn):
+            cur = await self._conn.execute(
+                "UPDATE outbox_items SET status = 'queued', parts_done = 0, message_ids = '',"
+                " attempts = 0, plain = 0, next_attempt_at = 0, last_error = NULL"
+                " WHERE job_id = ? AND channel = ? AND status = 'sent'",
+                (job_id, channel.value),
+            )
+            await self._conn.execute(
+                "UPDATE outbox_jobs SET finished_at = NULL WHERE id = ?", (job_id,)
+            )
+        return max(0, cur.rowcount)
+
     async def sending(self, job_id: int) -> list[int]:
         """Ids of the job's rows being sent right now."""
         async with self._conn.execute(
