@@ -323,8 +323,9 @@ class TelegramSender:
     async def _pace(self, chat: str, *, edit: bool = False) -> tuple[bool, float]:
         """Wait for a slot for `chat`: (True, its time), or (False, when to try again).
 
-        `edit`: an edit or delete, which in paid mode also waits for its turn at the free
-        rate once its slot is due (a turn taken before a pause would bunch after it)."""
+        `edit`: an edit or delete, which in paid mode takes no global slot of the pacer
+        (only its chat's) but a turn of the free lane once its chat is free (a turn taken
+        before a pause would bunch after it)."""
         if self.pacer is None:
             return True, time.time()
         free = edit and self._free_lane is not None  # its global turn is the free lane's
