@@ -38,20 +38,23 @@ def shown(message: dict[str, object] | None) -> str:
     return visible(str(message.get("text") or message.get("caption") or ""))
 
 
+async def herald_with_readers(tmp_path: Path, fake: FakeBotAPI, **env: str) -> Herald:
+    """A Herald on the fake Bot API with the chats of SUBSCRIBERS imported."""
+    herald = Herald(
+        tmp_path, HERALD_TELEGRAM_TOKEN=TOKEN, HERALD_TELEGRAM_API_URL=fake.base_url, **env
+    )
+    (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
+    code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
+    assert code == 0, err
+    return herald
+
+
 async def test_corrections_edit_every_alert_once_and_withdrawals_delete(tmp_path: Path) -> None:
     """A corrected title edits each chat's alert once, marked updated, with no new message
     and no email; an edit the alert does not show makes no call; `published: false`
     deletes the alerts; a deleted post's alert too old to delete is edited to withdrawn."""
     async with FakeBotAPI() as fake:
-        herald = Herald(
-            tmp_path,
-            HERALD_TELEGRAM_TOKEN=TOKEN,
-            HERALD_TELEGRAM_API_URL=fake.base_url,
-            HERALD_TELEGRAM_CHANNEL="@herald_news",
-        )
-        (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
-        code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
-        assert code == 0, err
+        herald = await herald_with_readers(tmp_path, fake, HERALD_TELEGRAM_CHANNEL="@herald_news")
         mail = herald.outbox / "email"
 
         def sends(chat: int | str, title: str) -> list[Sent]:
@@ -142,12 +145,7 @@ async def test_an_alert_still_on_its_way_when_corrected_is_edited_once_it_arrive
     gets a second alert."""
     slow = 3001
     async with FakeBotAPI() as fake:
-        herald = Herald(
-            tmp_path, HERALD_TELEGRAM_TOKEN=TOKEN, HERALD_TELEGRAM_API_URL=fake.base_url
-        )
-        (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
-        code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
-        assert code == 0, err
+        herald = await herald_with_readers(tmp_path, fake)
         chats = [c for c in CHATS if isinstance(c, int)]
         fake.delay(4.0, chat_id=slow)
         when = recent()
@@ -181,12 +179,7 @@ async def test_a_post_published_again_after_its_withdrawal_is_announced_again(
     """`published: false` deletes the alerts; the post published again (its title mended)
     brings every chat a new alert, once, and no second email."""
     async with FakeBotAPI() as fake:
-        herald = Herald(
-            tmp_path, HERALD_TELEGRAM_TOKEN=TOKEN, HERALD_TELEGRAM_API_URL=fake.base_url
-        )
-        (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
-        code, _, err = await herald.cli("subscribers", "import", str(tmp_path / "subscribers.csv"))
-        assert code == 0, err
+        herald = await herald_with_readers(tmp_path, fake)
         chats = [c for c in CHATS if isinstance(c, int)]
         mail = herald.outbox / "email"
         when = recent()
