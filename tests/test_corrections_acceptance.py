@@ -25,6 +25,7 @@ QUIET_S = 1.5  # how long we watch for something that must not happen
 EDITS = {"editMessageText", "editMessageCaption", "editMessageMedia", "deleteMessage"}
 SENDS = {"sendMessage", "sendPhoto"}
 TWO_DAYS_S = 49 * 3600
+SLOW_S = 8.0  # the way to a slow chat: time enough for the watcher to see a correction
 
 
 def breaking_sample(title: str, when: datetime) -> str:
@@ -147,7 +148,7 @@ async def test_an_alert_still_on_its_way_when_corrected_is_edited_once_it_arrive
     async with FakeBotAPI() as fake:
         herald = await herald_with_readers(tmp_path, fake)
         chats = [c for c in CHATS if isinstance(c, int)]
-        fake.delay(4.0, chat_id=slow)
+        fake.delay(SLOW_S, chat_id=slow)
         when = recent()
         name = f"{when:%Y-%m-%d}-coalition.md"
         async with herald.run() as run:
@@ -161,7 +162,7 @@ async def test_an_alert_still_on_its_way_when_corrected_is_edited_once_it_arrive
                 message = fake.message(chat, sent[0].message_id) if sent else None
                 return message is not None and "Syria to join" in shown(message)
 
-            await fake.wait_for(lambda: all(corrected(c) for c in chats), ARRIVAL_S + 4.0)
+            await fake.wait_for(lambda: all(corrected(c) for c in chats), ARRIVAL_S + SLOW_S)
             await asyncio.sleep(QUIET_S)
             for chat in chats:
                 sends = [s for s in fake.sent_to(chat) if s.method in SENDS]

@@ -214,16 +214,27 @@ class DigestScheduler:
             self.at.strftime("%H:%M"),
             self.tz.key,
         )
+        started, left_over = self.clock(), True
         while not stop.is_set():
             now = self.clock()
             try:
                 await self.tick(now)
+                if left_over:  # the first tick planned what was still due: the rest is whole
+                    await self._plan_left_over(started)
+                    left_over = False
             except Exception:  # the next turn tries again; the scheduler never dies
                 log.exception("digest: planning the digests failed")
             wake = next_wake(now, [*self.slots, (self.at, self.tz)], longest=MAX_SLEEP)
             wait_s = (wake - self.clock()).total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.05, wait_s))
+
+    async def _plan_left_over(self, started: datetime) -> None:
+        """A stop between a digest's last readers marked and its job marked planned left
+        the job open for good (nobody is due for it any more): mark such jobs planned."""
+        count = await self.store.outbox.plan_left_over(Kind.DIGEST.value, started)
+        if count:
+            log.info("digest: %d digest jobs left open by a stop are complete", count)
 
     # -- by hand: `herald digest` ----------------------------------------------------------
     async def send_now(self, now: datetime, *, dry_run: bool = False) -> DigestNow:

@@ -370,6 +370,12 @@ class Outbox(Protocol):
         """Every row of the job is in: it can finish once they are all done."""
         ...
 
+    async def plan_left_over(self, kind: str, created_before: datetime) -> int:
+        """Jobs of `kind` created before `created_before` and never marked planned (their
+        planner stopped after their last rows, before marking them) are marked planned, so
+        they can finish. Returns how many."""
+        ...
+
     async def payload(self, job_id: int) -> tuple[str, int]:
         """The job's payload and its revision (what `ItemUpdate.payload_rev` records)."""
         ...

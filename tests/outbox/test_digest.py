@@ -269,3 +269,34 @@ async def test_scheduler_loop_delivers_digest_to_outbox_files(tmp_path: Path) ->
     files = sorted((tmp_path / "outbox" / "telegram").glob("*.html"))
     assert len(files) == 1 and "Digest item 1" in files[0].read_text()
     assert len(list((tmp_path / "outbox" / "email").glob("*.eml"))) == 1
+
+
+async def test_a_digest_job_left_open_by_a_stop_is_completed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """Herald stopped after a digest's readers were all marked but before its job was marked
+    planned: nobody is due for it any more, so the next start's scheduler completes it (it
+    can finish); a digest being planned by hand meanwhile (created later) is left alone."""
+    settings = make_settings(tmp_path)
+    async with running(settings) as rig:
+        outbox, started = rig.store.outbox, at("2026-01-15T09:00")
+        before, _ = await outbox.create_job(
+            "digest:left-open", "digest", "{}", title="digest", now=at("2026-01-15T08:00")
+        )
+        later, _ = await outbox.create_job(
+            "digest:by-hand", "digest", "{}", title="digest", now=at("2026-01-15T09:05")
+        )
+        assert await outbox.finish_jobs([before, later], started) == []  # never planned
+        sched = DigestScheduler(
+            rig.publisher, rig.store.digests, at="08:00", tz=UTC_ZONE, clock=lambda: started
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(sched.run(stop))
+        deadline, finished = time.monotonic() + 10, []
+        while not finished:
+            assert time.monotonic() < deadline, "the job left open was not completed"
+            finished = await outbox.finish_jobs([before, later], started)
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert [j.id for j in finished] == [before]

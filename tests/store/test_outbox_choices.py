@@ -4,7 +4,7 @@ ids a sent row keeps, quiet hours read at claim time, and correction rows and th
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.models import (
     Audience,
@@ -323,3 +323,18 @@ async def test_send_again_queues_the_sent_rows_of_one_channel_from_their_first_p
     again = await claim_all(store)
     assert sorted(r.address for r in again) == ["1", "2"]
     assert all(r.job_id == job_id and r.parts_done == 0 and r.message_ids == () for r in again)
+
+
+async def test_plan_left_over_marks_only_older_unplanned_jobs_of_the_kind(store: Store) -> None:
+    """Jobs of the kind created before the time and never planned become planned (and can
+    finish); a later one, one of another kind, and one already planned are left alone."""
+    outbox = store.outbox
+    old, _ = await outbox.create_job("digest:old", "digest", "{}", title="d", now=NOW)
+    late = NOW + timedelta(hours=2)
+    new, _ = await outbox.create_job("digest:new", "digest", "{}", title="d", now=late)
+    post, _ = await outbox.create_job("post:1", "post", "{}", title="p", now=NOW)
+    cut = NOW + timedelta(hours=1)
+    assert await outbox.plan_left_over("digest", cut) == 1
+    assert await outbox.plan_left_over("digest", cut) == 0
+    finished = await outbox.finish_jobs([old, new, post], late)
+    assert [j.id for j in finished] == [old]

@@ -389,6 +389,15 @@ class Outbox(OutboxStats, DigestFanOut):
         """Every row of the job is in: it can finish once they are all done."""
         await self._pool.execute("UPDATE outbox_jobs SET planned = TRUE WHERE id = $1", job_id)
 
+    async def plan_left_over(self, kind: str, created_before: datetime) -> int:
+        status = await self._pool.execute(
+            "UPDATE outbox_jobs SET planned = TRUE WHERE kind = $1 AND NOT planned"
+            " AND created_at < $2",
+            kind,
+            created_before,
+        )
+        return affected(status)
+
     async def payload(self, job_id: int) -> tuple[str, int]:
         found = await self._pool.fetchrow(
             "SELECT payload, payload_rev FROM outbox_jobs WHERE id = $1", job_id

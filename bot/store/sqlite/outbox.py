@@ -257,6 +257,13 @@ class Outbox(OutboxStats, DigestFanOut):
         """Every row of the job is in: it can finish once they are all done."""
         await self._conn.execute("UPDATE outbox_jobs SET planned = 1 WHERE id = ?", (job_id,))
 
+    async def plan_left_over(self, kind: str, created_before: datetime) -> int:
+        cur = await self._conn.execute(
+            "UPDATE outbox_jobs SET planned = 1 WHERE kind = ? AND planned = 0 AND created_at < ?",
+            (kind, iso(created_before)),
+        )
+        return max(0, cur.rowcount)
+
     async def payload(self, job_id: int) -> tuple[str, int]:
         async with self._conn.execute(
             "SELECT payload, payload_rev FROM outbox_jobs WHERE id = ?", (job_id,)
