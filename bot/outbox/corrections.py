@@ -154,8 +154,9 @@ class Correction:
 
 @dataclass
 class _Sweep:
-    """A correction queued while rows of its announcement were in flight: they may go out
-    with the text before it, so once each is written back it is edited too (if it was)."""
+    """A correction queued while rows of its announcement were in flight (being sent, or
+    partly sent and queued again): they may go out with the text before it, in whole or in
+    part, so once each is settled it is edited too (if it was)."""
 
     post_id: int
     revision: int
@@ -286,7 +287,7 @@ class Corrector:
             len(edits),
             rows,
         )
-        in_flight = set(await outbox.sending(source_id))
+        in_flight = set(await outbox.unsettled(source_id))
         sweep = _Sweep(
             post_id,
             number,
@@ -333,7 +334,7 @@ class Corrector:
         """Edit the rows that were in flight at the correction and are written back now,
         if they went out with the text before it."""
         outbox = self.store.outbox
-        still = sweep.rows & set(await outbox.sending(sweep.source_id))
+        still = sweep.rows & set(await outbox.unsettled(sweep.source_id))
         done = sorted(sweep.rows - still)
         rows = 0
         if done:

@@ -343,8 +343,9 @@ class Outbox(Protocol):
         sent with the corrected payload show it already); `only`: only these row ids."""
         ...
 
-    async def sending(self, job_id: int) -> list[int]:
-        """Ids of the job's rows being sent right now (claimed, not written back)."""
+    async def unsettled(self, job_id: int) -> list[int]:
+        """Ids of the job's rows on their way: being sent right now (claimed, not written
+        back), or with some parts sent and the rest back in the queue."""
         ...
 
     async def send_again(self, job_id: int, channel: Channel) -> int:

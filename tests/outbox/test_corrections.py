@@ -347,58 +347,58 @@ async def test_a_correction_interrupted_is_queued_the_same_at_the_next_start(
 async def test_rows_in_flight_at_a_correction_are_edited_once_written_back(
     tmp_path: Path, database: str
 ) -> None:
-    """Two chats' alerts are being sent when the title is corrected: the correction waits
-    for them (its revision stays open), then edits the one that went out with the first
-    title and not the one that read the corrected payload; then the revision is done."""
+    """Three chats' alerts are on their way when the title is corrected: two being sent,
+    one with its first part out and the rest back in the queue. The correction waits for
+    them (its revision stays open), then edits those that went out with the first title, in
+    whole or in part, and not the one that read the corrected payload; then it is done."""
     async with announced(tmp_path, database) as (store, corrector):
         await store.posts.record([replace(POST, title="Fixed")], announced=True, now=NOW)
         (revision,) = await store.posts.revisions()
         key = f"post:{revision.post_id}"
         source = await store.outbox.find_job(key)
         assert source is not None
-        late = ["2000", "2001"]  # subscribed meanwhile: their rows are claimed, not sent
+        late = ["2000", "2001", "2002"]  # subscribed meanwhile: claimed, not sent yet
         await store.subscribers.import_rows(
             ImportRow(Channel.TELEGRAM, chat, True, False) for chat in late
         )
         batches = store.outbox.fan_out(
             source[0], key, Kind.BREAKING, {Channel.TELEGRAM}, Audience.BREAKING
         )
-        assert sum([sum(b.values()) async for b in batches]) == 2
-        flying = await store.outbox.claim(10, now=NOW.timestamp(), lease_s=60)
-        assert sorted(i.address for i in flying) == late
+        assert sum([sum(b.values()) async for b in batches]) == 3
+        flying = {
+            i.address: i for i in await store.outbox.claim(10, now=NOW.timestamp(), lease_s=60)
+        }
+        assert sorted(flying) == late
 
+        def written(chat: str, status: OutboxStatus, rev: int) -> ItemUpdate:
+            n = int(chat) - 1100
+            return ItemUpdate(
+                id=flying[chat].id,
+                status=status,
+                attempts=1,
+                parts_done=1,
+                message_ids=(n,),
+                payload_rev=rev,
+            )
+
+        await store.outbox.apply([written("2002", OutboxStatus.QUEUED, 0)])  # its chat paused
         (done,) = await corrector.correct_all(NOW)
-        assert (done.rows, done.waiting) == (READERS, 2)
-        assert len(await store.posts.revisions()) == 1  # open while rows are in flight
+        assert (done.rows, done.waiting) == (READERS, 3)
+        assert len(await store.posts.revisions()) == 1  # open while rows are on their way
         (waiting,) = await corrector.correct_all(NOW)
-        assert (waiting.rows, waiting.waiting) == (0, 2)
+        assert (waiting.rows, waiting.waiting) == (0, 3)
 
-        old, new = (next(i for i in flying if i.address == a) for a in late)
-        await store.outbox.apply(
-            [
-                ItemUpdate(
-                    id=old.id,
-                    status=OutboxStatus.SENT,
-                    attempts=1,
-                    parts_done=1,
-                    message_ids=(900,),
-                    payload_rev=0,
-                ),
-                ItemUpdate(
-                    id=new.id,
-                    status=OutboxStatus.SENT,
-                    attempts=1,
-                    parts_done=1,
-                    message_ids=(901,),
-                    payload_rev=1,
-                ),
-            ]
-        )
+        sent = OutboxStatus.SENT
+        await store.outbox.apply([written("2000", sent, 0), written("2001", sent, 1)])
         (swept,) = await corrector.correct_all(NOW)
-        assert (swept.job_id, swept.rows, swept.waiting) == (done.job_id, 1, 0)
+        assert (swept.job_id, swept.rows, swept.waiting) == (done.job_id, 1, 1)
+        await store.outbox.apply([written("2002", sent, 1)])  # its first part went with 0
+        (last,) = await corrector.correct_all(NOW)
+        assert (last.rows, last.waiting) == (1, 0)
         assert await store.posts.revisions() == []
         rows = await edit_rows(store, "edit:")
-        assert len(rows) == READERS + 1 and ("2000", (900,)) in rows
+        assert len(rows) == READERS + 2
+        assert ("2000", (900,)) in rows and ("2002", (902,)) in rows
         assert all(address != "2001" for address, _ in rows)
         assert await corrector.correct_all(NOW) == []
 

@@ -358,10 +358,11 @@ class Outbox(OutboxStats, DigestFanOut):
             await conn.execute("UPDATE outbox_jobs SET finished_at = NULL WHERE id = $1", job_id)
         return affected(status)
 
-    async def sending(self, job_id: int) -> list[int]:
-        """Ids of the job's rows being sent right now (by any process)."""
+    async def unsettled(self, job_id: int) -> list[int]:
+        """Ids of the job's rows being sent (by any process), or partly sent and queued again."""
         rows = await self._pool.fetch(
-            "SELECT id FROM outbox_items WHERE job_id = $1 AND status = 'sending' ORDER BY id",
+            "SELECT id FROM outbox_items WHERE job_id = $1 AND (status = 'sending'"
+            " OR status = 'queued' AND parts_done > 0) ORDER BY id",
             job_id,
         )
         return [int(r[0]) for r in rows]

@@ -223,10 +223,11 @@ class Outbox(OutboxStats, DigestFanOut):
             )
         return max(0, cur.rowcount)
 
-    async def sending(self, job_id: int) -> list[int]:
-        """Ids of the job's rows being sent right now."""
+    async def unsettled(self, job_id: int) -> list[int]:
+        """Ids of the job's rows being sent, or partly sent and queued again."""
         async with self._conn.execute(
-            "SELECT id FROM outbox_items WHERE job_id = ? AND status = 'sending' ORDER BY id",
+            "SELECT id FROM outbox_items WHERE job_id = ? AND (status = 'sending'"
+            " OR status = 'queued' AND parts_done > 0) ORDER BY id",
             (job_id,),
         ) as cur:
             return [int(r[0]) for r in await cur.fetchall()]
