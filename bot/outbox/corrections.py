@@ -309,10 +309,7 @@ class Corrector:
         that had the announcement gets it anew, as the post reads now (its Telegram rows go
         out again; the email went once and does not). Later corrections edit the new ones."""
         post = revision.post
-        rendered = Rendered(
-            telegram=self.renderer.post_messages(post, kind),
-            email=self.renderer.post_email(post, kind),
-        )
+        rendered = self.renderer.post(post, kind)
         await self.store.outbox.set_payload(source_id, rendered.encode())
         rows = await self.store.outbox.send_again(source_id, Channel.TELEGRAM)
         await self.store.posts.mark_revised(revision.post_id, revision.revision)

@@ -115,10 +115,7 @@ class Publisher:
     async def announce(self, post: Post, post_id: int | None = None) -> int:
         """A new post: breaking alert or every-post notice, plus the channel; rows queued."""
         kind = plan.post_kind(post.breaking)
-        rendered = Rendered(
-            telegram=self.renderer.post_messages(post, kind),
-            email=self.renderer.post_email(post, kind),
-        )
+        rendered = self.renderer.post(post, kind)
         ident = str(post_id) if post_id is not None else _digest_of(post.fingerprint)
         _, to_subscribers, to_stand_ins = await self._fan_out(
             f"post:{ident}",

@@ -19,6 +19,7 @@ from bot.models import (
     EmailMessage,
     Kind,
     Post,
+    Rendered,
     TelegramMessage,
 )
 from bot.render import email_markup, markup
@@ -160,6 +161,10 @@ class Renderer:
         body = Markup(markup.to_telegram_html(post.excerpt, **_reading(post)))
         name = "telegram/breaking.html" if kind is Kind.BREAKING else "telegram/post.html"
         return self.text(name, post=post, kind=str(kind), body=body, updated=updated)
+
+    def post(self, post: Post, kind: Kind) -> Rendered:
+        """A post's announcement on every channel: its Telegram messages and its email."""
+        return Rendered(telegram=self.post_messages(post, kind), email=self.post_email(post, kind))
 
     def post_messages(
         self, post: Post, kind: Kind, *, updated: bool = False
