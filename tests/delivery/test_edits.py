@@ -283,7 +283,8 @@ async def test_processes_sharing_a_database_keep_corrections_to_the_free_rate_to
     tmp_path: Path, postgres_url: str
 ) -> None:
     """Two processes on PostgreSQL in paid mode: a correction to 150 chats goes out at the
-    free rate for both together (each alone would take 28.5 a second), with no 429."""
+    free rate for both together (each alone would take 28.5 a second), right after the
+    paid fan-out, with no 429."""
     async with FakeBotAPI() as fake:
         settings = tg_settings(tmp_path, fake, rate=1000).model_copy(
             update={"database_url": postgres_url}
@@ -293,14 +294,17 @@ async def test_processes_sharing_a_database_keep_corrections_to_the_free_rate_to
             await queue(one.store, "post:1", Kind.POST, (TEXT,), chats)
             one.delivery.notify()
             two.delivery.notify()
-            await fake.wait_for(lambda: len(fake.sent) == len(chats), 30)
-            await asyncio.sleep(1.5)  # the paid second is over
+            await one.drained(timeout=30)  # every send written back with its message id
+            assert len(fake.sent) == len(chats)
             start = len(fake.sent)
-            await correct(one.store, "edit:1:1", (TelegramMessage(EDIT_TEXT, "Fixed."),))
+            assert (
+                await correct(one.store, "edit:1:1", (TelegramMessage(EDIT_TEXT, "Fixed."),)) == 150
+            )
             one.delivery.notify()
             two.delivery.notify()
-            await fake.wait_for(lambda: len(fake.sent) - start == len(chats), 30)
+            await one.drained(timeout=30)
         edits = fake.sent[start:]
+        assert len(edits) == len(chats)
         times = sorted(s.at for s in edits)
         per_s = (len(times) - 1) / (times[-1] - times[0])
         print(
